@@ -1,0 +1,142 @@
+"""What every server of the stack has in common: where its files live and its life cycle."""
+
+from __future__ import annotations
+
+import os
+import socket
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+
+from polystream.settings import Settings
+from polystream.stack.process import ManagedProcess, ProcessRecord, StackError
+
+
+def infra_dir() -> Path:
+    """The checkout's ``infra/`` folder (pom files and launchers for the JVM/Go servers)."""
+    here = Path(__file__).resolve()
+    for parent in here.parents:
+        candidate = parent / "infra"
+        if (candidate / "kafka" / "pom.xml").is_file():
+            return candidate
+    candidate = Path.cwd() / "infra"
+    if (candidate / "kafka" / "pom.xml").is_file():
+        return candidate
+    raise StackError("cannot find the infra/ folder of the polystream checkout; run from it")
+
+
+def port_open(host: str, port: int, timeout_s: float = 0.5) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout_s):
+            return True
+    except OSError:
+        return False
+
+
+@dataclass(frozen=True)
+class Health:
+    name: str
+    address: str
+    managed: bool
+    healthy: bool
+    version: str = ""
+    detail: str = ""
+    pid: int | None = None
+
+
+class Server(ABC):
+    """One server of the stack.
+
+    Subclasses say how to install it, prepare its data folder once, build its command line and
+    probe it with a real request through the Python client the project uses.
+    """
+
+    name: str = ""
+    depends_on: tuple[str, ...] = ()
+
+    def __init__(self, settings: Settings, home: Path) -> None:
+        self.settings = settings
+        self.home = home
+        self.dir = home / self.name
+        self.log_file = home / "logs" / f"{self.name}.log"
+        self.provision_log = home / "logs" / f"{self.name}-provision.log"
+        self.process = ManagedProcess(self.name, home / "run", self.log_file)
+
+    # --- to implement -------------------------------------------------------------------
+    @property
+    @abstractmethod
+    def managed(self) -> bool: ...
+
+    @property
+    @abstractmethod
+    def address(self) -> str: ...
+
+    @abstractmethod
+    def provision(self) -> None:
+        """Install or build what is missing; cheap when everything is in place."""
+
+    @abstractmethod
+    def command(self) -> list[str]: ...
+
+    @abstractmethod
+    def probe(self) -> str:
+        """One real request; returns the server's version, raises on any failure."""
+
+    def prepare(self) -> None:
+        """Create the data folder and configuration (idempotent)."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+
+    def ready(self) -> None:
+        """Answers at all (before `after_start`); the probe itself is enough by default."""
+
+    def after_start(self) -> None:
+        """Bootstrap that needs the running server (users, databases)."""
+
+    def run_as(self) -> str | None:
+        return None
+
+    def environment(self) -> dict[str, str] | None:
+        return None
+
+    def ports(self) -> list[tuple[str, int]]:
+        host, _, port = self.address.rpartition(":")
+        return [(host, int(port))]
+
+    # --- shared -------------------------------------------------------------------------
+    def health(self) -> Health:
+        rec = self.process.running() if self.managed else None
+        try:
+            version = self.probe()
+        except Exception as exc:
+            return Health(self.name, self.address, self.managed, False,
+                          detail=_one_line(exc), pid=rec.pid if rec else None)
+        return Health(self.name, self.address, self.managed, True, version,
+                      pid=rec.pid if rec else None)
+
+    def start(self) -> ProcessRecord:
+        for host, port in self.ports():
+            if port_open(host, port):
+                raise StackError(
+                    f"{self.name}: port {host}:{port} is taken by a process the stack did not "
+                    f"start; stop it or point the settings at another port")
+        return self.process.spawn(self.command(), cwd=self.dir, env=self.environment(),
+                                  user=self.run_as())
+
+    def log_tail(self, lines: int = 15) -> str:
+        try:
+            text = self.log_file.read_text(errors="replace").splitlines()
+        except FileNotFoundError:
+            return ""
+        return "\n".join(text[-lines:])
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}"[:300]
+
+
+def java_bin() -> str:
+    java_home = os.environ.get("JAVA_HOME")
+    if java_home and Path(java_home, "bin", "java").is_file():
+        return str(Path(java_home, "bin", "java"))
+    return "java"

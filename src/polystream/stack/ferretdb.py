@@ -1,0 +1,66 @@
+"""FerretDB 1.24 (MongoDB wire protocol over PostgreSQL), built from the Go module proxy.
+
+`infra/ferretdb/` holds a tiny Go program that embeds FerretDB as a library: the upstream
+`cmd/ferretdb` binary panics at start when built with `go install` (it expects a generated
+version file). Its data lives in a database of the stack's PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pymongo import MongoClient
+
+from polystream.settings import MongoSettings
+from polystream.stack.base import Server, infra_dir
+from polystream.stack.provision import inputs_hash, require_tool, run, stamp_fresh, write_stamp
+
+
+class FerretDBServer(Server):
+    name = "ferretdb"
+    depends_on = ("postgres",)
+
+    @property
+    def cfg(self) -> MongoSettings:
+        return self.settings.mongo
+
+    @property
+    def managed(self) -> bool:
+        return self.cfg.managed
+
+    @property
+    def address(self) -> str:
+        host, port = self.cfg.host_port
+        return f"{host}:{port}"
+
+    @property
+    def binary(self) -> Path:
+        return self.home / "build" / "ferretdb"
+
+    def provision(self) -> None:
+        src = infra_dir() / "ferretdb"
+        stamp = self.home / "build" / "ferretdb.stamp"
+        digest = inputs_hash([src / "go.mod", src / "go.sum", src / "main.go"])
+        if stamp_fresh(stamp, digest) and self.binary.is_file():
+            return
+        go = require_tool("go", apt_package="golang-go", log=self.provision_log)
+        run([go, "build", "-trimpath", "-ldflags=-s -w", "-o", str(self.binary), "."],
+            cwd=src, what="ferretdb: building from the Go module proxy", log=self.provision_log)
+        write_stamp(stamp, digest)
+
+    def command(self) -> list[str]:
+        pg = self.settings.postgres
+        backend_url = pg.dsn(self.cfg.ferretdb_backend_database).split("?", 1)[0]
+        return [str(self.binary), "-listen-addr", self.address, "-postgresql-url", backend_url]
+
+    def probe(self) -> str:
+        client: MongoClient[dict[str, object]] = MongoClient(
+            self.cfg.url, serverSelectionTimeoutMS=3000, connectTimeoutMS=3000)
+        try:
+            client.admin.command("ping")
+            info = client.admin.command("buildInfo")
+        finally:
+            client.close()
+        flavour = "FerretDB" if "ferretdbVersion" in info else "MongoDB"
+        version = info.get("ferretdbVersion") or info.get("version", "?")
+        return f"{flavour} {version}"
