@@ -1,12 +1,18 @@
-"""OpenSearch 2.19 from Maven Central jars (launcher under infra/opensearch/)."""
+"""OpenSearch 2.19 from Maven Central jars, started by the one-file launcher in
+`infra/opensearch/` (a `Node` subclass with the transport, analysis, painless, reindex and
+mapper-extras modules; no security plugin, loopback only)."""
 
 from __future__ import annotations
+
+import shutil
+from pathlib import Path
 
 import httpx
 
 from polystream.settings import OpenSearchSettings
-from polystream.stack.base import Server
+from polystream.stack.base import Server, infra_dir, java_bin
 from polystream.stack.process import StackError
+from polystream.stack.provision import inputs_hash, require_tool, run, stamp_fresh, write_stamp
 
 
 class OpenSearchServer(Server):
@@ -22,15 +28,54 @@ class OpenSearchServer(Server):
 
     @property
     def address(self) -> str:
-        return self.cfg.url.split("://", 1)[-1].rstrip("/")
+        return f"127.0.0.1:{self.cfg.http_port}"
+
+    def ports(self) -> list[tuple[str, int]]:
+        return [("127.0.0.1", self.cfg.http_port), ("127.0.0.1", self.cfg.transport_port)]
+
+    @property
+    def build_dir(self) -> Path:
+        return self.home / "build" / "opensearch"
 
     def provision(self) -> None:
-        raise StackError("opensearch: launcher not wired yet")
+        src = infra_dir() / "opensearch"
+        stamp = self.home / "build" / "opensearch.stamp"
+        digest = inputs_hash(
+            [src / "pom.xml", src / "OpenSearchLauncher.java", src / "log4j2.properties"])
+        if stamp_fresh(stamp, digest) and any((self.build_dir / "lib").glob("opensearch-2*.jar")):
+            return
+        require_tool("java", apt_package="openjdk-17-jdk-headless", log=self.provision_log)
+        mvn = require_tool("mvn", apt_package="maven", log=self.provision_log)
+        if self.build_dir.exists():
+            shutil.rmtree(self.build_dir)
+        run([mvn, "-B", "-q", "-f", str(src / "pom.xml"), "package",
+             f"-Dps.build={self.build_dir}"],
+            what="opensearch: building the launcher from Maven Central", log=self.provision_log)
+        write_stamp(stamp, digest)
 
     def command(self) -> list[str]:
-        raise StackError("opensearch: launcher not wired yet")
+        heap = self.cfg.heap
+        return [
+            java_bin(), f"-Xms{heap}", f"-Xmx{heap}", "-XX:+UseG1GC",
+            "-XX:+ExitOnOutOfMemoryError", "-Dfile.encoding=UTF-8",
+            "-Djava.locale.providers=SPI,COMPAT",
+            "-cp", f"{self.build_dir}/lib/*:{self.build_dir}/classes", "OpenSearchLauncher",
+            "--http-port", str(self.cfg.http_port),
+            "--transport-port", str(self.cfg.transport_port),
+            "--home", str(self.dir / "home"),
+            "--data", str(self.dir / "data"),
+            "--logs", str(self.home / "logs" / "opensearch"),
+        ]
 
     def probe(self) -> str:
-        r = httpx.get(f"{self.cfg.url}/_cluster/health", timeout=3)
-        r.raise_for_status()
-        return "OpenSearch"
+        base = self.cfg.url.rstrip("/")
+        health = httpx.get(f"{base}/_cluster/health",
+                           params={"wait_for_status": "yellow", "timeout": "1s"}, timeout=3)
+        if health.status_code != 200:
+            raise StackError(f"opensearch: cluster health answered {health.status_code}")
+        if health.json().get("status") not in ("green", "yellow"):
+            raise StackError(f"opensearch: cluster is {health.json().get('status')}")
+        info = httpx.get(base, timeout=3).json()
+        dist = info.get("version", {}).get("distribution", "elasticsearch")
+        name = "OpenSearch" if dist == "opensearch" else "Elasticsearch"
+        return f"{name} {info.get('version', {}).get('number', '?')}"

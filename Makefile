@@ -1,0 +1,60 @@
+# The single entry point for humans and CI. `make help` lists the targets.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV ?= .venv
+BIN := $(VENV)/bin
+PS := $(BIN)/polystream
+INSTALLED := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.PHONY: help venv lint typecheck unit test test-fast stack-up stack-down stack-status \
+        schema demo bench clean
+
+help:
+	@echo "make test          lint, bring the real stack up, run every test, bring it down"
+	@echo "make unit          fast tests with no servers"
+	@echo "make stack-up      provision (first time) and start PostgreSQL, Redis, Kafka, FerretDB, OpenSearch"
+	@echo "make stack-status  each server: address, version, health, memory"
+	@echo "make stack-down    stop what stack-up started"
+	@echo "make schema        re-export JSON Schemas and the AsyncAPI document into docs/"
+	@echo "make lint          ruff + mypy"
+
+# The venv is created when missing and reinstalled when pyproject.toml changes.
+$(INSTALLED): pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) (Debian: apt-get install python3 python3-venv)"; exit 1; }
+	@[ -x $(BIN)/python ] || $(PYTHON) -m venv $(VENV) || { \
+	  echo "python venv module missing; installing python3-venv"; \
+	  apt-get update -q && apt-get install -y -q python3-venv && $(PYTHON) -m venv $(VENV); }
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	@touch $@
+
+venv: $(INSTALLED)
+
+lint: venv
+	$(BIN)/ruff check src tests
+	$(BIN)/mypy
+
+unit: venv
+	$(BIN)/pytest -q -m "not stack" $(PYTEST_ARGS)
+
+# Brings the stack down afterwards whatever the tests did, and keeps their exit code.
+test: venv lint
+	$(PS) stack up
+	rc=0; $(BIN)/pytest -q $(PYTEST_ARGS) || rc=$$?; \
+	$(PS) stack down || true; exit $$rc
+
+stack-up: venv
+	$(PS) stack up
+
+stack-down: venv
+	$(PS) stack down
+
+stack-status: venv
+	$(PS) stack status
+
+schema: venv
+	$(PS) schema export docs
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

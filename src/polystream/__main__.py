@@ -1,0 +1,3 @@
+from polystream.cli import main
+
+main()

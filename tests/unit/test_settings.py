@@ -1,0 +1,46 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pydantic import BaseModel
+
+from polystream.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _env_names(model: type[BaseModel], prefix: str) -> list[str]:
+    names: list[str] = []
+    for name, info in model.model_fields.items():
+        ann = info.annotation
+        if isinstance(ann, type) and issubclass(ann, BaseModel):
+            names += _env_names(ann, f"{prefix}{name.upper()}__")
+        else:
+            names.append(f"{prefix}{name.upper()}")
+    return names
+
+
+def test_env_example_documents_every_setting() -> None:
+    text = (ROOT / ".env.example").read_text()
+    documented = {line.lstrip("# ").split("=", 1)[0] for line in text.splitlines() if "=" in line}
+    missing = [n for n in _env_names(Settings, "POLYSTREAM_") if n not in documented]
+    assert missing == []
+
+
+def test_nested_environment_variables_override_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("POLYSTREAM_KAFKA__PARTITIONS", "12")
+    monkeypatch.setenv("POLYSTREAM_POSTGRES__PORT", "6543")
+    monkeypatch.setenv("POLYSTREAM_MONGO__MANAGED", "false")
+    s = Settings(_env_file=None)  # type: ignore[call-arg]
+    assert s.kafka.partitions == 12
+    assert s.postgres.port == 6543
+    assert "@127.0.0.1:6543/polystream" in s.postgres.dsn()
+    assert s.mongo.managed is False
+    assert s.mongo.host_port == ("127.0.0.1", 27017)
+
+
+def test_invalid_values_are_refused_with_the_field_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("POLYSTREAM_KAFKA__PARTITIONS", "0")
+    with pytest.raises(ValueError, match="partitions"):
+        Settings(_env_file=None)  # type: ignore[call-arg]
