@@ -1,0 +1,1 @@
+"""Domain layer: the event contract and pure logic, with no I/O."""
