@@ -99,6 +99,20 @@ class OpenSearchSettings(BaseModel):
         return int(tail) if tail.isdigit() else 9200
 
 
+class ApiSettings(BaseModel):
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+    # Operators (catalog, flags, audit, dashboard) send it as `Authorization: Bearer <token>`.
+    # Empty = operator endpoints refuse everyone; set it from a secret store, never in code.
+    operator_token: SecretStr = SecretStr("")
+    # Upper bound of `?wait=` / `Prefer: wait=`: how long a command may wait for the stores.
+    wait_max_s: float = Field(10.0, gt=0, le=60)
+    publish_timeout_s: float = Field(10.0, gt=0)
+    session_ttl_s: int = Field(3600, gt=0)
+    # Key used to pseudonymise personal fields in the audit trail.
+    audit_secret: SecretStr = SecretStr("")
+
+
 class StackSettings(BaseModel):
     # All state, logs and pid files of the managed servers; relative paths are taken from the
     # current directory (the checkout, for `make`).
@@ -124,6 +138,7 @@ class Settings(BaseSettings):
     kafka: KafkaSettings = KafkaSettings()
     mongo: MongoSettings = MongoSettings()
     opensearch: OpenSearchSettings = OpenSearchSettings()
+    api: ApiSettings = ApiSettings()
     stack: StackSettings = StackSettings()
 
 

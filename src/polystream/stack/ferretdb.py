@@ -40,18 +40,22 @@ class FerretDBServer(Server):
     def provision(self) -> None:
         src = infra_dir() / "ferretdb"
         stamp = self.home / "build" / "ferretdb.stamp"
-        digest = inputs_hash([src / "go.mod", src / "go.sum", src / "main.go"])
+        digest = inputs_hash([src / "go.mod", src / "go.sum", src / "main.go"], "no_sqlite")
         if stamp_fresh(stamp, digest) and self.binary.is_file():
             return
         go = require_tool("go", apt_package="golang-go", log=self.provision_log)
-        run([go, "build", "-trimpath", "-ldflags=-s -w", "-o", str(self.binary), "."],
+        # The SQLite backend is not used; leaving it out saves half a minute of cold build.
+        run([go, "build", "-trimpath", "-ldflags=-s -w", "-tags", "ferretdb_no_sqlite",
+             "-o", str(self.binary), "."],
             cwd=src, what="ferretdb: building from the Go module proxy", log=self.provision_log)
         write_stamp(stamp, digest)
 
     def command(self) -> list[str]:
         pg = self.settings.postgres
         backend_url = pg.dsn(self.cfg.ferretdb_backend_database).split("?", 1)[0]
-        return [str(self.binary), "-listen-addr", self.address, "-postgresql-url", backend_url]
+        # At info it logs every connection; warnings and errors are what an operator needs.
+        return [str(self.binary), "-listen-addr", self.address, "-postgresql-url", backend_url,
+                "-log-level", "warn"]
 
     def probe(self) -> str:
         client: MongoClient[dict[str, object]] = MongoClient(
