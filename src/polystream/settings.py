@@ -53,7 +53,7 @@ class KafkaSettings(BaseModel):
     bootstrap_servers: str = "127.0.0.1:9092"
     # Port of the KRaft controller listener of the managed single node.
     controller_port: int = Field(9093, ge=1, le=65535)
-    topic_prefix: str = "polystream"
+    # Partitions of every topic when set; otherwise each topic's own default (TOPIC_PARTITIONS).
     partitions: int = Field(6, ge=1, le=1000)
     replication_factor: int = Field(1, ge=1)
     heap: str = "512m"

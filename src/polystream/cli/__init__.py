@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import typer
 
-from polystream.cli import stack
+from polystream.cli import schema, stack, topics
 
 app = typer.Typer(no_args_is_help=True, add_completion=False,
                   help="polystream: streaming-platform backend on Kafka and polyglot persistence.")
 app.add_typer(stack.app, name="stack")
+app.add_typer(topics.app, name="topics")
+app.add_typer(schema.app, name="schema")
 
 
 def main() -> None:
