@@ -4,7 +4,7 @@
 //   java [jvm flags] -cp '{build_dir}/lib/*:{build_dir}/classes' OpenSearchLauncher \
 //        --http-port P --transport-port P --home DIR --data DIR --logs DIR [-Ekey=value ...]
 //
-// Stops cleanly on SIGTERM/SIGINT (shutdown hook closes the node, then log4j).
+// Stops cleanly on SIGTERM (shutdown hook closes the node, then log4j).
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Collections;
