@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import typer
 
-from polystream.cli import schema, stack, topics
+from polystream.cli import api, audit, schema, stack, topics
+from polystream.cli.worker import worker
 
 app = typer.Typer(no_args_is_help=True, add_completion=False,
                   help="polystream: streaming-platform backend on Kafka and polyglot persistence.")
 app.add_typer(stack.app, name="stack")
 app.add_typer(topics.app, name="topics")
 app.add_typer(schema.app, name="schema")
+app.command()(worker)
+app.add_typer(api.app, name="api")
+app.add_typer(audit.app, name="audit")
 
 
 def main() -> None:

@@ -1,0 +1,173 @@
+"""The write API (S1 over HTTP): `create_app(deps)` assembles routers, middleware and the
+lifecycle. It builds no adapter and connects to nothing; see `bootstrap.py` for the real ones.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+from uuid import uuid4
+
+from argon2 import Type
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+
+from polystream.api.audit.router import make_router as make_audit_router
+from polystream.api.billing.router import router as billing_router
+from polystream.api.catalog.router import router as catalog_router
+from polystream.api.deps import ApiDeps, ApiRuntime, Runtime
+from polystream.api.errors import install_error_handlers
+from polystream.api.events.router import router as events_router
+from polystream.api.flags.router import router as flags_router
+from polystream.api.guard import AccessLog, RequestGuard, is_upload
+from polystream.api.playback.router import router as playback_router
+from polystream.api.ratings.router import router as ratings_router
+from polystream.api.users.router import router as users_router
+from polystream.bus.ports import PublishError
+from polystream.domain.events import MAX_ASSET_BYTES, MAX_EVENT_BYTES
+
+log = logging.getLogger("polystream.api")
+
+#: Every JSON command fits in this, except a catalog title snapshot (a long series).
+JSON_LIMIT_BYTES = 64 * 1024
+#: A title snapshot can be as large as an event may be.
+TITLE_LIMIT_BYTES = MAX_EVENT_BYTES
+#: The image plus the multipart framing and the small `kind` field.
+UPLOAD_LIMIT_BYTES = MAX_ASSET_BYTES + 16 * 1024
+
+_TITLE_PATH = re.compile(r"^/catalog/titles/[^/]+/?$")
+_READY_TIMEOUT_S = 3.0
+
+
+def body_limit(method: str, path: str, content_type: str) -> int:
+    if content_type.startswith("multipart/form-data"):
+        return UPLOAD_LIMIT_BYTES if is_upload(path) else JSON_LIMIT_BYTES
+    if method == "PUT" and _TITLE_PATH.match(path):
+        return TITLE_LIMIT_BYTES
+    return JSON_LIMIT_BYTES
+
+
+DESCRIPTION = """
+The write side of polystream: every command is validated, published as an event on Kafka and
+answered `202 Accepted` with the event id and a `Location` to follow its progress through the
+stores (`GET /events/{event_id}`).
+
+* **Bad input** answers 4xx with field-level errors (`errors[].field` such as `body.stars`,
+  `path.user_id`) and publishes nothing. Input values are never echoed.
+* **Card data**: any request carrying something that looks like a card number or a CVV is
+  refused with 422; payments carry the provider's token, the brand and the last four digits.
+* **Passwords** are hashed with argon2id by the API; only the hash is published.
+* **Read-your-writes**: send `?wait=N` (or `Prefer: wait=N`) to be answered once the stores
+  concerned have processed the event: 201 (creations) / 200 when stored, 409 when a store
+  rejected it (e.g. email already registered) or kept a newer version, 422 when it was
+  dead-lettered, 202 when the wait runs out.
+* **Publish failures** answer 503: the command was not accepted.
+* **Auth**: catalog and flag endpoints need the operator token
+  (`Authorization: Bearer <token>`). User login and per-user authorization come with the
+  read API; until then the user commands trust the `user_id` they are given.
+"""
+
+
+def create_app(deps: ApiDeps) -> FastAPI:
+    if deps.password_hasher.type is not Type.ID:
+        # The event contract only accepts argon2id hashes; failing here beats a 422 per sign-up.
+        raise ValueError("the password hasher must use argon2id")
+    runtime = ApiRuntime(deps)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            runtime.shutting_down = True
+            await asyncio.to_thread(_shutdown, runtime)
+
+    app = FastAPI(
+        title="polystream write API",
+        version="1",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.runtime = runtime
+    install_error_handlers(app)
+    # Added last = runs first: the guard must see the raw request before anything parses it,
+    # and the access log wraps even the guard's refusals.
+    app.add_middleware(RequestGuard, limit_for=body_limit)
+    app.add_middleware(AccessLog)
+    for router in (
+        users_router,
+        billing_router,
+        playback_router,
+        ratings_router,
+        catalog_router,
+        flags_router,
+        events_router,
+    ):
+        app.include_router(router)
+    if deps.audit is not None:
+        app.include_router(make_audit_router(deps.audit, deps.settings.api.operator_token))
+
+    @app.get("/healthz", tags=["health"], summary="The process is alive")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get(
+        "/readyz",
+        tags=["health"],
+        summary="The API can accept commands (the event bus is usable)",
+        responses={503: {"description": "Not ready; `checks` says why."}},
+    )
+    async def readyz(runtime: Runtime) -> JSONResponse:
+        return await _readiness(runtime)
+
+    return app
+
+
+async def _readiness(runtime: ApiRuntime) -> JSONResponse:
+    checks: dict[str, Any] = {}
+    ready = True
+    if runtime.shutting_down:
+        checks["publisher"] = "shutting down"
+        ready = False
+    elif runtime.deps.ready_check is not None:
+        try:
+            await asyncio.wait_for(asyncio.to_thread(runtime.deps.ready_check), _READY_TIMEOUT_S)
+            checks["publisher"] = "ok"
+        except TimeoutError:
+            checks["publisher"] = f"no answer within {_READY_TIMEOUT_S:g}s"
+            ready = False
+        except Exception as exc:
+            checks["publisher"] = f"unusable: {exc}"
+            ready = False
+    else:
+        checks["publisher"] = "ok"
+    # Receipts only serve `wait` and /events: their absence degrades, it does not stop, the
+    # API, so it is reported but does not make the API unready.
+    try:
+        await asyncio.wait_for(
+            asyncio.to_thread(runtime.deps.receipts.get, uuid4()), _READY_TIMEOUT_S
+        )
+        checks["receipts"] = "ok"
+    except Exception as exc:
+        checks["receipts"] = f"unavailable ({type(exc).__name__})"
+    return JSONResponse(
+        {"status": "ready" if ready else "not ready", "checks": checks},
+        status_code=200 if ready else 503,
+    )
+
+
+def _shutdown(runtime: ApiRuntime) -> None:
+    try:
+        runtime.deps.publisher.flush(runtime.settings.api.publish_timeout_s)
+    except PublishError as exc:
+        log.error("flushing the publisher at shutdown: %s", exc)
+    runtime.close()
+    for close in runtime.deps.closers:
+        try:
+            close()
+        except Exception:
+            log.exception("closing %r at shutdown failed", close)

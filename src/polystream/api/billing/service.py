@@ -1,0 +1,88 @@
+"""Billing commands -> subscription.* / payment.* events."""
+
+from __future__ import annotations
+
+import calendar
+from datetime import UTC, datetime
+
+from fastapi.responses import JSONResponse
+from uuid6 import uuid7
+
+from polystream.api.billing.schemas import (
+    CancelSubscription,
+    ChangePlan,
+    RecordPayment,
+    StartSubscription,
+)
+from polystream.api.commands import Command, CommandOptions, submit
+from polystream.api.deps import ApiRuntime
+
+_SUBSCRIPTION_IN_PATH = {"subscription_id": "path.subscription_id"}
+
+
+def one_month_after(start: datetime) -> datetime:
+    """Same day next month, clamped to the month's last day (Jan 31 -> Feb 28/29)."""
+    year, month = (start.year + 1, 1) if start.month == 12 else (start.year, start.month + 1)
+    day = min(start.day, calendar.monthrange(year, month)[1])
+    return start.replace(year=year, month=month, day=day)
+
+
+async def start_subscription(
+    runtime: ApiRuntime, body: StartSubscription, options: CommandOptions
+) -> JSONResponse:
+    subscription_id = str(uuid7())
+    start = body.period_start or datetime.now(UTC)
+    payload = {
+        "subscription_id": subscription_id,
+        "user_id": body.user_id,
+        "plan": body.plan,
+        "period_start": start,
+        "period_end": body.period_end or one_month_after(start),
+    }
+    return await submit(
+        runtime,
+        options,
+        Command("subscription.started", payload, creates=True, resource_id=subscription_id),
+    )
+
+
+async def change_plan(
+    runtime: ApiRuntime, subscription_id: str, body: ChangePlan, options: CommandOptions
+) -> JSONResponse:
+    payload = {"subscription_id": subscription_id, **body.model_dump()}
+    return await submit(
+        runtime,
+        options,
+        Command("subscription.plan_changed", payload, where=_SUBSCRIPTION_IN_PATH),
+    )
+
+
+async def cancel_subscription(
+    runtime: ApiRuntime, subscription_id: str, body: CancelSubscription, options: CommandOptions
+) -> JSONResponse:
+    payload = {
+        "subscription_id": subscription_id,
+        "user_id": body.user_id,
+        "reason": body.reason,
+        "ends_at": body.ends_at or datetime.now(UTC),
+    }
+    return await submit(
+        runtime,
+        options,
+        Command("subscription.canceled", payload, where=_SUBSCRIPTION_IN_PATH),
+    )
+
+
+async def record_payment(
+    runtime: ApiRuntime, body: RecordPayment, options: CommandOptions
+) -> JSONResponse:
+    payment_id = str(uuid7())
+    payload = body.model_dump(exclude={"outcome", "failure_reason"})
+    payload["payment_id"] = payment_id
+    event_type = "payment.succeeded"
+    if body.outcome == "failed":
+        event_type = "payment.failed"
+        payload["failure_reason"] = body.failure_reason
+    return await submit(
+        runtime, options, Command(event_type, payload, creates=True, resource_id=payment_id)
+    )

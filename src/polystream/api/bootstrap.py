@@ -1,0 +1,98 @@
+"""Wires the write API to the real stack: Kafka for events, Redis for receipts.
+
+`app_factory` is what uvicorn calls (factory mode) in each worker process, so every worker
+builds its own producer and Redis pool from the same settings. Building them connects
+nothing synchronously (librdkafka and redis-py connect on first use).
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import redis
+from confluent_kafka.admin import AdminClient
+from fastapi import FastAPI
+
+from polystream.api.app import create_app
+from polystream.api.deps import ApiDeps
+from polystream.audit.worker import open_audit_index
+from polystream.bus.kafka import KafkaEventPublisher
+from polystream.domain.events import EVENT_TYPES
+from polystream.settings import KafkaSettings, Settings, load_settings
+from polystream.sinks.receipts import RedisReceiptLog
+
+CLIENT_ID = "polystream-api"
+
+
+def producer_overrides(settings: Settings) -> dict[str, Any]:
+    """librdkafka settings that make a 503 mean "not published".
+
+    librdkafka retries a message until ``message.timeout.ms`` (5 minutes by default), long
+    after the API has answered 503 on its own timeout, so a refused command could still land
+    later. Giving up at 80% of the API's publish timeout lets the delivery report (a definite
+    failure) arrive before the API stops waiting; librdkafka checks timeouts about once a
+    second, hence the margin.
+    """
+    publish_timeout_ms = settings.api.publish_timeout_s * 1000
+    return {"message.timeout.ms": max(1000, int(publish_timeout_ms * 0.8))}
+
+
+class KafkaReadiness:
+    """Ready = the brokers answer a metadata request and every event topic exists (publishing
+    to a missing topic fails, as the broker does not auto-create ours)."""
+
+    def __init__(self, settings: KafkaSettings) -> None:
+        self._settings = settings
+        self._admin: AdminClient | None = None
+        self._lock = threading.Lock()
+        self._topics = sorted({spec.topic.value for spec in EVENT_TYPES.values()})
+
+    def __call__(self) -> None:
+        with self._lock:
+            if self._admin is None:
+                self._admin = AdminClient({
+                    "bootstrap.servers": self._settings.bootstrap_servers,
+                    "client.id": f"{CLIENT_ID}-readiness",
+                })
+            admin = self._admin
+        metadata = admin.list_topics(timeout=2.0)
+        missing = [t for t in self._topics if t not in metadata.topics]
+        if missing:
+            raise RuntimeError(f"topics missing: {', '.join(missing)} (run `polystream topics "
+                               "ensure`)")
+
+
+def build_deps(settings: Settings) -> ApiDeps:
+    publisher = KafkaEventPublisher(
+        settings.kafka,
+        client_id=CLIENT_ID,
+        extra=producer_overrides(settings),
+        # A full local queue means the brokers have been unreachable for a while: fail the
+        # request at once (503) instead of blocking the event loop waiting for room.
+        queue_full_timeout_s=0.0,
+    )
+    client = redis.Redis.from_url(
+        settings.redis.url,
+        socket_timeout=settings.redis.socket_timeout_s,
+        socket_connect_timeout=settings.redis.socket_timeout_s,
+    )
+    audit = open_audit_index(settings, read_only=True)
+    return ApiDeps(
+        settings=settings,
+        publisher=publisher,
+        receipts=RedisReceiptLog(client),
+        ready_check=KafkaReadiness(settings.kafka),
+        closers=(lambda: publisher.close(settings.api.publish_timeout_s), client.close,
+                 audit.close),
+        audit=audit,
+    )
+
+
+def create_app_from_settings(settings: Settings) -> FastAPI:
+    return create_app(build_deps(settings))
+
+
+def app_factory() -> FastAPI:
+    """For ``uvicorn --factory polystream.api.bootstrap:app_factory``."""
+    return create_app_from_settings(load_settings())

@@ -1,0 +1,1 @@
+"""Catalog administration (operators): titles, relations, display assets."""

@@ -1,0 +1,112 @@
+"""/catalog: titles, relations and display assets. Operators only."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, File, Form, Query, Request, UploadFile
+from fastapi.responses import JSONResponse
+
+from polystream.api.auth import Operator
+from polystream.api.catalog import service
+from polystream.api.catalog.schemas import AddRelation, UpsertTitle
+from polystream.api.commands import Options, command_responses
+from polystream.api.deps import Runtime
+from polystream.api.errors import ErrorBody
+from polystream.api.fields import TitleIdPath
+from polystream.domain.events import MAX_ASSET_BYTES, AssetKind, Id, RelationKind
+
+router = APIRouter(tags=["catalog (operators)"], dependencies=[Operator])
+
+_AUTH: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorBody, "description": "Missing or invalid operator token."},
+    403: {"model": ErrorBody, "description": "Operator endpoints are disabled (no token "
+          "configured)."},
+}
+_OPERATOR_NOTE = "\n\nOperators only: `Authorization: Bearer <operator token>`."
+
+
+@router.put(
+    "/catalog/titles/{title_id}",
+    status_code=202,
+    responses={**command_responses(), **_AUTH},
+    summary="Create or replace a title",
+    description="Publishes `catalog.title_upserted` (a full snapshot with a growing "
+    "`version`)." + _OPERATOR_NOTE,
+)
+async def upsert_title(
+    title_id: TitleIdPath, body: UpsertTitle, runtime: Runtime, options: Options
+) -> JSONResponse:
+    return await service.upsert_title(runtime, title_id, body, options)
+
+
+@router.delete(
+    "/catalog/titles/{title_id}",
+    status_code=202,
+    responses={**command_responses(), **_AUTH},
+    summary="Remove a title",
+    description="Publishes `catalog.title_removed`." + _OPERATOR_NOTE,
+)
+async def remove_title(
+    title_id: TitleIdPath,
+    version: Annotated[int, Query(ge=1, description="Greater than the last upsert's version.")],
+    runtime: Runtime,
+    options: Options,
+) -> JSONResponse:
+    return await service.remove_title(runtime, title_id, version, options)
+
+
+@router.post(
+    "/catalog/relations",
+    status_code=202,
+    responses={**command_responses(), **_AUTH},
+    summary="Add (or re-weight) a relation between two titles",
+    description="Publishes `catalog.relation_added`." + _OPERATOR_NOTE,
+)
+async def add_relation(body: AddRelation, runtime: Runtime, options: Options) -> JSONResponse:
+    return await service.add_relation(runtime, body, options)
+
+
+@router.delete(
+    "/catalog/relations",
+    status_code=202,
+    responses={**command_responses(), **_AUTH},
+    summary="Remove a relation between two titles",
+    description="Publishes `catalog.relation_removed`. The edge is given in the query "
+    "(a DELETE body is dropped by some proxies)." + _OPERATOR_NOTE,
+)
+async def remove_relation(
+    from_title_id: Annotated[Id, Query()],
+    to_title_id: Annotated[Id, Query()],
+    kind: Annotated[RelationKind, Query()],
+    runtime: Runtime,
+    options: Options,
+) -> JSONResponse:
+    return await service.remove_relation(runtime, from_title_id, to_title_id, kind, options)
+
+
+@router.post(
+    "/catalog/titles/{title_id}/assets",
+    status_code=202,
+    responses={
+        **command_responses(creates=True),
+        **_AUTH,
+        415: {"model": ErrorBody, "description": "Not a PNG, JPEG or WebP image."},
+    },
+    summary="Upload a display image (poster, backdrop, thumbnail)",
+    description=f"Multipart form: `file` (PNG, JPEG or WebP, at most {MAX_ASSET_BYTES} bytes; "
+    "the type is read from the file's signature) and `kind`. Publishes "
+    "`catalog.asset_uploaded` carrying the image, its size and its SHA-256; `resource_id` is "
+    "the asset's id." + _OPERATOR_NOTE,
+)
+async def upload_asset(
+    title_id: TitleIdPath,
+    file: Annotated[UploadFile, File(description="The image.")],
+    kind: Annotated[AssetKind, Form()],
+    request: Request,
+    runtime: Runtime,
+    options: Options,
+) -> JSONResponse:
+    # Already parsed (and cached) by FastAPI for the two parameters above.
+    service.check_asset_form(await request.form())
+    return await service.upload_asset(runtime, title_id, kind, file, options)

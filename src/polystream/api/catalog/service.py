@@ -1,0 +1,147 @@
+"""Catalog commands -> catalog.* events."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+
+from fastapi import UploadFile
+from fastapi.responses import JSONResponse
+from starlette.datastructures import FormData
+from uuid6 import uuid7
+
+from polystream.api.catalog.schemas import AddRelation, UpsertTitle
+from polystream.api.commands import Command, CommandOptions, submit
+from polystream.api.deps import ApiRuntime
+from polystream.api.errors import INVALID_REQUEST, ApiError, FieldProblem
+from polystream.api.guard import CARD_DATA_DETAIL
+from polystream.domain.events import (
+    MAX_ASSET_BYTES,
+    AssetKind,
+    ImageType,
+    RelationKind,
+    contains_card_data,
+)
+
+_TITLE_IN_PATH = {"title_id": "path.title_id"}
+_ASSET_FORM_FIELDS = frozenset({"file", "kind"})
+
+
+async def upsert_title(
+    runtime: ApiRuntime, title_id: str, body: UpsertTitle, options: CommandOptions
+) -> JSONResponse:
+    payload = {"title_id": title_id, **body.model_dump()}
+    return await submit(
+        runtime, options, Command("catalog.title_upserted", payload, where=_TITLE_IN_PATH)
+    )
+
+
+async def remove_title(
+    runtime: ApiRuntime, title_id: str, version: int, options: CommandOptions
+) -> JSONResponse:
+    payload = {"title_id": title_id, "version": version}
+    return await submit(
+        runtime,
+        options,
+        Command(
+            "catalog.title_removed",
+            payload,
+            where={**_TITLE_IN_PATH, "version": "query.version"},
+        ),
+    )
+
+
+async def add_relation(
+    runtime: ApiRuntime, body: AddRelation, options: CommandOptions
+) -> JSONResponse:
+    return await submit(runtime, options, Command("catalog.relation_added", body.model_dump()))
+
+
+async def remove_relation(
+    runtime: ApiRuntime,
+    from_title_id: str,
+    to_title_id: str,
+    kind: RelationKind,
+    options: CommandOptions,
+) -> JSONResponse:
+    payload = {"from_title_id": from_title_id, "to_title_id": to_title_id, "kind": kind}
+    where = {name: f"query.{name}" for name in payload}
+    return await submit(runtime, options, Command("catalog.relation_removed", payload, where=where))
+
+
+def sniff_image(data: bytes) -> ImageType | None:
+    """The image type the bytes really are, from their signature (never from a header)."""
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return ImageType.PNG
+    if data.startswith(b"\xff\xd8\xff"):
+        return ImageType.JPEG
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return ImageType.WEBP
+    return None
+
+
+def check_asset_form(form: FormData) -> None:
+    """The multipart equivalent of ``extra="forbid"`` and of the card-data guard, which
+    cannot look inside multipart bodies."""
+    problems = [
+        FieldProblem(field=f"body.{name}", message="Extra inputs are not permitted",
+                     type="extra_forbidden")
+        for name in sorted(set(form.keys()) - _ASSET_FORM_FIELDS)
+    ]
+    texts = {name: value for name, value in form.multi_items() if isinstance(value, str)}
+    if contains_card_data(texts):
+        raise ApiError(422, CARD_DATA_DETAIL, [
+            FieldProblem(field="body", message="looks like card data", type="card_data")
+        ])
+    if len(form.getlist("file")) > 1:
+        problems.append(FieldProblem(field="body.file", message="send exactly one file",
+                                     type="too_many_files"))
+    if problems:
+        raise ApiError(422, INVALID_REQUEST, problems)
+
+
+async def upload_asset(
+    runtime: ApiRuntime,
+    title_id: str,
+    kind: AssetKind,
+    file: UploadFile,
+    options: CommandOptions,
+) -> JSONResponse:
+    data = await file.read(MAX_ASSET_BYTES + 1)
+    if len(data) > MAX_ASSET_BYTES:
+        raise ApiError(413, f"the image is larger than {MAX_ASSET_BYTES} bytes", [
+            FieldProblem(field="body.file", message=f"at most {MAX_ASSET_BYTES} bytes",
+                         type="too_large")
+        ])
+    if not data:
+        raise ApiError(422, INVALID_REQUEST, [
+            FieldProblem(field="body.file", message="the file is empty", type="empty_file")
+        ])
+    detected = sniff_image(data)
+    if detected is None:
+        raise ApiError(415, "the file must be a PNG, JPEG or WebP image", [
+            FieldProblem(field="body.file", message="not a PNG, JPEG or WebP image",
+                         type="unsupported_media_type")
+        ])
+    declared = (file.content_type or "").split(";", 1)[0].strip().lower()
+    if declared in {t.value for t in ImageType} and declared != detected.value:
+        raise ApiError(415, f"the file is a {detected.value} image, not {declared}", [
+            FieldProblem(field="body.file", message=f"content is {detected.value}",
+                         type="content_type_mismatch")
+        ])
+    asset_id = str(uuid7())
+    payload = {
+        "asset_id": asset_id,
+        "title_id": title_id,
+        "kind": kind,
+        "content_type": detected,
+        "size_bytes": len(data),
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "data_base64": base64.b64encode(data).decode("ascii"),
+    }
+    return await submit(
+        runtime,
+        options,
+        Command("catalog.asset_uploaded", payload, creates=True, resource_id=asset_id,
+                where={**_TITLE_IN_PATH, "data_base64": "body.file", "kind": "body.kind"}),
+    )

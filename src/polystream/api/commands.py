@@ -1,0 +1,213 @@
+"""The path every command takes: validate as an event, publish, answer (or wait).
+
+1. The request body was already validated by its own model (FastAPI), then the payload is
+   validated again by the event contract through `new_event`: the cross-field rules live in
+   the contract only, and the API must never publish an event a consumer would refuse.
+2. `publish` is awaited until Kafka acknowledged the record (idempotent producer, acks=all),
+   bounded by ``settings.api.publish_timeout_s``. Only then is the command reported as accepted.
+3. Without `wait` the answer is ``202 Accepted``; with it, see `events/service.py`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Annotated, Any
+
+from fastapi import Depends, Header, Query
+from fastapi.responses import JSONResponse
+
+from polystream.api.deps import ApiRuntime, Runtime
+from polystream.api.errors import (
+    INVALID_REQUEST,
+    ApiError,
+    ErrorBody,
+    FieldProblem,
+    event_problems,
+)
+from polystream.api.events.schemas import CommandAccepted, CommandOutcome, EventStatus
+from polystream.api.events.service import wait_for_status
+from polystream.bus.ports import BusError
+from polystream.domain.errors import EventValidationError, OversizedEvent
+from polystream.domain.events import EVENT_TYPES, Envelope, Payload, encode, new_event, redact
+
+log = logging.getLogger("polystream.api.commands")
+
+PUBLISH_FAILED = (
+    "the event bus did not accept the event, so the command was not accepted; retry later"
+)
+
+# RFC 7240 preference "wait=<seconds>", possibly among others ("respond-async, wait=5").
+_PREFER_WAIT = re.compile(r"(?:^|[,;]\s*)wait\s*=\s*\"?([0-9]+(?:\.[0-9]+)?)\"?", re.IGNORECASE)
+# W3C trace context: version-traceid-parentid-flags. An all-zero trace id is invalid.
+_TRACEPARENT = re.compile(r"^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$")
+
+
+@dataclass(frozen=True, slots=True)
+class CommandOptions:
+    #: Seconds to wait for the stores (0 = answer 202 as soon as the event is published).
+    wait_s: float
+    trace_id: str | None
+
+
+def command_options(
+    runtime: Runtime,
+    wait: Annotated[
+        float | None,
+        Query(
+            ge=0,
+            allow_inf_nan=False,
+            description="Seconds to wait for the stores concerned to persist the event "
+            "(capped by the server's maximum). 201/200 when all stored it, 409 when one "
+            "rejected it, 422 when it was dead-lettered, 202 when the wait runs out.",
+        ),
+    ] = None,
+    prefer: Annotated[
+        str | None,
+        Header(description="`wait=N` (RFC 7240) does the same as `?wait=N`; the query wins."),
+    ] = None,
+    traceparent: Annotated[
+        str | None,
+        Header(description="W3C trace context; its trace id becomes the event's trace_id."),
+    ] = None,
+) -> CommandOptions:
+    wait_s = wait
+    if wait_s is None and prefer:
+        match = _PREFER_WAIT.search(prefer)
+        # An unparsable preference is ignored, as RFC 7240 asks.
+        wait_s = float(match.group(1)) if match else None
+    wait_s = min(wait_s or 0.0, runtime.settings.api.wait_max_s)
+    trace_id = None
+    if traceparent:
+        match = _TRACEPARENT.match(traceparent.strip().lower())
+        if match and match.group(1) != "0" * 32:
+            trace_id = match.group(1)
+    return CommandOptions(wait_s=wait_s, trace_id=trace_id)
+
+
+Options = Annotated[CommandOptions, Depends(command_options)]
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    event_type: str
+    payload: Payload | Mapping[str, Any]
+    #: Creations answer 201 (not 200) once stored.
+    creates: bool = False
+    resource_id: str | None = None
+    #: Payload field -> request location, for fields that did not come from the body.
+    where: Mapping[str, str] = field(default_factory=dict)
+
+
+def status_url(event: Envelope[Any]) -> str:
+    # The type hint lets the status endpoint list the stores still pending before any of them
+    # has written a receipt (receipts are the only place the API could learn the type from).
+    return f"/events/{event.event_id}?type={event.type}"
+
+
+def build_event(runtime: ApiRuntime, command: Command, options: CommandOptions) -> Envelope[Any]:
+    try:
+        return new_event(
+            command.event_type,
+            command.payload,
+            source=runtime.deps.source,
+            trace_id=options.trace_id,
+        )
+    except EventValidationError as exc:
+        raise ApiError(
+            422,
+            INVALID_REQUEST,
+            event_problems(exc.errors, command.where),
+        ) from None
+
+
+async def publish(runtime: ApiRuntime, event: Envelope[Any]) -> None:
+    spec = EVENT_TYPES[event.type]
+    try:
+        raw = encode(event)
+    except OversizedEvent as exc:
+        raise ApiError(
+            413,
+            "the event would be too large",
+            [FieldProblem(field="body", message=exc.reason, type="too_large")],
+        ) from None
+    timeout = runtime.settings.api.publish_timeout_s
+    try:
+        future = runtime.deps.publisher.publish(spec.topic.value, event.key, raw)
+        await asyncio.wait_for(asyncio.wrap_future(future), timeout)
+    except BusError as exc:  # PublishError, or any other refusal of the bus
+        log.error("publish of %s %s failed: %s", event.type, event.event_id, exc)
+        raise ApiError(503, PUBLISH_FAILED, headers={"Retry-After": "1"}) from None
+    except TimeoutError:
+        log.error("publish of %s %s not acknowledged within %gs", event.type, event.event_id,
+                  timeout)
+        raise ApiError(
+            503,
+            f"the event bus did not acknowledge the event within {timeout:g}s, so the command "
+            "was not accepted; retry later",
+            headers={"Retry-After": "1"},
+        ) from None
+
+
+async def submit(runtime: ApiRuntime, options: CommandOptions, command: Command) -> JSONResponse:
+    """Validate, publish and answer one command."""
+    event = build_event(runtime, command, options)
+    await publish(runtime, event)
+    log.info("accepted %s %s key=%s", event.type, event.event_id, event.key)
+    if log.isEnabledFor(logging.DEBUG):
+        log.debug("accepted event %s", redact(event))
+    accepted = CommandAccepted(
+        event_id=event.event_id,
+        type=event.type,
+        status_url=status_url(event),
+        resource_id=command.resource_id,
+    )
+    headers = {"Location": f"/events/{event.event_id}"}
+    if options.wait_s <= 0:
+        return JSONResponse(_without_nulls(accepted.model_dump(mode="json")), 202, headers)
+    headers["Preference-Applied"] = f"wait={options.wait_s:g}"
+    status = await wait_for_status(
+        runtime.deps.receipts, event.event_id, event.type, options.wait_s
+    )
+    return outcome_response(accepted, status, command.creates, headers)
+
+
+def outcome_response(
+    accepted: CommandAccepted, status: EventStatus, creates: bool, headers: dict[str, str]
+) -> JSONResponse:
+    outcome = CommandOutcome(
+        **accepted.model_dump(), status=status.status, sinks=status.sinks, detail=status.detail
+    )
+    code = {
+        "stored": 201 if creates else 200,
+        "rejected": 409,
+        "stale": 409,
+        "dead_lettered": 422,
+    }.get(status.status, 202)
+    return JSONResponse(_without_nulls(outcome.model_dump(mode="json")), code, headers)
+
+
+def _without_nulls(body: dict[str, Any]) -> dict[str, Any]:
+    # Top level only: a sink's ``reason: null`` is information, an absent resource_id is not.
+    return {key: value for key, value in body.items() if value is not None}
+
+
+def command_responses(creates: bool = False) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI documentation of the answers every command can give."""
+    done = 201 if creates else 200
+    return {
+        202: {"model": CommandAccepted, "description": "Published; the stores will follow. "
+              "`Location` is the status URL."},
+        done: {"model": CommandOutcome, "description": "With `wait`: every store concerned "
+               "persisted it."},
+        409: {"model": CommandOutcome, "description": "With `wait`: a store rejected it (for "
+              "example the email is taken) or kept a newer version."},
+        413: {"model": ErrorBody, "description": "Body too large."},
+        422: {"model": ErrorBody, "description": "Invalid input (field errors; nothing was "
+              "published), card data in the request, or (with `wait`) dead-lettered."},
+        503: {"model": ErrorBody, "description": "The event bus did not acknowledge the event; "
+              "the command was not accepted."},
+    }

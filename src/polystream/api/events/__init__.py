@@ -1,0 +1,1 @@
+"""Read-your-writes: the status of a published event in each store."""

@@ -1,0 +1,38 @@
+"""/flags/{name}. Operators only."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path
+from fastapi.responses import JSONResponse
+
+from polystream.api.auth import Operator
+from polystream.api.commands import Options, command_responses
+from polystream.api.deps import Runtime
+from polystream.api.errors import ErrorBody
+from polystream.api.flags import service
+from polystream.api.flags.schemas import SetFlag
+
+router = APIRouter(tags=["flags (operators)"], dependencies=[Operator])
+
+
+@router.put(
+    "/flags/{name}",
+    status_code=202,
+    responses={
+        **command_responses(),
+        401: {"model": ErrorBody, "description": "Missing or invalid operator token."},
+        403: {"model": ErrorBody, "description": "Operator endpoints are disabled."},
+    },
+    summary="Set a feature flag or runtime variable",
+    description="Publishes `flag.set`, globally or for one user (`scope`).\n\nOperators "
+    "only: `Authorization: Bearer <operator token>`.",
+)
+async def set_flag(
+    name: Annotated[str, Path(description="Flag name, e.g. player.next-episode-countdown.")],
+    body: SetFlag,
+    runtime: Runtime,
+    options: Options,
+) -> JSONResponse:
+    return await service.set_flag(runtime, name, body, options)

@@ -1,0 +1,18 @@
+"""Flag commands -> flag.set."""
+
+from __future__ import annotations
+
+from fastapi.responses import JSONResponse
+
+from polystream.api.commands import Command, CommandOptions, submit
+from polystream.api.deps import ApiRuntime
+from polystream.api.flags.schemas import SetFlag
+
+
+async def set_flag(
+    runtime: ApiRuntime, name: str, body: SetFlag, options: CommandOptions
+) -> JSONResponse:
+    payload = {"name": name, "value": body.value, "scope": body.scope}
+    return await submit(
+        runtime, options, Command("flag.set", payload, where={"name": "path.name"})
+    )

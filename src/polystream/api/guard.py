@@ -1,0 +1,190 @@
+"""ASGI middleware that runs before any routing or parsing: body size limits, the card-data
+refusal, and an access log that cannot leak.
+
+Card data is checked on the raw request (URL and body, parsed as JSON when it is JSON) before
+any model sees it, so no validation error, log line or exception can ever carry a card number:
+the request is refused as a whole, and only the *locations* of the offending data are returned.
+Image uploads are not scanned here (the file is binary, and a run of digits inside an image
+means nothing); the upload endpoint checks its text fields itself (`catalog/service.py`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+from collections.abc import Callable
+from decimal import Decimal, InvalidOperation
+from urllib.parse import parse_qsl
+
+from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from polystream.api.errors import FieldProblem, error_response
+from polystream.domain.events import contains_card_data, find_card_data
+
+log = logging.getLogger("polystream.api.access")
+
+CARD_DATA_DETAIL = "card numbers and CVVs are not accepted; send a payment token"
+
+# A field *name* can itself be a card number ({"4111 1111 1111 1111": 1}); reported names are
+# masked so that the refusal does not echo what it refuses.
+_DIGIT_RUN = re.compile(r"[0-9](?:[ -]?[0-9]){12,18}")
+
+LimitFor = Callable[[str, str, str], int]
+
+
+def _mask(name: str) -> str:
+    return _DIGIT_RUN.sub("***", name)
+
+
+def _parse_float(text: str) -> float | int:
+    # JSON floats are not scanned by find_card_data, but 4111111111111111.0 and
+    # 4.111111111111111e15 are the same card number: integral floats become ints first.
+    try:
+        value = Decimal(text)
+    except InvalidOperation:  # pragma: no cover - json only hands over valid numbers
+        return float(text)
+    if value == value.to_integral_value() and 10**12 <= abs(value) < 10**19:
+        return int(value)
+    return float(text)
+
+
+class BodyTooDeep(ValueError):
+    pass
+
+
+def is_upload(path: str) -> bool:
+    return path.rstrip("/").endswith("/assets")
+
+
+def card_data_fields(path: str, query_string: bytes, body: bytes, content_type: str) -> list[str]:
+    """Request locations (``path``, ``query.<name>``, ``body.<path>``) holding card data.
+
+    Bodies that are not JSON (form posts, multipart sent to a JSON endpoint) are scanned as
+    text, except image uploads.
+    """
+    fields: list[str] = []
+    if contains_card_data([segment for segment in path.split("/") if segment]):
+        fields.append("path")
+    for name, value in parse_qsl(query_string.decode("latin-1"), keep_blank_values=True):
+        if contains_card_data({name: value}):
+            fields.append(f"query.{_mask(name)}")
+    if body and not (content_type.startswith("multipart/form-data") and is_upload(path)):
+        data: object
+        try:
+            data = json.loads(body, parse_float=_parse_float)
+        except RecursionError:
+            raise BodyTooDeep from None
+        except ValueError:  # not JSON (or not UTF-8): scan it as text, it is refused anyway
+            data = body.decode("utf-8", errors="replace")
+        fields.extend(f"body{_mask(found[1:])}" for found in find_card_data(data))
+    return fields
+
+
+class RequestGuard:
+    """Refuses oversized bodies (413) and any request carrying card data (422)."""
+
+    def __init__(self, app: ASGIApp, *, limit_for: LimitFor) -> None:
+        self.app = app
+        self.limit_for = limit_for
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        content_type = headers.get("content-type", "").lower()
+        limit = self.limit_for(scope["method"], scope["path"], content_type)
+        declared = headers.get("content-length")
+        if declared is not None:
+            if not declared.isdigit():
+                await error_response(400, "invalid Content-Length header")(scope, receive, send)
+                return
+            if int(declared) > limit:
+                await self._too_large(limit, scope, receive, send)
+                return
+        body = bytearray()
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            body += message.get("body", b"")
+            if len(body) > limit:
+                await self._too_large(limit, scope, receive, send)
+                return
+            if not message.get("more_body", False):
+                break
+        try:
+            fields = card_data_fields(
+                scope["path"], scope.get("query_string", b""), bytes(body), content_type
+            )
+        except BodyTooDeep:
+            await error_response(400, "the request body nests too deeply")(scope, receive, send)
+            return
+        if fields:
+            problems = [
+                FieldProblem(field=field, message="looks like card data", type="card_data")
+                for field in fields
+            ]
+            await error_response(422, CARD_DATA_DETAIL, problems)(scope, receive, send)
+            return
+        await self.app(scope, _replay(bytes(body), receive), send)
+
+    @staticmethod
+    async def _too_large(limit: int, scope: Scope, receive: Receive, send: Send) -> None:
+        response = error_response(
+            413,
+            f"the request body is larger than {limit} bytes",
+            [FieldProblem(field="body", message=f"at most {limit} bytes", type="too_large")],
+            headers={"Connection": "close"},
+        )
+        await response(scope, receive, send)
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        # Later calls are the app listening for a disconnect.
+        return await receive()
+
+    return replay
+
+
+class AccessLog:
+    """One line per request with the *route template* (``/users/{user_id}``), never the raw
+    path or query: those are client-controlled and may carry personal or card data."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def send_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            route = getattr(scope.get("route"), "path", None) or "(not routed)"
+            log.info(
+                "%s %s %d %.1fms",
+                scope["method"],
+                route,
+                status,
+                (time.perf_counter() - started) * 1000,
+            )

@@ -1,0 +1,1 @@
+"""Viewing sessions: start, heartbeats, stop."""

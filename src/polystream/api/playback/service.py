@@ -1,0 +1,40 @@
+"""Playback commands -> playback.* events."""
+
+from __future__ import annotations
+
+from fastapi.responses import JSONResponse
+from uuid6 import uuid7
+
+from polystream.api.commands import Command, CommandOptions, submit
+from polystream.api.deps import ApiRuntime
+from polystream.api.playback.schemas import PlaybackHeartbeat, StartPlayback, StopPlayback
+
+_SESSION_IN_PATH = {"viewing_session_id": "path.session_id"}
+
+
+async def start(runtime: ApiRuntime, body: StartPlayback, options: CommandOptions) -> JSONResponse:
+    session_id = str(uuid7())
+    payload = {"viewing_session_id": session_id, **body.model_dump()}
+    return await submit(
+        runtime,
+        options,
+        Command("playback.started", payload, creates=True, resource_id=session_id),
+    )
+
+
+async def progress(
+    runtime: ApiRuntime, session_id: str, body: PlaybackHeartbeat, options: CommandOptions
+) -> JSONResponse:
+    payload = {"viewing_session_id": session_id, **body.model_dump()}
+    return await submit(
+        runtime, options, Command("playback.progress", payload, where=_SESSION_IN_PATH)
+    )
+
+
+async def stop(
+    runtime: ApiRuntime, session_id: str, body: StopPlayback, options: CommandOptions
+) -> JSONResponse:
+    payload = {"viewing_session_id": session_id, **body.model_dump()}
+    return await submit(
+        runtime, options, Command("playback.stopped", payload, where=_SESSION_IN_PATH)
+    )

@@ -1,0 +1,60 @@
+"""Request bodies of the user commands."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import Field, StrictBool, field_validator
+
+from polystream.api.fields import Password, RequestModel
+from polystream.domain.events import (
+    BirthYear,
+    CountryCode,
+    DisplayName,
+    Email,
+    Genres,
+    Language,
+    MaturityRating,
+    SomeLanguages,
+)
+
+
+class RegisterUser(RequestModel):
+    email: Email
+    password: Password = Field(
+        description="12 to 128 characters. Hashed with argon2id by the API; never stored, "
+        "logged or published in plain text."
+    )
+    display_name: DisplayName
+    country: CountryCode = Field(description="ISO 3166-1 alpha-2, e.g. PT.")
+    birth_year: BirthYear
+
+
+class UpdateProfile(RequestModel):
+    """Only the fields present change; at least one is required."""
+
+    email: Email | None = None
+    display_name: DisplayName | None = None
+    country: CountryCode | None = None
+    birth_year: BirthYear | None = None
+
+    @field_validator("email", "display_name", "country", "birth_year", mode="before")
+    @classmethod
+    def _not_null(cls, value: Any) -> Any:
+        # Profile fields cannot be erased, so null could only mean "unchanged", which is what
+        # leaving the field out already says; refusing it avoids a silent surprise.
+        if value is None:
+            raise ValueError("must not be null; leave the field out to keep it unchanged")
+        return value
+
+
+class SetPreferences(RequestModel):
+    """The full preference set (replaces the previous one)."""
+
+    genres: Genres = Field(description="Favourite genres, most liked first.")
+    languages: SomeLanguages = Field(description="Audio languages in order of preference.")
+    subtitles: StrictBool
+    subtitle_language: Language | None = None
+    autoplay_next_episode: StrictBool
+    autoplay_previews: StrictBool
+    maturity_limit: MaturityRating

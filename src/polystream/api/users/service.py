@@ -1,0 +1,52 @@
+"""User commands -> user.* / preferences.* events."""
+
+from __future__ import annotations
+
+from fastapi.responses import JSONResponse
+from uuid6 import uuid7
+
+from polystream.api.commands import Command, CommandOptions, submit
+from polystream.api.deps import ApiRuntime
+from polystream.api.users.schemas import RegisterUser, SetPreferences, UpdateProfile
+
+_USER_IN_PATH = {"user_id": "path.user_id"}
+
+
+async def register(
+    runtime: ApiRuntime, body: RegisterUser, options: CommandOptions
+) -> JSONResponse:
+    # The plain password lives only in this frame and the hashing thread; the event, the
+    # logs and every response carry at most the argon2id hash.
+    password_hash = await runtime.hash_password(body.password.get_secret_value())
+    user_id = str(uuid7())
+    payload = {
+        "user_id": user_id,
+        "email": body.email,
+        "display_name": body.display_name,
+        "country": body.country,
+        "birth_year": body.birth_year,
+        "password_hash": password_hash,
+    }
+    return await submit(
+        runtime,
+        options,
+        Command("user.registered", payload, creates=True, resource_id=user_id),
+    )
+
+
+async def update_profile(
+    runtime: ApiRuntime, user_id: str, body: UpdateProfile, options: CommandOptions
+) -> JSONResponse:
+    payload = {"user_id": user_id, **body.model_dump(exclude_unset=True)}
+    return await submit(
+        runtime, options, Command("user.profile_updated", payload, where=_USER_IN_PATH)
+    )
+
+
+async def set_preferences(
+    runtime: ApiRuntime, user_id: str, body: SetPreferences, options: CommandOptions
+) -> JSONResponse:
+    payload = {"user_id": user_id, **body.model_dump()}
+    return await submit(
+        runtime, options, Command("preferences.updated", payload, where=_USER_IN_PATH)
+    )

@@ -1,0 +1,48 @@
+"""The audit trail (S3): every event, receipt and dead letter, searchable, with lineage.
+
+`AuditIndex` is the port; `OpenSearchAuditIndex`, `JsonlAuditIndex` and `InMemoryAuditIndex`
+implement it; `AuditWorker` (and `run_audit_worker`) feed it from Kafka. See docs/audit.md.
+Adapters with drivers are imported lazily by `open_audit_index`, so importing this package
+connects to nothing and needs no server library.
+"""
+
+from __future__ import annotations
+
+from polystream.audit.documents import AuditRecord, DeadLetterInfo, DocKind, LineageEntry
+from polystream.audit.memory import InMemoryAuditIndex
+from polystream.audit.ports import (
+    AuditIndex,
+    AuditIndexError,
+    AuditIndexUnavailable,
+    AuditPage,
+    AuditQuery,
+    IndexFailure,
+    InvalidCursor,
+)
+from polystream.audit.worker import (
+    AuditConfig,
+    AuditWorker,
+    audit_secret,
+    open_audit_index,
+    run_audit_worker,
+)
+
+__all__ = [
+    "AuditConfig",
+    "AuditIndex",
+    "AuditIndexError",
+    "AuditIndexUnavailable",
+    "AuditPage",
+    "AuditQuery",
+    "AuditRecord",
+    "AuditWorker",
+    "DeadLetterInfo",
+    "DocKind",
+    "InMemoryAuditIndex",
+    "IndexFailure",
+    "InvalidCursor",
+    "LineageEntry",
+    "audit_secret",
+    "open_audit_index",
+    "run_audit_worker",
+]

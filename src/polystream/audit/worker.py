@@ -1,0 +1,477 @@
+"""The auditor (S3): its own consumer group over every topic, indexing everything it reads.
+
+Per batch::
+
+    records = consumer.poll_batch(...)
+    build one index item per record:
+        event topics  -> the event's document (redacted, pseudonymised), _id = event id
+        receipts      -> a lineage update of the event's document
+        dead letters  -> a dead-letter document (reason headers, no record bytes)
+    anonymise documents of users already erased
+    bulk-index; retry rejected items with backoff; dead-letter the ones refused for good
+    user.erased in the batch -> erase_user
+    flush the dead letters, then commit the offsets
+
+Delivery (DESIGN.md §4): offsets are committed only after the bulk is acknowledged and the
+dead letters are on Kafka, so a crash at any point means redelivery, and redelivery is harmless
+(``_id`` = event id, merges are idempotent). When the index is unreachable the batch is retried
+with backoff, the consumer rewinds to its committed offsets and the lag grows; nothing is
+skipped. Items the index refuses for good are dead-lettered with the reason, except records of
+the dead-letter topic itself (that would loop): those are indexed in a minimal form instead,
+and if even that is refused the auditor pauses rather than drop them.
+
+Invalid records on event topics are not dead-lettered here: their topic's primary sink does
+that (one dead letter per record, `sinks.worker.primary_sink`), and the auditor indexes the
+dead letter when it reads it back from the dead-letter topic.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from prometheus_client import Counter, Histogram
+from pydantic import ValidationError
+
+from polystream.audit.documents import (
+    EventDoc,
+    IndexItem,
+    LineageUpdate,
+    anonymised,
+    coalesce,
+    dead_letter_document,
+    event_document,
+    lineage_update,
+    minimal_dead_letter_document,
+)
+from polystream.audit.ports import AuditIndex, AuditIndexError, AuditIndexUnavailable
+from polystream.bus.ports import (
+    BulkEventPublisher,
+    BusError,
+    EventConsumer,
+    PublishError,
+    Record,
+)
+from polystream.domain.errors import InvalidEvent
+from polystream.domain.events import (
+    CONSUMER_GROUPS,
+    Receipt,
+    ReceiptStatus,
+    Sink,
+    Topic,
+    UserErased,
+    dead_letter_headers,
+    decode,
+    topics_for,
+)
+from polystream.settings import Settings
+from polystream.sinks.ports import StoreError
+from polystream.sinks.receipts import ReceiptLog
+
+log = logging.getLogger(__name__)
+
+RECORDS = Counter("polystream_audit_records_total", "Records read by the auditor, by kind",
+                  ["kind"])
+REJECTED = Counter("polystream_audit_rejected_total",
+                   "Index items refused for good, by what was done with them", ["action"])
+RETRIES = Counter("polystream_audit_retries_total",
+                  "Bulk retries (rejected items) and paused batches (index unavailable)",
+                  ["why"])
+ERASURES = Counter("polystream_audit_erasures_total", "Users erased from the audit trail")
+BATCH_SECONDS = Histogram("polystream_audit_batch_seconds", "Time to make one batch durable",
+                          buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
+
+#: Used when ``api.audit_secret`` is empty outside production: pseudonyms are then only as
+#: secret as this source file, which is fine for a laptop and refused in production.
+DEV_AUDIT_SECRET = b"polystream-dev-audit-secret"
+
+
+class AuditConfigError(RuntimeError):
+    """The auditor cannot run with these settings."""
+
+
+def audit_secret(settings: Settings) -> bytes:
+    secret = settings.api.audit_secret.get_secret_value()
+    if secret:
+        return secret.encode()
+    if settings.environment == "prod":
+        raise AuditConfigError("api.audit_secret is empty: personal fields cannot be "
+                               "pseudonymised safely (set POLYSTREAM_API__AUDIT_SECRET)")
+    log.warning("api.audit_secret is empty: using the development key (never in production)")
+    return DEV_AUDIT_SECRET
+
+
+@dataclass
+class AuditConfig:
+    batch_size: int = 1000
+    linger_s: float = 0.05
+    #: Bulk attempts for items the index rejects with a retryable status, inside one batch.
+    retry_attempts: int = 4
+    backoff_initial_s: float = 0.1
+    backoff_max_s: float = 5.0
+    receipts_topic: str = Topic.RECEIPTS.value
+    deadletter_topic: str = Topic.DEADLETTER.value
+    #: How often `run` applies the retention policy (deleting old monthly indices).
+    retention_every_s: float = 3600.0
+
+
+@dataclass
+class AuditBatchStats:
+    records: int = 0
+    events: int = 0
+    receipts: int = 0
+    dead_letters: int = 0
+    #: Invalid records of event topics (dead-lettered by their primary sink, not here).
+    invalid: int = 0
+    #: Records this auditor sent to the dead-letter topic.
+    dead_lettered: int = 0
+    retried_items: int = 0
+    erased_users: int = 0
+    committed: bool = False
+    by_type: dict[str, int] = field(default_factory=dict)
+
+
+Clock = Callable[[], datetime]
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class AuditWorker:
+    def __init__(
+        self,
+        *,
+        consumer: EventConsumer,
+        index: AuditIndex,
+        publisher: BulkEventPublisher,
+        secret: bytes,
+        config: AuditConfig | None = None,
+        receipts: ReceiptLog | None = None,
+        clock: Clock = _utcnow,
+    ) -> None:
+        if not secret:
+            raise AuditConfigError("the audit secret must not be empty")
+        self.consumer = consumer
+        self.index = index
+        self.publisher = publisher
+        self.config = config or AuditConfig()
+        self.receipts = receipts
+        self._secret = secret
+        self._clock = clock
+        self._backoff = self.config.backoff_initial_s
+        self._stop = threading.Event()
+        self._next_retention = 0.0
+        self.totals = AuditBatchStats()
+
+    # ------------------------------------------------------------------------- loop
+
+    def run(self, stop: threading.Event) -> None:
+        self._stop = stop
+        log.info("auditor: started")
+        try:
+            while not stop.is_set():
+                self._maybe_apply_retention()
+                self.step()
+        finally:
+            self.consumer.close()
+            log.info("auditor: stopped after %d records (%d events)", self.totals.records,
+                     self.totals.events)
+
+    def _maybe_apply_retention(self) -> None:
+        if time.monotonic() < self._next_retention:
+            return
+        self._next_retention = time.monotonic() + self.config.retention_every_s
+        try:
+            deleted = self.index.apply_retention(self._clock())
+        except AuditIndexError as exc:
+            log.warning("auditor: retention not applied this time: %s", exc)
+            return
+        if deleted:
+            log.info("auditor: retention deleted buckets %s", ", ".join(deleted))
+
+    def _pause(self, seconds: float) -> None:
+        self._stop.wait(seconds)
+
+    def step(self) -> AuditBatchStats:
+        """Process one batch. ``committed`` is False when it will be delivered again."""
+        records = self.consumer.poll_batch(self.config.batch_size, self.config.linger_s)
+        stats = AuditBatchStats(records=len(records))
+        if not records:
+            return stats
+        started = time.perf_counter()
+        try:
+            self._process(records, stats)
+        except (AuditIndexError, PublishError, StoreError) as exc:
+            # Unavailable index, or anything else that stops the batch from being durable:
+            # rewind and try again later. Refusals of single items never get here.
+            RETRIES.labels("paused").inc()
+            log.warning("auditor: batch of %d not durable, retrying in %.1fs: %s",
+                        len(records), self._backoff, exc)
+            self.consumer.seek_to_committed()
+            self._pause(self._backoff)
+            self._backoff = min(self._backoff * 2, self.config.backoff_max_s)
+            return stats
+        try:
+            self.consumer.commit(records)
+        except BusError as exc:
+            # Not committed (a rebalance, the coordinator moving): the records come back,
+            # here or at their new owner, and indexing them again changes nothing.
+            log.warning("auditor: commit failed, the batch will be redelivered: %s", exc)
+            return stats
+        stats.committed = True
+        self._backoff = self.config.backoff_initial_s
+        BATCH_SECONDS.observe(time.perf_counter() - started)
+        self._add_totals(stats)
+        return stats
+
+    # ------------------------------------------------------------------------ batch
+
+    def _process(self, records: Sequence[Record], stats: AuditBatchStats) -> None:
+        now = self._clock()
+        work: list[tuple[Record, IndexItem]] = []
+        erasures: list[str] = []
+        audited: list[Receipt] = []
+        for rec in records:
+            if rec.topic == self.config.receipts_topic:
+                try:
+                    receipt = Receipt.model_validate_json(rec.value or b"")
+                except ValidationError as exc:
+                    # Only the auditor reads receipts, so it is the one to dead-letter them.
+                    detail = f"not a receipt ({exc.error_count()} problems)"
+                    self._dead_letter(rec, "malformed", detail, None)
+                    stats.dead_lettered += 1
+                    continue
+                work.append((rec, lineage_update(receipt)))
+                stats.receipts += 1
+            elif rec.topic == self.config.deadletter_topic:
+                work.append((rec, dead_letter_document(rec, secret=self._secret)))
+                stats.dead_letters += 1
+            else:
+                try:
+                    env = decode(rec.value if rec.value is not None else b"")
+                except InvalidEvent:
+                    stats.invalid += 1
+                    continue
+                work.append((rec, event_document(env, rec, secret=self._secret, now=now)))
+                stats.events += 1
+                stats.by_type[env.type] = stats.by_type.get(env.type, 0) + 1
+                if isinstance(env.payload, UserErased):
+                    erasures.append(env.payload.user_id)
+                if self.receipts is not None:
+                    audited.append(Receipt(event_id=env.event_id, event_type=env.type,
+                                           sink=Sink.AUDIT, status=ReceiptStatus.STORED,
+                                           processed_at=now))
+
+        batch = self._coalesced(work)
+        users = {item.user_id for _, item in batch
+                 if isinstance(item, EventDoc) and item.user_id is not None}
+        erased = self.index.erased_users(users) if users else set()
+        if erased:
+            # Erased before: a replay or a late event must not bring their data back.
+            batch = [(recs, anonymised(item))
+                     if isinstance(item, EventDoc) and item.user_id in erased else (recs, item)
+                     for recs, item in batch]
+
+        self._index_with_retries(batch, stats)
+
+        for user in dict.fromkeys(erasures):
+            self.index.erase_user(user)
+            stats.erased_users += 1
+            ERASURES.inc()
+        # Another auditor may have erased one of these users while this batch was being
+        # indexed, after our check above and before our documents were searchable to its
+        # update: erasing again (idempotent) closes that window.
+        late = (self.index.erased_users(users) - erased - set(erasures)) if users else set()
+        for user in late:
+            self.index.erase_user(user)
+
+        # Dead letters must be on Kafka before the offsets move past their records.
+        self.publisher.flush(30.0)
+        if audited and self.receipts is not None:
+            self.receipts.record(audited)
+
+    @staticmethod
+    def _coalesced(work: list[tuple[Record, IndexItem]]) -> list[tuple[list[Record], IndexItem]]:
+        """One item per document (see `documents.coalesce`), receipts of documents from
+        earlier batches first: OpenSearch then refreshes at most once per bulk for them."""
+        slots: dict[tuple[str, str], int] = {}
+        merged: list[tuple[list[Record], IndexItem]] = []
+        for rec, item in work:
+            key = (item.bucket, item.doc_id)
+            at = slots.get(key)
+            if at is None:
+                slots[key] = len(merged)
+                merged.append(([rec], item))
+            else:
+                records, previous = merged[at]
+                merged[at] = ([*records, rec], coalesce(previous, item))
+        return ([entry for entry in merged if isinstance(entry[1], LineageUpdate)]
+                + [entry for entry in merged if isinstance(entry[1], EventDoc)])
+
+    def _index_with_retries(self, work: list[tuple[list[Record], IndexItem]],
+                            stats: AuditBatchStats) -> None:
+        pending = work
+        delay = self.config.backoff_initial_s
+        for attempt in range(1, self.config.retry_attempts + 1):
+            failures = self.index.index_batch([item for _, item in pending])
+            if not failures:
+                return
+            by_item = {id(item): (records, item) for records, item in pending}
+            retry: list[tuple[list[Record], IndexItem]] = []
+            for failure in failures:
+                records, item = by_item[id(failure.item)]
+                if failure.retryable:
+                    retry.append((records, item))
+                else:
+                    self._refused(records, item, failure.reason, stats)
+            if not retry:
+                return
+            stats.retried_items += len(retry)
+            RETRIES.labels("rejected_items").inc(len(retry))
+            if attempt < self.config.retry_attempts:
+                log.info("auditor: %d items rejected (retryable), attempt %d", len(retry),
+                         attempt)
+                self._pause(delay)
+                delay = min(delay * 2, self.config.backoff_max_s)
+            pending = retry
+        raise AuditIndexUnavailable(
+            f"{len(pending)} items still rejected after {self.config.retry_attempts} attempts")
+
+    def _refused(self, records: list[Record], item: IndexItem, reason: str,
+                 stats: AuditBatchStats) -> None:
+        """An item the index will never accept: dead-letter its records, never drop them."""
+        if isinstance(item, EventDoc) and item.fields.get("kind") == "dead_letter":
+            minimal = minimal_dead_letter_document(item)
+            again = self.index.index_batch([minimal])
+            if again:
+                # Nowhere left to put it: pause (lag grows, an operator is alerted by it)
+                # rather than lose it.
+                raise AuditIndexError(f"dead letter {item.doc_id} refused even in minimal "
+                                      f"form: {again[0].reason}")
+            log.error("auditor: dead letter %s indexed in minimal form (%s)", item.doc_id,
+                      reason)
+            REJECTED.labels("minimal").inc()
+            return
+        event_type = item.fields.get("type") if isinstance(item, EventDoc) else None
+        for rec in records:
+            log.error("auditor: %s[%d]@%d refused by the index, dead-lettered: %s", rec.topic,
+                      rec.partition, rec.offset, reason)
+            self._dead_letter(rec, "store_rejected", reason,
+                              event_type if isinstance(event_type, str) else None)
+            stats.dead_lettered += 1
+            REJECTED.labels("dead_lettered").inc()
+
+    def _dead_letter(self, rec: Record, reason: str, detail: str,
+                     event_type: str | None) -> None:
+        headers = dead_letter_headers(reason, topic=rec.topic, partition=rec.partition,
+                                      offset=rec.offset, consumer=Sink.AUDIT, detail=detail)
+        if event_type is not None:
+            headers.setdefault("dlq.event.type", event_type.encode())
+        key = rec.key.decode(errors="replace") if rec.key else f"{rec.topic}:{rec.partition}"
+        self.publisher.publish_fire(self.config.deadletter_topic, key, rec.value or b"",
+                                    headers)
+
+    def _add_totals(self, stats: AuditBatchStats) -> None:
+        total = self.totals
+        total.records += stats.records
+        total.events += stats.events
+        total.receipts += stats.receipts
+        total.dead_letters += stats.dead_letters
+        total.invalid += stats.invalid
+        total.dead_lettered += stats.dead_lettered
+        total.retried_items += stats.retried_items
+        total.erased_users += stats.erased_users
+        for name, n in stats.by_type.items():
+            total.by_type[name] = total.by_type.get(name, 0) + n
+        RECORDS.labels("event").inc(stats.events)
+        RECORDS.labels("receipt").inc(stats.receipts)
+        RECORDS.labels("dead_letter").inc(stats.dead_letters)
+        RECORDS.labels("invalid").inc(stats.invalid)
+
+
+# ------------------------------------------------------------------------------- wiring
+
+
+def default_jsonl_dir(settings: Settings) -> Path:
+    """Where the JSONL audit lives when OpenSearch is disabled: next to the stack's state."""
+    return settings.stack.resolved_home() / "audit-jsonl"
+
+
+def open_audit_index(
+    settings: Settings,
+    *,
+    read_only: bool = False,
+    jsonl_dir: Path | None = None,
+    retention_days: int = 90,
+) -> AuditIndex:
+    """OpenSearch when ``opensearch.enabled``, JSONL files otherwise."""
+    if settings.opensearch.enabled:
+        from polystream.audit.opensearch import OpenSearchAuditIndex
+
+        return OpenSearchAuditIndex(settings.opensearch, retention_days=retention_days,
+                                    read_only=read_only)
+    from polystream.audit.jsonl import JsonlAuditIndex
+
+    return JsonlAuditIndex(jsonl_dir or default_jsonl_dir(settings), read_only=read_only,
+                           retention_days=retention_days)
+
+
+def ensure_with_retry(index: AuditIndex, stop: threading.Event, *,
+                      max_backoff_s: float = 10.0) -> bool:
+    """`index.ensure()` until it works or ``stop`` is set (the index may start after us).
+    Errors that retrying cannot fix are raised."""
+    delay = 0.5
+    while not stop.is_set():
+        try:
+            index.ensure()
+            return True
+        except AuditIndexUnavailable as exc:
+            log.warning("auditor: index not ready, retrying in %.1fs: %s", delay, exc)
+            stop.wait(delay)
+            delay = min(delay * 2, max_backoff_s)
+    return False
+
+
+def run_audit_worker(
+    settings: Settings,
+    stop: threading.Event,
+    batch_size: int = 1000,
+    linger_s: float = 0.05,
+    *,
+    jsonl_dir: Path | None = None,
+    retention_days: int = 90,
+) -> AuditBatchStats:
+    """`polystream worker audit`: run the auditor on the real stack until ``stop`` is set.
+
+    OpenSearch when ``opensearch.enabled``, otherwise JSONL files under ``jsonl_dir``
+    (default `default_jsonl_dir`). Returns the totals of the run.
+    """
+    from polystream.bus.kafka import KafkaEventConsumer, KafkaEventPublisher
+
+    secret = audit_secret(settings)
+    index = open_audit_index(settings, jsonl_dir=jsonl_dir, retention_days=retention_days)
+    try:
+        if not ensure_with_retry(index, stop):
+            return AuditBatchStats()
+        consumer = KafkaEventConsumer(
+            settings.kafka, group_id=CONSUMER_GROUPS[Sink.AUDIT],
+            topics=[topic.value for topic in topics_for(Sink.AUDIT)],
+            client_id=f"polystream-audit-{os.getpid()}")
+        publisher = KafkaEventPublisher(settings.kafka, client_id="polystream-audit")
+        try:
+            worker = AuditWorker(consumer=consumer, index=index, publisher=publisher,
+                                 secret=secret,
+                                 config=AuditConfig(batch_size=batch_size, linger_s=linger_s))
+            worker.run(stop)
+            return worker.totals
+        finally:
+            publisher.close(10.0)
+    finally:
+        index.close()

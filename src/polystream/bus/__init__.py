@@ -1,0 +1,1 @@
+"""The event bus: Kafka in the real stack, an in-memory broker in the embedded mode."""

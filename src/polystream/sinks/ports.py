@@ -1,0 +1,69 @@
+"""What a sink's store must do, whatever the store is.
+
+A store applies a batch of valid events durably and idempotently and says, per event, what it
+did. The worker (`sinks/worker.py`) owns everything else: polling, decoding, dead letters,
+retries, receipts and offset commits. Every store has a real implementation and an in-memory
+one, checked by the same contract tests (`tests/contract/`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+from uuid import UUID
+
+from polystream.domain.events import Envelope, ReceiptStatus, Sink
+
+
+class StoreError(RuntimeError):
+    """Base of the errors a store raises on purpose; the driver's own errors never escape."""
+
+
+class TransientStoreError(StoreError):
+    """The store is unreachable or overloaded: the worker retries the whole batch with backoff
+    and, while it keeps failing, waits (lag grows) rather than skipping anything."""
+
+
+class PermanentStoreError(StoreError):
+    """This event can never be applied (a constraint the event itself violates): the worker
+    dead-letters it with the reason and the partition keeps flowing."""
+
+    def __init__(self, event_id: UUID, reason: str) -> None:
+        super().__init__(f"event {event_id}: {reason}")
+        self.event_id = event_id
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    status: ReceiptStatus
+    reason: str | None = None
+
+
+STORED = Outcome(ReceiptStatus.STORED)
+DUPLICATE = Outcome(ReceiptStatus.DUPLICATE)
+STALE = Outcome(ReceiptStatus.STALE)
+
+
+def rejected(reason: str) -> Outcome:
+    return Outcome(ReceiptStatus.REJECTED, reason)
+
+
+class EventStore(Protocol):
+    """The write side of one sink's store."""
+
+    sink: Sink
+
+    def apply(self, events: Sequence[Envelope[Any]]) -> list[Outcome]:
+        """Apply the batch in order and return one outcome per event, in the same order.
+
+        Durable when it returns. Idempotent: applying an event again returns DUPLICATE (or
+        STALE) and changes nothing. Business refusals are REJECTED outcomes, not exceptions.
+        Raises TransientStoreError when the store cannot be reached (nothing, or only
+        idempotent parts, applied), PermanentStoreError naming the event that can never be
+        applied (the worker dead-letters it and retries the others).
+        """
+        ...
+
+    def close(self) -> None: ...

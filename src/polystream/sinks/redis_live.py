@@ -1,0 +1,811 @@
+"""S2 Redis sink: the live state of the platform, kept in Redis.
+
+What it holds: viewing sessions built from playback heartbeats (with the plan's
+concurrent-stream limit), continue-watching, cache invalidation for catalog reads, rankings
+(top rated, most watched per day, trending over 7 days, per genre), dynamic variables (flags,
+runtime config, live counters) and the per-user index of login sessions. Login sessions
+themselves are written by the API; this sink only revokes them when a ``session.ended`` says so.
+
+Idempotency. Each event is one atomic step of a Lua script (:mod:`~polystream.sinks.
+redis_scripts`, a chunk of events per call) that checks and writes the marker
+``applied:{event_id}`` together with the effect. The marker stores the first outcome, so a
+redelivery answers DUPLICATE (with the first outcome as reason when it was not "stored") and
+changes nothing. Markers live ``marker_ttl_s`` (7 days, Kafka's default retention), and the
+effects are guarded beyond that too: event-time guards (occurred_at, then event id) on every
+overwrite, version guards on catalog titles, erasure tombstones on users. Only the pure
+counters (``counter:*``, ``rank:watched:*``, ``cache:catalog:version``) rely on the markers
+alone.
+
+Time. Decisions use event time only (``occurred_at``), never the time of processing, so a
+replay or a lagging consumer decides exactly as a live one: which streams count against the
+limit, whether the subscription had ended, which rating is newer, which day a view belongs
+to. Expiry, which is memory management, counts from processing like any Redis TTL (a viewing
+session two hours after its last event was applied): the simulator runs on a clock of its own,
+often months in the past, and its state must still be there to read. ``now`` appears only on
+the read side (which streams are still active, which plan is current, trending weights), where
+callers replaying a simulated period pass their own.
+
+Key layout (``P`` is the prefix, ``ps`` by default). Ids never contain ``:``, and fixed names
+that share a position with ids start with ``_``, which no id can.
+
+=======================================  =========  ===============================================
+key                                      type       content (expiry)
+=======================================  =========  ===============================================
+P:applied:{event_id}                     string     first outcome ``s``/``t<reason>``/``r<reason>``
+                                                    (marker_ttl_s)
+P:viewing:{viewing_session_id}           hash       user title episode position duration
+                                                    device_kind device_id state reason started t
+                                                    eid (viewing_ttl_s after the last event)
+P:viewings:{user_id}                     zset       the user's viewing sessions by start, for
+                                                    erasure (index_ttl_s after the last start)
+P:streams:{user_id}                      zset       playing sessions by last heartbeat; older than
+                                                    the heartbeat timeout do not count
+                                                    (index_ttl_s after the last start)
+P:streams:_all                           zset       every playing session (active total)
+P:plan:{user_id}                         hash       plan status ends_at period_end subscription
+                                                    t eid
+P:continue:{user_id}                     zset       title -> last event time (continue_ttl_s
+                                                    after the last start or stop)
+P:continue:{user_id}:pos                 hash       title -> ``t|eid|position|duration|episode|vs``
+                                                    or ``t|eid|done`` once finished
+P:cache:title:{title_id}                 string     cache-aside entry (written by the API)
+P:cache:catalog:version                  string     bumped by every catalog change
+P:title:version:{title_id}               string     highest catalog version applied
+P:title:removed:{title_id}               string     ``1`` while the title is removed
+P:title:genres:{title_id}                set        the title's genres
+P:genre:{genre}                          set        title ids of the genre
+P:rating:{user_id}                       hash       title -> ``stars|t|eid`` (stars 0: retracted)
+P:ratings:{title_id}                     hash       sum count of the current ratings
+P:ratings:_global                        hash       sum count over all titles (the prior mean)
+P:rank:top_rated[:{genre}]               zset       title -> Bayesian average
+P:rank:watched:{YYYY-MM-DD}              zset       title -> sessions started that day
+                                                    (ranking_days after its last view)
+P:rank:watched:_days                     set        the days above (for title removals)
+P:flags / P:flags:user:{user_id}         hash       name -> JSON value
+P:flags:at / P:flags:user:{user_id}:at   hash       name -> ``t|eid`` (event-time guard)
+P:counter:events:{type}                  string     events processed per type
+P:counter:{logins|session_refreshes|     string     per UTC day (counter_days)
+  session_ends}:{YYYY-MM-DD}
+P:sessions:{user_id}                     zset       login session id -> expires_at (as long as
+                                                    its longest session had left)
+P:session:{session_id}                   (API's)    deleted on ``session.ended``
+P:erased:{user_id}                       string     erasure time; older events of the user are
+                                                    stale (heartbeats: rejected, their session
+                                                    is gone)
+=======================================  =========  ===============================================
+
+Rankings. Top rated is the Bayesian average ``(C*m + sum) / (C + n)`` with ``m`` the global
+mean, recomputed for a title whenever its ratings or genres change (other titles keep the
+score computed with the ``m`` of their last change; ``m`` moves slowly once there are many
+ratings). Most watched counts viewing sessions started per UTC day. Trending is computed on
+read: the last 7 daily counts summed with weight ``0.5 ** (age / half_life)``, age measured
+from the middle of each day (clamped at 0), so the ranking decays smoothly instead of jumping
+at midnight and needs no per-event write beyond the daily count.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from functools import lru_cache
+from typing import Any, Final, cast
+
+import redis
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import (
+    NoScriptError,
+    OutOfMemoryError,
+    ReadOnlyError,
+    RedisError,
+    ResponseError,
+)
+from redis.retry import Retry
+
+from polystream.domain.events import PLANS, Envelope, Genre, PlanCode, ReceiptStatus, Sink
+from polystream.settings import RedisSettings
+from polystream.sinks.ports import (
+    DUPLICATE,
+    STORED,
+    Outcome,
+    PermanentStoreError,
+    StoreError,
+    TransientStoreError,
+    rejected,
+)
+from polystream.sinks.redis_scripts import render_apply_script
+
+DAY_MS: Final = 86_400_000
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+_EPOCH_DAY: Final = date(1970, 1, 1)
+_ONE_MS: Final = timedelta(milliseconds=1)
+# Events per script call: enough to amortise the per-call cost (which dominated when each
+# event was its own call), few enough that one call holds the server for a millisecond or
+# two, never long enough to delay the API's reads noticeably.
+_EVENTS_PER_CALL: Final = 100
+# Script calls per pipeline round trip.
+_CALLS_PER_PIPELINE: Final = 50
+# Joins an event's fields into one script argument (see redis_scripts).
+_SEP: Final = "\x1f"
+_PREFIX: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
+_NOT_CONSUMED: Final = "not consumed by the redis sink"
+
+
+@dataclass(frozen=True, slots=True)
+class LiveStoreConfig:
+    """Durations and constants of the live store (both implementations)."""
+
+    #: How long a processed event is remembered: the topics' retention (168 h). A marker is
+    #: written after its record was produced, so it outlives the record, and a replay from
+    #: offset 0 finds every marker.
+    marker_ttl_s: int = 7 * 86_400
+    #: A viewing session lives this long after its last event.
+    viewing_ttl_s: int = 2 * 3600
+    #: A stream without a heartbeat for this long no longer counts against the plan limit:
+    #: three missed heartbeats at the simulator's (and player's) two-minute interval.
+    heartbeat_timeout_s: int = 360
+    continue_ttl_s: int = 90 * 86_400
+    #: A user's viewing sessions stay indexed (for erasure) this long after they started:
+    #: the longest media (a day) plus generous pauses.
+    index_ttl_s: int = 2 * 86_400
+    #: Daily "most watched" rankings are kept this many days after their last change (longer
+    #: than the trending window).
+    ranking_days: int = 8
+    trending_days: int = 7
+    trending_half_life_s: int = 86_400
+    #: Per-day session counters are kept this many days.
+    counter_days: int = 35
+    #: Weight (in votes) of the global mean in the Bayesian average.
+    bayes_c: float = 10.0
+    #: Past this share of the duration a title counts as finished and leaves continue-watching.
+    finished_ratio: float = 0.95
+
+    def __post_init__(self) -> None:
+        if self.trending_days >= self.ranking_days:
+            raise ValueError("trending_days must be below ranking_days (daily keys expire)")
+        if not 0 < self.finished_ratio <= 1:
+            raise ValueError("finished_ratio must be in (0, 1]")
+
+
+@dataclass(frozen=True, slots=True)
+class ViewingSession:
+    viewing_session_id: str
+    user_id: str
+    title_id: str
+    episode_id: str | None
+    position_seconds: int
+    duration_seconds: int
+    device_kind: str
+    device_id: str
+    state: str  #: "playing" or "stopped"
+    stop_reason: str | None
+    started_at: datetime
+    last_event_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ContinueItem:
+    title_id: str
+    episode_id: str | None
+    position_seconds: int
+    duration_seconds: int
+    viewing_session_id: str
+    updated_at: datetime
+
+
+#: One key of :meth:`RedisLiveStore.dump`: type, value, absolute expiry in ms (or None).
+DumpEntry = tuple[str, Any, int | None]
+
+
+# --- helpers shared with the in-memory store ---------------------------------------------
+
+
+def to_ms(moment: datetime) -> int:
+    """Epoch milliseconds, exactly (``timestamp() * 1000`` can be off by one)."""
+    return (moment - _EPOCH) // _ONE_MS
+
+
+def from_ms(ms: int) -> datetime:
+    return _EPOCH + ms * _ONE_MS
+
+
+@lru_cache(maxsize=4096)
+def day_name(day: int) -> str:
+    """``YYYY-MM-DD`` of an epoch day number."""
+    return (_EPOCH_DAY + timedelta(days=day)).isoformat()
+
+
+def checked_prefix(prefix: str) -> str:
+    # No glob characters: the prefix becomes a SCAN pattern in dump() and clear().
+    if not _PREFIX.fullmatch(prefix):
+        raise ValueError(f"prefix {prefix!r} must match {_PREFIX.pattern}")
+    return prefix
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def trending_weights(now_ms: int, config: LiveStoreConfig) -> list[tuple[str, float]]:
+    """(day, weight) of the daily counts that make up trending at ``now_ms``."""
+    today = now_ms // DAY_MS
+    weights = []
+    for day in range(today, today - config.trending_days, -1):
+        age_ms = max(0, now_ms - (day * DAY_MS + DAY_MS // 2))
+        weights.append((day_name(day), 0.5 ** (age_ms / (config.trending_half_life_s * 1000))))
+    return weights
+
+
+def scope_user(scope: str) -> str:
+    """The user id of a ``user:<id>`` flag scope, ``""`` for ``global``."""
+    if scope == "global":
+        return ""
+    if scope.startswith("user:") and len(scope) > 5:
+        return scope[5:]
+    raise ValueError(f"flag scope must be 'global' or 'user:<id>', not {scope!r}")
+
+
+def flag_json(value: Any) -> str:
+    # Canonical, so the same value always stores the same bytes (replays compare equal).
+    return json.dumps(value, separators=(",", ":"), sort_keys=True, allow_nan=False)
+
+
+_STATUS_OF_CODE: Final = {"s": "stored", "t": "stale", "r": "rejected"}
+
+
+# Outcome codes are few (fixed reasons), so parsing each one once is enough.
+@lru_cache(maxsize=1024)
+def outcome_of(code: str) -> Outcome:
+    """The :class:`Outcome` of an outcome code written by the apply step."""
+    kind, reason = code[:1], code[1:]
+    if kind == "s":
+        return STORED
+    if kind == "t":
+        return Outcome(ReceiptStatus.STALE, reason)
+    if kind == "r":
+        return rejected(reason)
+    if kind == "d":
+        if reason == "s":
+            return DUPLICATE
+        first = _STATUS_OF_CODE.get(reason[:1], "unknown")
+        return Outcome(ReceiptStatus.DUPLICATE, f"already processed: {first}: {reason[1:]}")
+    raise StoreError(f"unexpected outcome code {code!r} from the live store")
+
+
+def viewing_from_hash(viewing_session_id: str, h: Mapping[str, str]) -> ViewingSession:
+    return ViewingSession(
+        viewing_session_id=viewing_session_id,
+        user_id=h["user"],
+        title_id=h["title"],
+        episode_id=h.get("episode") or None,
+        position_seconds=int(h["position"]),
+        duration_seconds=int(h["duration"]),
+        device_kind=h["device_kind"],
+        device_id=h["device_id"],
+        state=h["state"],
+        stop_reason=h.get("reason") or None,
+        started_at=from_ms(int(h["started"])),
+        last_event_at=from_ms(int(h["t"])),
+    )
+
+
+def continue_item(title_id: str, entry: str | None) -> ContinueItem | None:
+    if entry is None:
+        return None
+    parts = entry.split("|")
+    if len(parts) != 6:
+        return None  # a "finished" tombstone
+    t, _eid, position, duration, episode, viewing = parts
+    return ContinueItem(
+        title_id=title_id,
+        episode_id=episode or None,
+        position_seconds=int(position),
+        duration_seconds=int(duration),
+        viewing_session_id=viewing,
+        updated_at=from_ms(int(t)),
+    )
+
+
+def stars_of(entry: str | None) -> int | None:
+    if entry is None:
+        return None
+    stars = int(entry.split("|", 1)[0])
+    return stars or None
+
+
+def ranked(rows: Sequence[tuple[str, float]]) -> list[tuple[str, float]]:
+    return [(member, float(score)) for member, score in rows]
+
+
+def event_fields(event: Envelope[Any], config: LiveStoreConfig) -> list[str] | None:
+    """The fields the apply step reads (``type, event_id, occurred_at_ms`` and those of the
+    type), or None when this sink does not consume the event."""
+    builder = _FIELDS.get(event.type)
+    if builder is None:
+        return None
+    t = to_ms(event.occurred_at)
+    fields = [event.type, str(event.event_id), str(t)]
+    fields.extend(map(str, builder(event.payload, t, config)))
+    return fields
+
+
+def _playback(p: Any, extra: list[Any]) -> list[Any]:
+    return [
+        p.viewing_session_id,
+        p.user_id,
+        p.title_id,
+        p.episode_id or "",
+        p.position_seconds,
+        p.duration_seconds,
+        p.device.kind.value,
+        p.device.device_id,
+        *extra,
+    ]
+
+
+def _session(p: Any, t: int, c: LiveStoreConfig) -> list[Any]:
+    expires = getattr(p, "expires_at", None)
+    return [
+        p.user_id,
+        p.session_id,
+        "" if expires is None else to_ms(expires),
+        day_name(t // DAY_MS),
+    ]
+
+
+_FieldBuilder = Callable[[Any, int, LiveStoreConfig], list[Any]]
+
+_FIELDS: Final[dict[str, _FieldBuilder]] = {
+    "playback.started": lambda p, t, c: _playback(p, [day_name(t // DAY_MS)]),
+    "playback.progress": lambda p, t, c: _playback(p, []),
+    "playback.stopped": lambda p, t, c: _playback(p, [p.reason.value]),
+    "rating.submitted": lambda p, t, c: [p.user_id, p.title_id, p.stars],
+    "rating.retracted": lambda p, t, c: [p.user_id, p.title_id, 0],
+    "subscription.started": lambda p, t, c: [
+        p.user_id,
+        p.subscription_id,
+        p.plan.value,
+        to_ms(p.period_end),
+    ],
+    "subscription.renewed": lambda p, t, c: [
+        p.user_id,
+        p.subscription_id,
+        p.plan.value,
+        to_ms(p.period_end),
+    ],
+    "subscription.plan_changed": lambda p, t, c: [
+        p.user_id,
+        p.subscription_id,
+        p.to_plan.value,
+        "",
+    ],
+    "subscription.canceled": lambda p, t, c: [
+        p.user_id,
+        p.subscription_id,
+        "",
+        "",
+        to_ms(p.ends_at),
+    ],
+    "session.login_started": _session,
+    "session.refreshed": _session,
+    "session.ended": _session,
+    "catalog.title_upserted": lambda p, t, c: [
+        p.title_id,
+        p.version,
+        *(genre.value for genre in p.genres),
+    ],
+    "catalog.title_removed": lambda p, t, c: [p.title_id, p.version],
+    "flag.set": lambda p, t, c: [p.name, flag_json(p.value), scope_user(p.scope)],
+    "user.erased": lambda p, t, c: [p.user_id],
+}
+
+#: The event types the live store acts on (the Redis sink's share of the registry).
+CONSUMED_TYPES: Final = frozenset(_FIELDS)
+
+_TRANSIENT_REPLIES: Final = (
+    "BUSY",
+    "LOADING",
+    "MASTERDOWN",
+    "TRYAGAIN",
+    "CLUSTERDOWN",
+    "OOM",
+    "READONLY",
+)
+
+
+def _is_transient_reply(error: ResponseError) -> bool:
+    if isinstance(error, (ReadOnlyError, OutOfMemoryError)):
+        return True  # a failover in progress, or memory that eviction or a resize will free
+    return str(error).startswith(_TRANSIENT_REPLIES)
+
+
+@contextmanager
+def _edge() -> Iterator[None]:
+    """Driver errors become the project's own errors here and nowhere else."""
+    try:
+        yield
+    except (redis.ConnectionError, redis.TimeoutError) as exc:
+        # BusyLoadingError (a restarting server loading its dataset) is a ConnectionError.
+        raise TransientStoreError(f"redis unavailable: {exc}") from exc
+    except ResponseError as exc:
+        if _is_transient_reply(exc):
+            raise TransientStoreError(f"redis refused for now: {exc}") from exc
+        raise StoreError(f"redis error: {exc}") from exc
+    except RedisError as exc:
+        raise StoreError(f"redis error: {exc}") from exc
+
+
+def connect(url: str, *, socket_timeout_s: float = 5.0) -> redis.Redis:
+    """A client for the live store (lazy: nothing connects until the first command)."""
+    return redis.Redis.from_url(
+        url,
+        decode_responses=True,
+        socket_timeout=socket_timeout_s,
+        socket_connect_timeout=socket_timeout_s,
+        # One quick retry absorbs a dropped idle connection; anything longer is the worker's
+        # business (bounded retries with backoff, then the sink pauses).
+        retry=Retry(ExponentialBackoff(cap=0.2, base=0.02), 1),
+        health_check_interval=30,
+    )
+
+
+class RedisLiveStore:
+    """The Redis sink's store: :class:`~polystream.sinks.ports.EventStore` plus the reads the
+    API and ``verify`` need.
+
+    ``client`` is a URL or a ``redis.Redis`` created with ``decode_responses=True`` (the store
+    closes only a client it created). ``prefix`` starts every key, so several stores (tests,
+    tenants) share one server without touching each other's keys. ``clock`` is the default
+    ``now`` of the reads.
+    """
+
+    sink: Sink = Sink.REDIS
+
+    def __init__(
+        self,
+        client: redis.Redis | str,
+        *,
+        prefix: str = "ps",
+        config: LiveStoreConfig | None = None,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self.prefix = checked_prefix(prefix)
+        if isinstance(client, str):
+            self._redis = connect(client)
+            self._owns_client = True
+        else:
+            if not client.get_connection_kwargs().get("decode_responses"):
+                raise ValueError("the redis client must be created with decode_responses=True")
+            self._redis = client
+            self._owns_client = False
+        self.config = config or LiveStoreConfig()
+        self._clock = clock
+        self._script = render_apply_script(
+            marker_ttl_s=self.config.marker_ttl_s,
+            viewing_ttl_ms=self.config.viewing_ttl_s * 1000,
+            heartbeat_timeout_ms=self.config.heartbeat_timeout_s * 1000,
+            continue_ttl_ms=self.config.continue_ttl_s * 1000,
+            index_ttl_ms=self.config.index_ttl_s * 1000,
+            ranking_ttl_ms=self.config.ranking_days * DAY_MS,
+            counter_ttl_ms=self.config.counter_days * DAY_MS,
+            bayes_c=self.config.bayes_c,
+            finished_ratio=self.config.finished_ratio,
+            plan_limits={code.value: plan.max_streams for code, plan in PLANS.items()},
+        )
+        # Computed locally: constructing the store never talks to the server.
+        self._sha = hashlib.sha1(self._script.encode()).hexdigest()
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: RedisSettings,
+        *,
+        prefix: str = "ps",
+        config: LiveStoreConfig | None = None,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> RedisLiveStore:
+        client = connect(settings.url, socket_timeout_s=settings.socket_timeout_s)
+        store = cls(client, prefix=prefix, config=config, clock=clock)
+        store._owns_client = True
+        return store
+
+    def close(self) -> None:
+        if self._owns_client:
+            self._redis.close()
+
+    def _k(self, *parts: str) -> str:
+        return ":".join((self.prefix, *parts))
+
+    def _now_ms(self, now: datetime | None) -> int:
+        return to_ms(self._clock() if now is None else now)
+
+    # --- write side ----------------------------------------------------------------------
+
+    def apply(self, events: Sequence[Envelope[Any]]) -> list[Outcome]:
+        outcomes: list[Outcome | None] = [None] * len(events)
+        calls: list[tuple[list[int], list[str]]] = []
+        indexes: list[int] = []
+        encoded: list[str] = []
+        for index, event in enumerate(events):
+            fields = event_fields(event, self.config)
+            if fields is None:
+                outcomes[index] = rejected(_NOT_CONSUMED)
+                continue
+            indexes.append(index)
+            encoded.append(_SEP.join(fields))
+            if len(indexes) == _EVENTS_PER_CALL:
+                calls.append((indexes, encoded))
+                indexes, encoded = [], []
+        if indexes:
+            calls.append((indexes, encoded))
+        # NOSCRIPT (a restarted or flushed server) is repaired here: the script is loaded and
+        # exactly the calls that did not run are sent again, in their order (a call that
+        # meets NOSCRIPT ran nothing). Three rounds cover a flush racing with the reload;
+        # more means something keeps flushing.
+        for _ in range(3):
+            replies = self._call_all([chunk for _, chunk in calls])
+            retry: list[tuple[list[int], list[str]]] = []
+            for (chunk_indexes, chunk), reply in zip(calls, replies, strict=True):
+                if isinstance(reply, NoScriptError):
+                    retry.append((chunk_indexes, chunk))
+                elif isinstance(reply, ResponseError):
+                    if _is_transient_reply(reply):
+                        raise TransientStoreError(f"redis refused for now: {reply}")
+                    # Not one event's fault: the script itself failed outside its steps.
+                    raise StoreError(f"the live store script failed: {reply}")
+                else:
+                    codes = cast(str, reply).split("\n")
+                    if len(codes) != len(chunk_indexes):
+                        raise StoreError("the live store script answered the wrong count")
+                    for index, code in zip(chunk_indexes, codes, strict=True):
+                        if code.startswith("e"):
+                            self._raise_failed(events[index], code[1:])
+                        outcomes[index] = outcome_of(code)
+            if not retry:
+                return cast(list[Outcome], outcomes)
+            with _edge():
+                self._redis.script_load(self._script)
+            calls = retry
+        raise TransientStoreError("the redis script cache keeps losing the apply script")
+
+    @staticmethod
+    def _raise_failed(event: Envelope[Any], error: str) -> None:
+        if error.startswith(_TRANSIENT_REPLIES):
+            raise TransientStoreError(f"redis refused for now: {error}")
+        raise PermanentStoreError(event.event_id, f"redis refused: {error}")
+
+    def _call_all(self, chunks: Sequence[list[str]]) -> list[Any]:
+        replies: list[Any] = []
+        with _edge():
+            for start in range(0, len(chunks), _CALLS_PER_PIPELINE):
+                pipe = self._redis.pipeline(transaction=False)
+                for chunk in chunks[start : start + _CALLS_PER_PIPELINE]:
+                    pipe.evalsha(self._sha, 0, self.prefix, *chunk)
+                replies.extend(pipe.execute(raise_on_error=False))
+        return replies
+
+    # --- read side -----------------------------------------------------------------------
+
+    def viewing_session(self, viewing_session_id: str) -> ViewingSession | None:
+        with _edge():
+            h = cast(dict[str, str], self._redis.hgetall(self._k("viewing", viewing_session_id)))
+        return viewing_from_hash(viewing_session_id, h) if h else None
+
+    def active_streams(self, user_id: str, now: datetime | None = None) -> list[str]:
+        """The user's playing sessions, most recent heartbeat first."""
+        since = self._now_ms(now) - self.config.heartbeat_timeout_s * 1000
+        with _edge():
+            rows = self._redis.zrange(
+                self._k("streams", user_id), "+inf", since, desc=True, byscore=True
+            )
+        return cast(list[str], rows)
+
+    def active_streams_total(self, now: datetime | None = None) -> int:
+        since = self._now_ms(now) - self.config.heartbeat_timeout_s * 1000
+        with _edge():
+            return int(self._redis.zcount(self._k("streams", "_all"), since, "+inf"))
+
+    def continue_watching(self, user_id: str, limit: int = 20) -> list[ContinueItem]:
+        key = self._k("continue", user_id)
+        with _edge():
+            titles = cast(list[str], self._redis.zrange(key, 0, limit - 1, desc=True))
+            entries = cast(
+                list[str | None], self._redis.hmget(key + ":pos", titles) if titles else []
+            )
+        items = (continue_item(title, entry) for title, entry in zip(titles, entries, strict=True))
+        return [item for item in items if item is not None]
+
+    def top_rated(
+        self, limit: int = 10, genre: Genre | str | None = None
+    ) -> list[tuple[str, float]]:
+        key = self._k("rank", "top_rated")
+        if genre is not None:
+            key = self._k("rank", "top_rated", str(genre))
+        with _edge():
+            rows = self._redis.zrange(key, 0, limit - 1, desc=True, withscores=True)
+        return ranked(cast(list[tuple[str, float]], rows))
+
+    def most_watched(
+        self, day: date, limit: int = 10, genre: Genre | str | None = None
+    ) -> list[tuple[str, int]]:
+        key = self._k("rank", "watched", day.isoformat())
+        rows: list[tuple[str, float]]
+        if genre is None:
+            with _edge():
+                reply = self._redis.zrange(key, 0, limit - 1, desc=True, withscores=True)
+            rows = cast(list[tuple[str, float]], reply)
+        else:
+            rows = self._combined({key: 1.0}, limit, genre)
+        return [(title, int(score)) for title, score in rows]
+
+    def trending(
+        self, limit: int = 10, now: datetime | None = None, genre: Genre | str | None = None
+    ) -> list[tuple[str, float]]:
+        weights = trending_weights(self._now_ms(now), self.config)
+        keys = {self._k("rank", "watched", day): weight for day, weight in weights}
+        return ranked(self._combined(keys, limit, genre))
+
+    def _combined(
+        self, weighted: Mapping[str, float], limit: int, genre: Genre | str | None
+    ) -> list[tuple[str, float]]:
+        # ZUNIONSTORE into a scratch key deleted in the same transaction: one round trip,
+        # and only the top `limit` rows travel back.
+        scratch = self._k("tmp", uuid.uuid4().hex)
+        with _edge():
+            pipe = self._redis.pipeline(transaction=True)
+            pipe.zunionstore(scratch, dict(weighted))
+            if genre is not None:
+                # A set counts as scores of 1; weight 0 keeps the counts and filters by genre.
+                pipe.zinterstore(scratch, {scratch: 1.0, self._k("genre", str(genre)): 0.0})
+            pipe.zrange(scratch, 0, limit - 1, desc=True, withscores=True)
+            pipe.delete(scratch)
+            replies = pipe.execute()
+        return ranked(replies[-2])
+
+    def flags(self, scope: str = "global") -> dict[str, Any]:
+        user = scope_user(scope)
+        key = self._k("flags") if not user else self._k("flags", "user", user)
+        with _edge():
+            raw = cast(dict[str, str], self._redis.hgetall(key))
+        return {name: json.loads(value) for name, value in raw.items()}
+
+    def counter(self, name: str) -> int:
+        """A live counter: ``events:<type>``, ``logins:<YYYY-MM-DD>``, ..."""
+        with _edge():
+            value = cast(str | None, self._redis.get(self._k("counter", name)))
+        return int(value) if value is not None else 0
+
+    def plan_of(self, user_id: str, now: datetime | None = None) -> PlanCode | None:
+        """The plan the user may stream with at ``now``, None without an active subscription."""
+        with _edge():
+            reply = self._redis.hmget(self._k("plan", user_id), ["plan", "status", "ends_at"])
+        plan, status, ends_at = cast(list[str | None], reply)
+        if plan is None:
+            return None
+        if status == "canceled" and self._now_ms(now) >= int(ends_at or 0):
+            return None
+        return PlanCode(plan)
+
+    def title_rating(self, title_id: str) -> tuple[int, int]:
+        """(count, sum of stars) of the title's current ratings."""
+        with _edge():
+            reply = self._redis.hmget(self._k("ratings", title_id), ["sum", "count"])
+        total, count = cast(list[str | None], reply)
+        return int(count or 0), int(total or 0)
+
+    def user_rating(self, user_id: str, title_id: str) -> int | None:
+        with _edge():
+            entry = self._redis.hget(self._k("rating", user_id), title_id)
+        return stars_of(cast(str | None, entry))
+
+    def title_version(self, title_id: str) -> int | None:
+        with _edge():
+            value = cast(str | None, self._redis.get(self._k("title", "version", title_id)))
+        return int(value) if value is not None else None
+
+    def title_removed(self, title_id: str) -> bool:
+        with _edge():
+            return bool(self._redis.exists(self._k("title", "removed", title_id)))
+
+    def title_genres(self, title_id: str) -> set[str]:
+        with _edge():
+            return cast(set[str], self._redis.smembers(self._k("title", "genres", title_id)))
+
+    def genre_titles(self, genre: Genre | str) -> set[str]:
+        with _edge():
+            return cast(set[str], self._redis.smembers(self._k("genre", str(genre))))
+
+    def login_sessions(self, user_id: str, now: datetime | None = None) -> list[str]:
+        """The user's login sessions not yet expired at ``now`` (index fed by session.*)."""
+        with _edge():
+            rows = self._redis.zrange(
+                self._k("sessions", user_id), f"({self._now_ms(now)}", "+inf", byscore=True
+            )
+        return cast(list[str], rows)
+
+    # --- catalog cache (cache-aside; the entries are written by the API) ---------------------
+
+    def put_cached_title(self, title_id: str, value: str, ttl_s: int = 300) -> None:
+        with _edge():
+            self._redis.set(self._k("cache", "title", title_id), value, ex=ttl_s)
+
+    def cached_title(self, title_id: str) -> str | None:
+        with _edge():
+            value = self._redis.get(self._k("cache", "title", title_id))
+        return cast(str | None, value)
+
+    def catalog_version(self) -> int:
+        with _edge():
+            value = cast(str | None, self._redis.get(self._k("cache", "catalog", "version")))
+        return int(value) if value is not None else 0
+
+    # --- whole-prefix operations (verification and tests) -----------------------------------
+
+    def _keys(self) -> list[str]:
+        return cast(list[str], list(self._redis.scan_iter(match=f"{self.prefix}:*", count=1000)))
+
+    def dump(self) -> dict[str, DumpEntry]:
+        """Every key under the prefix (without it): type, value and absolute expiry (ms).
+
+        Sets come back sorted, sorted sets as ``{member: score}``. For verification: two
+        stores fed the same events must dump equal (markers' expiry aside: it counts from
+        processing time).
+        """
+        with _edge():
+            keys = self._keys()
+            pipe = self._redis.pipeline(transaction=False)
+            for key in keys:
+                pipe.type(key)
+                pipe.pexpiretime(key)
+            meta = pipe.execute()
+            pipe = self._redis.pipeline(transaction=False)
+            kinds = meta[0::2]
+            for key, kind in zip(keys, kinds, strict=True):
+                if kind == "string":
+                    pipe.get(key)
+                elif kind == "hash":
+                    pipe.hgetall(key)
+                elif kind == "set":
+                    pipe.smembers(key)
+                elif kind == "zset":
+                    pipe.zrange(key, 0, -1, withscores=True)
+                else:
+                    pipe.type(key)  # keeps replies aligned; other types are not ours
+            values = pipe.execute()
+        cut = len(self.prefix) + 1
+        result: dict[str, DumpEntry] = {}
+        for key, kind, expiry, value in zip(keys, kinds, meta[1::2], values, strict=True):
+            if kind == "none":
+                continue  # expired between SCAN and TYPE
+            if kind == "set":
+                value = sorted(value)
+            elif kind == "zset":
+                value = dict(ranked(value))
+            result[key[cut:]] = (kind, value, expiry if expiry >= 0 else None)
+        return result
+
+    def clear(self) -> int:
+        """Delete every key under the prefix (SCAN + DEL, never FLUSHDB); returns how many."""
+        deleted = 0
+        with _edge():
+            keys = self._keys()
+            for start in range(0, len(keys), 1000):
+                deleted += int(self._redis.delete(*keys[start : start + 1000]))
+        return deleted
+
+
+__all__ = [
+    "CONSUMED_TYPES",
+    "ContinueItem",
+    "DumpEntry",
+    "LiveStoreConfig",
+    "RedisLiveStore",
+    "ViewingSession",
+    "connect",
+    "event_fields",
+]

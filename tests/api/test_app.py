@@ -1,0 +1,101 @@
+"""Health, readiness, OpenAPI, lifecycle and the `serve` command."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from argon2 import PasswordHasher, Type
+from fastapi.testclient import TestClient
+from typer.testing import CliRunner
+
+from polystream.api import ApiDeps, create_app
+from polystream.bus.memory import InMemoryEventPublisher
+from polystream.cli import api as api_cli
+from polystream.sinks.receipts import InMemoryReceiptLog
+
+from .conftest import FAST_HASHER, Harness, make_harness, make_settings, new_broker
+
+
+def test_healthz_and_readyz(harness: Harness) -> None:
+    assert harness.client.get("/healthz").json() == {"status": "ok"}
+    ready = harness.client.get("/readyz")
+    assert ready.status_code == 200
+    assert ready.json() == {"status": "ready", "checks": {"publisher": "ok", "receipts": "ok"}}
+
+
+def test_readyz_is_503_when_the_publisher_is_unusable() -> None:
+    def broken() -> None:
+        raise RuntimeError("brokers unreachable")
+
+    for harness in make_harness(ready_check=broken):
+        response = harness.client.get("/readyz")
+        assert response.status_code == 503
+        assert response.json()["checks"]["publisher"] == "unusable: brokers unreachable"
+        assert harness.client.get("/healthz").status_code == 200
+
+
+def test_openapi_documents_every_command(harness: Harness) -> None:
+    assert harness.client.get("/docs").status_code == 200
+    spec = harness.client.get("/openapi.json").json()
+    routes = {(method.upper(), path) for path, item in spec["paths"].items() for method in item}
+    assert routes >= {
+        ("POST", "/users"), ("PATCH", "/users/{user_id}"),
+        ("PUT", "/users/{user_id}/preferences"), ("POST", "/subscriptions"),
+        ("POST", "/subscriptions/{subscription_id}/plan"),
+        ("POST", "/subscriptions/{subscription_id}/cancel"), ("POST", "/payments"),
+        ("POST", "/playback/sessions"), ("POST", "/playback/sessions/{session_id}/progress"),
+        ("POST", "/playback/sessions/{session_id}/stop"),
+        ("PUT", "/titles/{title_id}/ratings/{user_id}"),
+        ("DELETE", "/titles/{title_id}/ratings/{user_id}"),
+        ("PUT", "/catalog/titles/{title_id}"), ("DELETE", "/catalog/titles/{title_id}"),
+        ("POST", "/catalog/relations"), ("DELETE", "/catalog/relations"),
+        ("POST", "/catalog/titles/{title_id}/assets"), ("PUT", "/flags/{name}"),
+        ("GET", "/events/{event_id}"), ("GET", "/healthz"), ("GET", "/readyz"),
+    }
+    register = spec["paths"]["/users"]["post"]
+    assert "202" in register["responses"] and "201" in register["responses"]
+    assert "later issue" in spec["info"]["description"] or "read API" in register["description"]
+    flag = spec["paths"]["/flags/{name}"]["put"]
+    assert flag["security"] == [{"operator": []}]
+    password = spec["components"]["schemas"]["RegisterUser"]["properties"]["password"]
+    assert password["format"] == "password" and password["minLength"] == 12
+
+
+def test_shutdown_flushes_the_publisher_and_runs_the_closers() -> None:
+    calls: list[str] = []
+
+    class Recording(InMemoryEventPublisher):
+        def flush(self, timeout_s: float = 30.0) -> None:
+            calls.append("flush")
+            super().flush(timeout_s)
+
+    deps = ApiDeps(settings=make_settings(), publisher=Recording(new_broker()),
+                   receipts=InMemoryReceiptLog(), password_hasher=FAST_HASHER,
+                   closers=(lambda: calls.append("close"),))
+    with TestClient(create_app(deps)):
+        pass
+    assert calls == ["flush", "close"]
+
+
+def test_only_argon2id_hashers_are_accepted() -> None:
+    deps = ApiDeps(settings=make_settings(), publisher=InMemoryEventPublisher(new_broker()),
+                   receipts=InMemoryReceiptLog(), password_hasher=PasswordHasher(type=Type.I))
+    with pytest.raises(ValueError, match="argon2id"):
+        create_app(deps)
+
+
+def test_serve_runs_uvicorn_in_factory_mode(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: dict[str, Any] = {}
+
+    def fake_run(app: str, **kwargs: Any) -> None:
+        seen.update(kwargs, app=app)
+
+    monkeypatch.setattr(api_cli.uvicorn, "run", fake_run)
+    result = CliRunner().invoke(api_cli.app, ["serve", "--port", "8123", "--workers", "3"])
+    assert result.exit_code == 0, result.output
+    assert seen["app"] == "polystream.api.bootstrap:app_factory"
+    assert seen["factory"] is True
+    assert seen["port"] == 8123 and seen["workers"] == 3
+    assert seen["access_log"] is False
+    assert "polystream" in seen["log_config"]["loggers"]

@@ -1,0 +1,175 @@
+"""The sink loop's delivery semantics, on the in-memory bus with a scripted store."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from polystream.bus.memory import InMemoryBroker, InMemoryEventConsumer, InMemoryEventPublisher
+from polystream.bus.ports import TopicSpec
+from polystream.domain.events import (
+    TOPIC_PARTITIONS,
+    DeadLetterHeader,
+    Envelope,
+    ReceiptStatus,
+    Sink,
+    Topic,
+    encode,
+    topics_for,
+)
+from polystream.domain.examples import example_event
+from polystream.sinks.ports import (
+    DUPLICATE,
+    STORED,
+    Outcome,
+    PermanentStoreError,
+    TransientStoreError,
+)
+from polystream.sinks.receipts import InMemoryReceiptLog
+from polystream.sinks.worker import SinkWorker, WorkerConfig, primary_sink
+
+
+class ScriptedStore:
+    """Remembers applied event ids; fails as told. Idempotent like a real store."""
+
+    def __init__(self, sink: Sink) -> None:
+        self.sink = sink
+        self.applied: list[str] = []
+        self.transient_failures = 0
+        self.permanent: set[str] = set()
+
+    def apply(self, events: Sequence[Envelope[Any]]) -> list[Outcome]:
+        if self.transient_failures:
+            self.transient_failures -= 1
+            raise TransientStoreError("store down")
+        for env in events:
+            if str(env.event_id) in self.permanent:
+                raise PermanentStoreError(env.event_id, "violates a constraint")
+        out = []
+        for env in events:
+            if str(env.event_id) in self.applied:
+                out.append(DUPLICATE)
+            else:
+                self.applied.append(str(env.event_id))
+                out.append(STORED)
+        return out
+
+    def close(self) -> None:
+        pass
+
+
+def _setup(sink: Sink = Sink.POSTGRES) -> tuple[InMemoryBroker, SinkWorker, ScriptedStore,
+                                                InMemoryReceiptLog]:
+    broker = InMemoryBroker(auto_create_topics=False)
+    broker.ensure_topics([TopicSpec(t.value, TOPIC_PARTITIONS[t]) for t in Topic])
+    store = ScriptedStore(sink)
+    receipts = InMemoryReceiptLog()
+    worker = SinkWorker(
+        sink=sink,
+        consumer=InMemoryEventConsumer(broker, f"g-{sink}", [t.value for t in topics_for(sink)]),
+        store=store, publisher=InMemoryEventPublisher(broker), receipts=receipts,
+        config=WorkerConfig(batch_size=100, linger_s=0.01, backoff_initial_s=0.001,
+                            backoff_max_s=0.002))
+    return broker, worker, store, receipts
+
+
+def _drain(worker: SinkWorker, steps: int = 20) -> None:
+    for _ in range(steps):
+        worker.step()
+
+
+def _records(broker: InMemoryBroker, topic: Topic) -> list[Any]:
+    consumer = InMemoryEventConsumer(broker, f"reader-{topic}-{id(broker)}", [topic.value])
+    out = consumer.poll_batch(10_000, 0.05)
+    consumer.close()
+    return out
+
+
+def test_valid_events_are_stored_with_receipts_and_committed() -> None:
+    broker, worker, store, receipts = _setup()
+    pub = InMemoryEventPublisher(broker)
+    events = [example_event("user.registered", user_id=f"u{i}", email=f"u{i}@example.org")
+              for i in range(5)]
+    for env in events:
+        pub.publish(Topic.USERS.value, env.key, encode(env)).result()
+    _drain(worker, 3)
+    assert sorted(store.applied) == sorted(str(e.event_id) for e in events)
+    for env in events:
+        [rc] = receipts.get(env.event_id)
+        assert rc.sink is Sink.POSTGRES and rc.status is ReceiptStatus.STORED
+    assert sum(broker.group_lag("g-postgres", [Topic.USERS.value]).values()) == 0
+    assert len(_records(broker, Topic.RECEIPTS)) == 5
+
+
+def test_invalid_records_are_dead_lettered_once_by_the_primary_sink_only() -> None:
+    assert primary_sink(Topic.USERS.value) is Sink.POSTGRES
+    assert primary_sink(Topic.CATALOG.value) is Sink.MONGO
+    broker, worker, store, _ = _setup(Sink.POSTGRES)
+    pub = InMemoryEventPublisher(broker)
+    good = example_event("user.registered")
+    pub.publish(Topic.USERS.value, "u1", b"{not json").result()
+    pub.publish(Topic.USERS.value, "u1", b'{"type": "user.teleported", "schema_version": 1}'
+                ).result()
+    pub.publish(Topic.USERS.value, good.key, encode(good)).result()
+    _drain(worker, 3)
+    dead = _records(broker, Topic.DEADLETTER)
+    assert len(dead) == 2
+    reasons = sorted(r.headers[DeadLetterHeader.REASON.value].decode() for r in dead)
+    assert reasons == ["malformed", "unknown_type"]
+    assert {r.headers[DeadLetterHeader.TOPIC.value] for r in dead} == {b"polystream.users"}
+    assert dead[0].value == b"{not json"
+    assert store.applied == [str(good.event_id)]
+
+    # The redis sink also reads the users topic (user.erased) but must not dead-letter again.
+    _, redis_worker, _, _ = _setup(Sink.REDIS)
+    redis_worker.consumer = InMemoryEventConsumer(broker, "g-redis", [Topic.USERS.value])
+    _drain(redis_worker, 3)
+    assert len(_records(broker, Topic.DEADLETTER)) == 2
+    assert redis_worker.totals.skipped_invalid == 2
+
+
+def test_transient_store_errors_retry_and_nothing_is_skipped() -> None:
+    broker, worker, store, _ = _setup()
+    store.transient_failures = 7  # more than the quick retries: the batch is rewound
+    pub = InMemoryEventPublisher(broker)
+    events = [example_event("user.registered", user_id=f"u{i}", email=f"u{i}@example.org")
+              for i in range(3)]
+    for env in events:
+        pub.publish(Topic.USERS.value, env.key, encode(env)).result()
+    first = worker.step()
+    assert first.committed is False
+    assert sum(broker.group_lag("g-postgres", [Topic.USERS.value]).values()) == 3
+    _drain(worker, 5)
+    assert sorted(store.applied) == sorted(str(e.event_id) for e in events)
+    assert sum(broker.group_lag("g-postgres", [Topic.USERS.value]).values()) == 0
+
+
+def test_a_permanently_failing_event_is_dead_lettered_and_the_rest_flows() -> None:
+    broker, worker, store, receipts = _setup()
+    pub = InMemoryEventPublisher(broker)
+    events = [example_event("user.registered", user_id=f"u{i}", email=f"u{i}@example.org")
+              for i in range(3)]
+    store.permanent = {str(events[1].event_id)}
+    for env in events:
+        pub.publish(Topic.USERS.value, env.key, encode(env)).result()
+    _drain(worker, 3)
+    assert sorted(store.applied) == sorted([str(events[0].event_id), str(events[2].event_id)])
+    [dead] = _records(broker, Topic.DEADLETTER)
+    assert dead.headers[DeadLetterHeader.REASON.value] == b"store_rejected"
+    [rc] = receipts.get(events[1].event_id)
+    assert rc.status is ReceiptStatus.DEAD_LETTERED
+
+
+def test_redelivery_after_a_crash_before_commit_applies_nothing_twice() -> None:
+    broker, worker, store, _ = _setup()
+    pub = InMemoryEventPublisher(broker)
+    env = example_event("user.registered")
+    pub.publish(Topic.USERS.value, env.key, encode(env)).result()
+    _drain(worker, 2)
+    # Forget the commit, as if the worker died between the store and the commit.
+    worker.consumer.close()
+    broker._groups["g-postgres"].committed.clear()
+    worker.consumer = InMemoryEventConsumer(broker, "g-postgres", [Topic.USERS.value])
+    stats = worker.step()
+    assert stats.applied == {"duplicate": 1}
+    assert store.applied == [str(env.event_id)]
