@@ -1,0 +1,898 @@
+"""Accounts in memory, and the rules every account store applies.
+
+The PostgreSQL sink owns users, subscriptions, payments, preferences and ratings. What an event
+does to them (who may register which email, when a subscription change is stale, what a refund
+needs) is decided here, once, by :class:`AccountState`:
+
+* :class:`InMemoryAccountStore` keeps one complete ``AccountState`` in dicts;
+* ``PostgresAccountStore`` loads into a fresh ``AccountState`` only the rows a batch touches
+  (locked ``FOR UPDATE``), runs the same rules over the batch in order, and writes back the
+  rows the state marked dirty, set-based.
+
+So the two stores cannot drift apart in their semantics, and the contract tests check the
+same thing twice: the rules, and the storage of their results.
+
+Times stored on rows (``created_at``, ``updated_at``, ...) are event times (``occurred_at``),
+never wall-clock times: they are the guards that keep an older event from overwriting newer
+state, and replaying the log must rebuild exactly the same rows.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, replace
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Final, Protocol
+from uuid import UUID
+
+from polystream.domain.events import (
+    Envelope,
+    PaymentFailed,
+    PaymentRefunded,
+    PaymentSucceeded,
+    PlanCode,
+    PreferencesUpdated,
+    RatingRetracted,
+    RatingSubmitted,
+    Sink,
+    SubscriptionCanceled,
+    SubscriptionPlanChanged,
+    SubscriptionRenewed,
+    SubscriptionStarted,
+    UserErased,
+    UserProfileUpdated,
+    UserRegistered,
+    event_types_for,
+)
+from polystream.sinks.ports import (
+    DUPLICATE,
+    STALE,
+    STORED,
+    Outcome,
+    PermanentStoreError,
+    rejected,
+)
+
+#: The consumer name in the processed-events ledger.
+CONSUMER: Final = Sink.POSTGRES.value
+
+#: The event types an account store applies (the PostgreSQL sink's share of the registry).
+ACCOUNT_EVENT_TYPES: Final = frozenset(event_types_for(Sink.POSTGRES))
+
+
+class Reason(StrEnum):
+    """Why an event was rejected or found stale. Stable strings: receipts and the API's
+    ``409`` answers carry them, and they never contain field values."""
+
+    USER_EXISTS = "user already registered"
+    EMAIL_TAKEN = "email already registered"
+    UNKNOWN_USER = "unknown user"
+    USER_ERASED = "user erased"
+    ALREADY_ERASED = "user already erased"
+    SUBSCRIPTION_EXISTS = "subscription already exists"
+    ALREADY_SUBSCRIBED = "user already has an active subscription"
+    UNKNOWN_SUBSCRIPTION = "unknown subscription"
+    NOT_SUBSCRIPTION_OWNER = "subscription belongs to another user"
+    SUBSCRIPTION_CANCELED = "subscription is canceled"
+    ALREADY_CANCELED = "subscription already canceled"
+    PLAN_MISMATCH = "from_plan is not the subscription's current plan"
+    PAYMENT_EXISTS = "payment already recorded"
+    UNKNOWN_PAYMENT = "unknown payment"
+    REFUND_MISMATCH = "refund does not match the payment's subscription or user"
+    PAYMENT_NOT_SUCCEEDED = "only a succeeded payment can be refunded"
+    ALREADY_REFUNDED = "payment already refunded"
+    REFUND_CURRENCY = "refund currency differs from the payment's"
+    REFUND_TOO_LARGE = "refund exceeds the payment"
+    NEWER_STATE = "a newer event was already applied"
+
+
+class SubscriptionStatus(StrEnum):
+    ACTIVE = "active"
+    CANCELED = "canceled"
+
+
+class PaymentStatus(StrEnum):
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    REFUNDED = "refunded"
+
+
+# --- records: what the read side returns ------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    """A profile. After erasure every personal field is ``None`` and ``erased_at`` is set:
+    the row stays so subscriptions, payments and ratings keep a valid owner."""
+
+    user_id: str
+    email: str | None
+    display_name: str | None
+    country: str | None
+    birth_year: int | None
+    created_at: datetime
+    updated_at: datetime
+    erased_at: datetime | None = None
+
+    @property
+    def erased(self) -> bool:
+        return self.erased_at is not None
+
+
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    """What login needs, and nothing else (the hash is never part of :class:`User`)."""
+
+    user_id: str
+    password_hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class Subscription:
+    subscription_id: str
+    user_id: str
+    plan: PlanCode
+    status: SubscriptionStatus
+    period_start: datetime
+    period_end: datetime
+    started_at: datetime
+    updated_at: datetime
+    canceled_at: datetime | None = None
+    ends_at: datetime | None = None
+    cancel_reason: str | None = None
+    last_payment_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Payment:
+    """A payment as support sees it: brand and last four digits, never the card or token."""
+
+    payment_id: str
+    subscription_id: str
+    user_id: str
+    amount_cents: int
+    currency: str
+    card_brand: str
+    card_last4: str
+    status: PaymentStatus
+    failure_reason: str | None
+    occurred_at: datetime
+    updated_at: datetime
+    refund_id: str | None = None
+    refund_reason: str | None = None
+    refunded_cents: int | None = None
+    refunded_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Preferences:
+    user_id: str
+    genres: tuple[str, ...]
+    languages: tuple[str, ...]
+    subtitles: bool
+    subtitle_language: str | None
+    autoplay_next_episode: bool
+    autoplay_previews: bool
+    maturity_limit: str
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Rating:
+    user_id: str
+    title_id: str
+    stars: int
+    review: str | None
+    rated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class RatingStats:
+    """Current (not retracted) ratings of one title; a ranking divides ``total`` by
+    ``count`` itself, so stats of many titles or shards can be summed."""
+
+    count: int = 0
+    total: int = 0
+
+    @property
+    def mean(self) -> float | None:
+        return self.total / self.count if self.count else None
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessedEvent:
+    """A ledger row: this consumer applied (or refused) this event, with that outcome."""
+
+    event_id: UUID
+    event_type: str
+    status: str
+    reason: str | None
+
+
+class AccountReader(Protocol):
+    """The read side of an account store, used by the API (login, profile, billing pages)
+    and by ``verify``. Both stores implement it with the same results."""
+
+    def get_user(self, user_id: str) -> User | None: ...
+
+    def get_user_by_email(self, email: str) -> Credentials | None:
+        """Login lookup; ``None`` for unknown or erased accounts. The email is lower-cased."""
+        ...
+
+    def get_subscription(self, subscription_id: str) -> Subscription | None: ...
+
+    def get_subscriptions(self, user_id: str) -> list[Subscription]:
+        """Every subscription of the user, oldest first."""
+        ...
+
+    def get_active_subscription(self, user_id: str) -> Subscription | None: ...
+
+    def list_payments(self, user_id: str) -> list[Payment]:
+        """Oldest first."""
+        ...
+
+    def get_preferences(self, user_id: str) -> Preferences | None: ...
+
+    def list_ratings(self, user_id: str) -> list[Rating]:
+        """Current ratings of the user (not retracted ones), by title id."""
+        ...
+
+    def get_rating_stats(self, title_id: str) -> RatingStats: ...
+
+    def list_rating_stats(self) -> dict[str, RatingStats]:
+        """Stats of every title that has at least one current rating."""
+        ...
+
+    def get_processed_event(self, event_id: UUID) -> ProcessedEvent | None: ...
+
+    def dump(self) -> dict[str, list[dict[str, Any]]]:
+        """Every row of every table, in a canonical order and shape that is the same for
+        both stores (ledger times excluded: they are wall-clock times)."""
+        ...
+
+
+# --- the rules ------------------------------------------------------------------------
+
+
+#: The free-text fields this sink stores, by event type (ids, codes and hashes are patterns).
+_FREE_TEXT: Final[Mapping[str, tuple[str, ...]]] = {
+    "user.registered": ("display_name",),
+    "user.profile_updated": ("display_name",),
+    "rating.submitted": ("review",),
+}
+
+
+def check_batch(events: Sequence[Envelope[Any]]) -> None:
+    """Refuse, before anything is applied, an event no account store can ever apply.
+
+    Runs first so a batch is applied whole or not at all: the worker dead-letters the
+    named event and redelivers the others, which must then still be new.
+    """
+    for event in events:
+        if event.type not in ACCOUNT_EVENT_TYPES:
+            raise PermanentStoreError(event.event_id, f"{event.type} is not an account event")
+        # PostgreSQL text cannot hold NUL, and the contract's free-text types allow control
+        # characters. Both stores refuse it, so that they agree.
+        for field in _FREE_TEXT.get(event.type, ()):
+            text = getattr(event.payload, field)
+            if text is not None and "\x00" in text:
+                raise PermanentStoreError(event.event_id, f"{field} contains a NUL character")
+
+
+class AccountState:
+    """Rows, the indexes the rules need, and the keys each applied event changed.
+
+    For PostgreSQL this holds only the rows a batch can touch; everything the rules look up
+    (a user by id or by email, a subscription, a user's active subscription, a payment, a
+    preference set, a rating) must have been loaded for every key the batch mentions, so
+    "absent here" means "absent in the database".
+    """
+
+    def __init__(self) -> None:
+        self.users: dict[str, User] = {}
+        self.password_hashes: dict[str, str | None] = {}
+        self.user_by_email: dict[str, str] = {}
+        self.subscriptions: dict[str, Subscription] = {}
+        self.active_subscription: dict[str, str] = {}
+        self.payments: dict[str, Payment] = {}
+        self.card_tokens: dict[str, str | None] = {}
+        self.preferences: dict[str, Preferences] = {}
+        self.ratings: dict[tuple[str, str], Rating] = {}
+        # A retraction leaves a tombstone with its event time, so that a rating submitted
+        # before it but delivered after it (a replay, a late retry) cannot bring it back.
+        self.retractions: dict[tuple[str, str], datetime] = {}
+        self.processed: dict[UUID, ProcessedEvent] = {}
+        # Per-user indexes, for erasure (which reaches every row of the user).
+        self.user_payments: dict[str, set[str]] = {}
+        self.user_ratings: dict[str, set[str]] = {}
+        self.user_subscriptions: dict[str, set[str]] = {}
+        # Keys changed since the last flush, in first-change order (dicts as ordered sets).
+        self.dirty_users: dict[str, None] = {}
+        self.dirty_subscriptions: dict[str, None] = {}
+        self.dirty_payments: dict[str, None] = {}
+        self.dirty_preferences: dict[str, None] = {}
+        self.dirty_ratings: dict[tuple[str, str], None] = {}
+        self.erased_users: dict[str, None] = {}
+        self.new_processed: list[ProcessedEvent] = []
+        self._handlers: Mapping[str, Callable[[Envelope[Any]], Outcome]] = {
+            "user.registered": self._user_registered,
+            "user.profile_updated": self._user_profile_updated,
+            "user.erased": self._user_erased,
+            "preferences.updated": self._preferences_updated,
+            "subscription.started": self._subscription_started,
+            "subscription.plan_changed": self._subscription_plan_changed,
+            "subscription.renewed": self._subscription_renewed,
+            "subscription.canceled": self._subscription_canceled,
+            "payment.succeeded": self._payment_recorded,
+            "payment.failed": self._payment_recorded,
+            "payment.refunded": self._payment_refunded,
+            "rating.submitted": self._rating_submitted,
+            "rating.retracted": self._rating_retracted,
+        }
+
+    # -- loading (PostgreSQL) and writing rows ------------------------------------------
+
+    def load_user(self, user: User, password_hash: str | None) -> None:
+        self.users[user.user_id] = user
+        self.password_hashes[user.user_id] = password_hash
+        if user.email is not None:
+            self.user_by_email[user.email] = user.user_id
+
+    def load_subscription(self, subscription: Subscription) -> None:
+        self.subscriptions[subscription.subscription_id] = subscription
+        self.user_subscriptions.setdefault(subscription.user_id, set()).add(
+            subscription.subscription_id
+        )
+        if subscription.status is SubscriptionStatus.ACTIVE:
+            self.active_subscription[subscription.user_id] = subscription.subscription_id
+
+    def load_payment(self, payment: Payment, card_token: str | None) -> None:
+        self.payments[payment.payment_id] = payment
+        self.card_tokens[payment.payment_id] = card_token
+        self.user_payments.setdefault(payment.user_id, set()).add(payment.payment_id)
+
+    def load_preferences(self, preferences: Preferences) -> None:
+        self.preferences[preferences.user_id] = preferences
+
+    def load_rating(self, rating: Rating) -> None:
+        self.ratings[rating.user_id, rating.title_id] = rating
+        self.user_ratings.setdefault(rating.user_id, set()).add(rating.title_id)
+
+    def load_retraction(self, user_id: str, title_id: str, retracted_at: datetime) -> None:
+        self.retractions[user_id, title_id] = retracted_at
+        self.user_ratings.setdefault(user_id, set()).add(title_id)
+
+    def load_processed(self, event_id: UUID) -> None:
+        # Only presence matters for a batch: an event already in the ledger is a duplicate.
+        self.processed[event_id] = ProcessedEvent(event_id, "", "", None)
+
+    def clear_dirty(self) -> None:
+        self.dirty_users.clear()
+        self.dirty_subscriptions.clear()
+        self.dirty_payments.clear()
+        self.dirty_preferences.clear()
+        self.dirty_ratings.clear()
+        self.erased_users.clear()
+        self.new_processed.clear()
+
+    def _put_user(self, user: User, password_hash: str | None) -> None:
+        old = self.users.get(user.user_id)
+        if old is not None and old.email is not None and old.email != user.email:
+            del self.user_by_email[old.email]
+        self.load_user(user, password_hash)
+        self.dirty_users[user.user_id] = None
+
+    def _put_subscription(self, subscription: Subscription) -> None:
+        if subscription.status is SubscriptionStatus.CANCELED and (
+            self.active_subscription.get(subscription.user_id) == subscription.subscription_id
+        ):
+            del self.active_subscription[subscription.user_id]
+        self.load_subscription(subscription)
+        self.dirty_subscriptions[subscription.subscription_id] = None
+
+    def _put_payment(self, payment: Payment, card_token: str | None) -> None:
+        self.load_payment(payment, card_token)
+        self.dirty_payments[payment.payment_id] = None
+
+    def _put_rating(self, rating: Rating) -> None:
+        key = (rating.user_id, rating.title_id)
+        self.retractions.pop(key, None)
+        self.load_rating(rating)
+        self.dirty_ratings[key] = None
+
+    # -- applying events -------------------------------------------------------------
+
+    def apply(self, event: Envelope[Any]) -> Outcome:
+        """Apply one event (already checked by :func:`check_batch`) and record it in the
+        ledger, whatever the outcome: a refused event must stay refused on replay, even if
+        a later event would now let it through."""
+        if event.event_id in self.processed:
+            return DUPLICATE
+        outcome = self._handlers[event.type](event)
+        entry = ProcessedEvent(event.event_id, event.type, outcome.status.value, outcome.reason)
+        self.processed[event.event_id] = entry
+        self.new_processed.append(entry)
+        return outcome
+
+    def _live_user(self, user_id: str) -> User | Outcome:
+        user = self.users.get(user_id)
+        if user is None:
+            return rejected(Reason.UNKNOWN_USER)
+        if user.erased_at is not None:
+            return rejected(Reason.USER_ERASED)
+        return user
+
+    def _user_registered(self, event: Envelope[Any]) -> Outcome:
+        p: UserRegistered = event.payload
+        if p.user_id in self.users:
+            return rejected(Reason.USER_EXISTS)
+        if p.email in self.user_by_email:
+            return rejected(Reason.EMAIL_TAKEN)
+        at = event.occurred_at
+        user = User(p.user_id, p.email, p.display_name, p.country, p.birth_year, at, at)
+        self._put_user(user, p.password_hash)
+        return STORED
+
+    def _user_profile_updated(self, event: Envelope[Any]) -> Outcome:
+        p: UserProfileUpdated = event.payload
+        user = self._live_user(p.user_id)
+        if isinstance(user, Outcome):
+            return user
+        if event.occurred_at < user.updated_at:
+            return Outcome(STALE.status, Reason.NEWER_STATE)
+        if p.email is not None and self.user_by_email.get(p.email, p.user_id) != p.user_id:
+            return rejected(Reason.EMAIL_TAKEN)
+        changed = replace(
+            user,
+            email=user.email if p.email is None else p.email,
+            display_name=user.display_name if p.display_name is None else p.display_name,
+            country=user.country if p.country is None else p.country,
+            birth_year=user.birth_year if p.birth_year is None else p.birth_year,
+            updated_at=event.occurred_at,
+        )
+        self._put_user(changed, self.password_hashes[p.user_id])
+        return STORED
+
+    def _user_erased(self, event: Envelope[Any]) -> Outcome:
+        p: UserErased = event.payload
+        user = self.users.get(p.user_id)
+        if user is None:
+            return rejected(Reason.UNKNOWN_USER)
+        if user.erased_at is not None:
+            return Outcome(STALE.status, Reason.ALREADY_ERASED)
+        # Erasure wins whatever its event time: a profile edit that happened "later" must
+        # not keep personal data alive.
+        at = event.occurred_at
+        erased = User(
+            p.user_id, None, None, None, None, user.created_at, max(at, user.updated_at), at
+        )
+        self._put_user(erased, None)
+        self.erased_users[p.user_id] = None
+        if self.preferences.pop(p.user_id, None) is not None:
+            self.dirty_preferences[p.user_id] = None
+        # Ratings stay (they are the titles' statistics, now under an anonymous id) but the
+        # review text is the person's own words. Payments stay (accounting), but the card
+        # token could still charge the person, so it goes.
+        for title_id in tuple(self.user_ratings.get(p.user_id, ())):
+            rating = self.ratings.get((p.user_id, title_id))
+            if rating is not None and rating.review is not None:
+                self._put_rating(replace(rating, review=None))
+        for payment_id in tuple(self.user_payments.get(p.user_id, ())):
+            if self.card_tokens.get(payment_id) is not None:
+                self._put_payment(self.payments[payment_id], None)
+        return STORED
+
+    def _preferences_updated(self, event: Envelope[Any]) -> Outcome:
+        p: PreferencesUpdated = event.payload
+        user = self._live_user(p.user_id)
+        if isinstance(user, Outcome):
+            return user
+        current = self.preferences.get(p.user_id)
+        if current is not None and event.occurred_at < current.updated_at:
+            return Outcome(STALE.status, Reason.NEWER_STATE)
+        self.preferences[p.user_id] = Preferences(
+            user_id=p.user_id,
+            genres=tuple(genre.value for genre in p.genres),
+            languages=tuple(p.languages),
+            subtitles=p.subtitles,
+            subtitle_language=p.subtitle_language,
+            autoplay_next_episode=p.autoplay_next_episode,
+            autoplay_previews=p.autoplay_previews,
+            maturity_limit=p.maturity_limit.value,
+            updated_at=event.occurred_at,
+        )
+        self.dirty_preferences[p.user_id] = None
+        return STORED
+
+    def _subscription_started(self, event: Envelope[Any]) -> Outcome:
+        p: SubscriptionStarted = event.payload
+        user = self._live_user(p.user_id)
+        if isinstance(user, Outcome):
+            return user
+        if p.subscription_id in self.subscriptions:
+            return rejected(Reason.SUBSCRIPTION_EXISTS)
+        if p.user_id in self.active_subscription:
+            return rejected(Reason.ALREADY_SUBSCRIBED)
+        at = event.occurred_at
+        self._put_subscription(
+            Subscription(
+                p.subscription_id,
+                p.user_id,
+                p.plan,
+                SubscriptionStatus.ACTIVE,
+                p.period_start,
+                p.period_end,
+                started_at=at,
+                updated_at=at,
+            )
+        )
+        return STORED
+
+    def _changeable(
+        self, event: Envelope[Any], subscription_id: str, user_id: str
+    ) -> Subscription | Outcome:
+        subscription = self.subscriptions.get(subscription_id)
+        if subscription is None:
+            return rejected(Reason.UNKNOWN_SUBSCRIPTION)
+        if subscription.user_id != user_id:
+            return rejected(Reason.NOT_SUBSCRIPTION_OWNER)
+        # Stale before canceled: a change that happened before the cancellation but arrived
+        # after it is simply old news, not a change the user attempted on a dead subscription.
+        if event.occurred_at < subscription.updated_at:
+            return Outcome(STALE.status, Reason.NEWER_STATE)
+        if subscription.status is SubscriptionStatus.CANCELED:
+            return rejected(Reason.SUBSCRIPTION_CANCELED)
+        return subscription
+
+    def _subscription_plan_changed(self, event: Envelope[Any]) -> Outcome:
+        p: SubscriptionPlanChanged = event.payload
+        subscription = self._changeable(event, p.subscription_id, p.user_id)
+        if isinstance(subscription, Outcome):
+            return subscription
+        if subscription.plan != p.from_plan:
+            return rejected(Reason.PLAN_MISMATCH)
+        self._put_subscription(replace(subscription, plan=p.to_plan, updated_at=event.occurred_at))
+        return STORED
+
+    def _subscription_renewed(self, event: Envelope[Any]) -> Outcome:
+        p: SubscriptionRenewed = event.payload
+        subscription = self._changeable(event, p.subscription_id, p.user_id)
+        if isinstance(subscription, Outcome):
+            return subscription
+        renewed = replace(
+            subscription,
+            plan=p.plan,
+            period_start=p.period_start,
+            period_end=p.period_end,
+            updated_at=event.occurred_at,
+            last_payment_id=p.payment_id or subscription.last_payment_id,
+        )
+        self._put_subscription(renewed)
+        return STORED
+
+    def _subscription_canceled(self, event: Envelope[Any]) -> Outcome:
+        p: SubscriptionCanceled = event.payload
+        current = self.subscriptions.get(p.subscription_id)
+        if (
+            current is not None
+            and current.status is SubscriptionStatus.CANCELED
+            and current.user_id == p.user_id
+        ):
+            return Outcome(STALE.status, Reason.ALREADY_CANCELED)
+        subscription = self._changeable(event, p.subscription_id, p.user_id)
+        if isinstance(subscription, Outcome):
+            return subscription
+        at = event.occurred_at
+        canceled = replace(
+            subscription,
+            status=SubscriptionStatus.CANCELED,
+            updated_at=at,
+            canceled_at=at,
+            ends_at=p.ends_at,
+            cancel_reason=p.reason.value,
+        )
+        self._put_subscription(canceled)
+        return STORED
+
+    def _payment_recorded(self, event: Envelope[Any]) -> Outcome:
+        p: PaymentSucceeded | PaymentFailed = event.payload
+        if p.payment_id in self.payments:
+            return rejected(Reason.PAYMENT_EXISTS)
+        subscription = self.subscriptions.get(p.subscription_id)
+        if subscription is None:
+            return rejected(Reason.UNKNOWN_SUBSCRIPTION)
+        if subscription.user_id != p.user_id:
+            return rejected(Reason.NOT_SUBSCRIPTION_OWNER)
+        if subscription.status is SubscriptionStatus.CANCELED:
+            return rejected(Reason.SUBSCRIPTION_CANCELED)
+        failed = isinstance(p, PaymentFailed)
+        at = event.occurred_at
+        payment = Payment(
+            p.payment_id,
+            p.subscription_id,
+            p.user_id,
+            p.amount_cents,
+            p.currency,
+            p.card_brand.value,
+            p.card_last4,
+            PaymentStatus.FAILED if failed else PaymentStatus.SUCCEEDED,
+            p.failure_reason.value if isinstance(p, PaymentFailed) else None,
+            occurred_at=at,
+            updated_at=at,
+        )
+        self._put_payment(payment, p.card_token)
+        return STORED
+
+    def _payment_refunded(self, event: Envelope[Any]) -> Outcome:
+        p: PaymentRefunded = event.payload
+        payment = self.payments.get(p.payment_id)
+        if payment is None:
+            return rejected(Reason.UNKNOWN_PAYMENT)
+        if payment.subscription_id != p.subscription_id or payment.user_id != p.user_id:
+            return rejected(Reason.REFUND_MISMATCH)
+        if payment.status is PaymentStatus.REFUNDED:
+            return rejected(Reason.ALREADY_REFUNDED)
+        if payment.status is not PaymentStatus.SUCCEEDED:
+            return rejected(Reason.PAYMENT_NOT_SUCCEEDED)
+        if p.currency != payment.currency:
+            return rejected(Reason.REFUND_CURRENCY)
+        if p.amount_cents > payment.amount_cents:
+            return rejected(Reason.REFUND_TOO_LARGE)
+        at = event.occurred_at
+        refunded = replace(
+            payment,
+            status=PaymentStatus.REFUNDED,
+            updated_at=max(at, payment.updated_at),
+            refund_id=p.refund_id,
+            refund_reason=p.reason.value,
+            refunded_cents=p.amount_cents,
+            refunded_at=at,
+        )
+        self._put_payment(refunded, self.card_tokens[p.payment_id])
+        return STORED
+
+    def _rating_guard(self, key: tuple[str, str]) -> datetime | None:
+        rating = self.ratings.get(key)
+        return rating.rated_at if rating is not None else self.retractions.get(key)
+
+    def _rating_submitted(self, event: Envelope[Any]) -> Outcome:
+        p: RatingSubmitted = event.payload
+        user = self._live_user(p.user_id)
+        if isinstance(user, Outcome):
+            return user
+        key = (p.user_id, p.title_id)
+        guard = self._rating_guard(key)
+        if guard is not None and event.occurred_at < guard:
+            return Outcome(STALE.status, Reason.NEWER_STATE)
+        self._put_rating(Rating(p.user_id, p.title_id, p.stars, p.review, event.occurred_at))
+        return STORED
+
+    def _rating_retracted(self, event: Envelope[Any]) -> Outcome:
+        p: RatingRetracted = event.payload
+        user = self._live_user(p.user_id)
+        if isinstance(user, Outcome):
+            return user
+        key = (p.user_id, p.title_id)
+        guard = self._rating_guard(key)
+        if guard is not None and event.occurred_at < guard:
+            return Outcome(STALE.status, Reason.NEWER_STATE)
+        self.ratings.pop(key, None)
+        # Stored even when there was nothing to retract: the tombstone is what makes a late
+        # delivery of the earlier submission stale.
+        self.load_retraction(p.user_id, p.title_id, event.occurred_at)
+        self.dirty_ratings[key] = None
+        return STORED
+
+    # -- dump (both stores produce exactly this shape) -----------------------------------
+
+    def dump(self) -> dict[str, list[dict[str, Any]]]:
+        users = [
+            {**_plain(user), "password_hash": self.password_hashes[user.user_id]}
+            for user in self.users.values()
+        ]
+        payments = [
+            {**_plain(payment), "card_token": self.card_tokens[payment.payment_id]}
+            for payment in self.payments.values()
+        ]
+        ratings = [
+            {
+                "user_id": r.user_id,
+                "title_id": r.title_id,
+                "stars": r.stars,
+                "review": r.review,
+                "updated_at": r.rated_at,
+                "retracted_at": None,
+            }
+            for r in self.ratings.values()
+        ] + [
+            {
+                "user_id": user_id,
+                "title_id": title_id,
+                "stars": None,
+                "review": None,
+                "updated_at": at,
+                "retracted_at": at,
+            }
+            for (user_id, title_id), at in self.retractions.items()
+        ]
+        ledger = [
+            {
+                "consumer": CONSUMER,
+                "event_id": entry.event_id,
+                "event_type": entry.event_type,
+                "status": entry.status,
+                "reason": entry.reason,
+            }
+            for entry in self.processed.values()
+        ]
+        return canonical_dump(
+            {
+                "users": users,
+                "subscriptions": [_plain(s) for s in self.subscriptions.values()],
+                "payments": payments,
+                "preferences": [_plain(p) for p in self.preferences.values()],
+                "ratings": ratings,
+                "processed_events": ledger,
+            }
+        )
+
+
+#: Primary key columns of each dumped table, the order of :func:`canonical_dump`.
+DUMP_KEYS: Final[Mapping[str, tuple[str, ...]]] = {
+    "users": ("user_id",),
+    "subscriptions": ("subscription_id",),
+    "payments": ("payment_id",),
+    "preferences": ("user_id",),
+    "ratings": ("user_id", "title_id"),
+    "processed_events": ("consumer", "event_id"),
+}
+
+
+def _plain(record: Any) -> dict[str, Any]:
+    return {
+        name: (value.value if isinstance(value, StrEnum) else value)
+        for name, value in asdict(record).items()
+    }
+
+
+def canonical_dump(
+    tables: Mapping[str, Iterable[dict[str, Any]]],
+) -> dict[str, list[dict[str, Any]]]:
+    """Rows sorted by primary key, columns sorted by name, sequences as lists."""
+    result: dict[str, list[dict[str, Any]]] = {}
+    for table, keys in DUMP_KEYS.items():
+        rows = [
+            {
+                name: list(value) if isinstance(value, (list, tuple)) else value
+                for name, value in sorted(row.items())
+            }
+            for row in tables.get(table, ())
+        ]
+        rows.sort(key=lambda row: tuple(str(row[key]) for key in keys))
+        result[table] = rows
+    return result
+
+
+# --- the store ------------------------------------------------------------------------
+
+
+class InMemoryAccountStore:
+    """The account store of the embedded mode: :class:`AccountState` in one process.
+
+    Not durable beyond the process, which is what embedded mode means; everything else
+    (rejections, duplicates, staleness, erasure) is exactly the PostgreSQL store's. A lock
+    makes a batch atomic for readers on other threads (the API in embedded mode), as a
+    transaction does for PostgreSQL readers.
+    """
+
+    sink = Sink.POSTGRES
+
+    def __init__(self) -> None:
+        self._state = AccountState()
+        self._lock = threading.RLock()
+
+    def apply(self, events: Sequence[Envelope[Any]]) -> list[Outcome]:
+        check_batch(events)
+        with self._lock:
+            state = self._state
+            outcomes = [state.apply(event) for event in events]
+            state.clear_dirty()
+            return outcomes
+
+    def close(self) -> None:
+        """Nothing to release; the data stays readable (it is the process's own)."""
+
+    # -- AccountReader ----------------------------------------------------------------
+
+    def get_user(self, user_id: str) -> User | None:
+        with self._lock:
+            return self._state.users.get(user_id)
+
+    def get_user_by_email(self, email: str) -> Credentials | None:
+        with self._lock:
+            state = self._state
+            user_id = state.user_by_email.get(email.strip().lower())
+            password_hash = None if user_id is None else state.password_hashes[user_id]
+        if user_id is None or password_hash is None:
+            return None
+        return Credentials(user_id, password_hash)
+
+    def get_subscription(self, subscription_id: str) -> Subscription | None:
+        with self._lock:
+            return self._state.subscriptions.get(subscription_id)
+
+    def get_subscriptions(self, user_id: str) -> list[Subscription]:
+        with self._lock:
+            state = self._state
+            found = [state.subscriptions[s] for s in state.user_subscriptions.get(user_id, ())]
+        return sorted(found, key=lambda s: (s.started_at, s.subscription_id))
+
+    def get_active_subscription(self, user_id: str) -> Subscription | None:
+        with self._lock:
+            subscription_id = self._state.active_subscription.get(user_id)
+            return None if subscription_id is None else self._state.subscriptions[subscription_id]
+
+    def list_payments(self, user_id: str) -> list[Payment]:
+        with self._lock:
+            state = self._state
+            found = [state.payments[p] for p in state.user_payments.get(user_id, ())]
+        return sorted(found, key=lambda p: (p.occurred_at, p.payment_id))
+
+    def get_preferences(self, user_id: str) -> Preferences | None:
+        with self._lock:
+            return self._state.preferences.get(user_id)
+
+    def list_ratings(self, user_id: str) -> list[Rating]:
+        with self._lock:
+            state = self._state
+            found = [
+                rating
+                for title_id in state.user_ratings.get(user_id, ())
+                if (rating := state.ratings.get((user_id, title_id))) is not None
+            ]
+        return sorted(found, key=lambda r: r.title_id)
+
+    def get_rating_stats(self, title_id: str) -> RatingStats:
+        return self.list_rating_stats().get(title_id, RatingStats())
+
+    def list_rating_stats(self) -> dict[str, RatingStats]:
+        counts: dict[str, list[int]] = {}
+        with self._lock:
+            for rating in self._state.ratings.values():
+                entry = counts.setdefault(rating.title_id, [0, 0])
+                entry[0] += 1
+                entry[1] += rating.stars
+        return {title_id: RatingStats(n, total) for title_id, (n, total) in counts.items()}
+
+    def get_processed_event(self, event_id: UUID) -> ProcessedEvent | None:
+        with self._lock:
+            return self._state.processed.get(event_id)
+
+    def dump(self) -> dict[str, list[dict[str, Any]]]:
+        with self._lock:
+            return self._state.dump()
+
+
+__all__ = [
+    "ACCOUNT_EVENT_TYPES",
+    "CONSUMER",
+    "DUMP_KEYS",
+    "AccountReader",
+    "AccountState",
+    "Credentials",
+    "InMemoryAccountStore",
+    "Payment",
+    "PaymentStatus",
+    "Preferences",
+    "ProcessedEvent",
+    "Rating",
+    "RatingStats",
+    "Reason",
+    "Subscription",
+    "SubscriptionStatus",
+    "User",
+    "canonical_dump",
+    "check_batch",
+]

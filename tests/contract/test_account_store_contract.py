@@ -1,0 +1,906 @@
+"""The account store contract, run against the in-memory store and the real PostgreSQL one.
+
+Every test receives a fresh, empty store. PostgreSQL runs in a database created for this test
+session (``polystream_test_<random>``, migrated with the packaged migrations, dropped at the
+end); between tests its data tables are truncated.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+import psycopg
+import pytest
+
+from polystream.domain.events import (
+    Envelope,
+    ReceiptStatus,
+    Sink,
+    event_types_for,
+    find_card_data,
+)
+from polystream.domain.examples import EXAMPLE_PASSWORD_HASH, EXAMPLE_TIME, example_event
+from polystream.settings import PostgresSettings, Settings
+from polystream.sinks.memory_accounts import (
+    AccountReader,
+    AccountState,
+    InMemoryAccountStore,
+    Reason,
+    SubscriptionStatus,
+)
+from polystream.sinks.ports import EventStore, Outcome, PermanentStoreError, TransientStoreError
+from polystream.sinks.postgres import PostgresAccountStore, check, upgrade
+
+STORED, DUPLICATE, STALE, REJECTED = (
+    ReceiptStatus.STORED,
+    ReceiptStatus.DUPLICATE,
+    ReceiptStatus.STALE,
+    ReceiptStatus.REJECTED,
+)
+
+
+class AccountStore(EventStore, AccountReader, Protocol):
+    """What both implementations are: the write port and the read side."""
+
+
+# --- fixtures ------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def pg_settings(settings: Settings) -> Iterator[PostgresSettings]:
+    """A fresh, migrated database for this test session, dropped afterwards."""
+    admin = settings.postgres
+    name = f"polystream_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(admin.dsn(), autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    test_settings = admin.model_copy(update={"database": name})
+    try:
+        assert not check(test_settings)
+        upgrade(test_settings)
+        yield test_settings
+    finally:
+        with psycopg.connect(admin.dsn(), autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _truncate(pg: PostgresSettings) -> None:
+    with psycopg.connect(pg.dsn(), autocommit=True) as conn:
+        conn.execute(
+            "TRUNCATE users, subscriptions, payments, preferences, ratings, processed_events"
+        )
+
+
+StoreFactory = Callable[[], AccountStore]
+
+
+@pytest.fixture(params=["memory", pytest.param("postgres", marks=pytest.mark.stack)])
+def make_store(request: pytest.FixtureRequest) -> Iterator[StoreFactory]:
+    """Makes an empty store; for PostgreSQL, a new one empties the database again."""
+    if request.param == "memory":
+        yield InMemoryAccountStore
+        return
+    pg: PostgresSettings = request.getfixturevalue("pg_settings")
+    opened: list[PostgresAccountStore] = []
+
+    def fresh() -> AccountStore:
+        _truncate(pg)
+        store = PostgresAccountStore(pg)
+        opened.append(store)
+        return store
+
+    yield fresh
+    for store in opened:
+        store.close()
+
+
+@pytest.fixture
+def store(make_store: StoreFactory) -> AccountStore:
+    return make_store()
+
+
+# --- event builders ------------------------------------------------------------------------
+
+
+def at(minutes: float) -> datetime:
+    return EXAMPLE_TIME + timedelta(minutes=minutes)
+
+
+def ev(event_type: str, t: float = 0, **fields: Any) -> Envelope[Any]:
+    return example_event(event_type, occurred_at=at(t), **fields)
+
+
+def registered(user: str, t: float = 0, email: str | None = None, **fields: Any) -> Envelope[Any]:
+    return ev("user.registered", t, user_id=user, email=email or f"{user}@example.com", **fields)
+
+
+def started(user: str, sub: str, t: float = 0, plan: str = "standard") -> Envelope[Any]:
+    return ev(
+        "subscription.started",
+        t,
+        user_id=user,
+        subscription_id=sub,
+        plan=plan,
+        period_start=at(t),
+        period_end=at(t) + timedelta(days=30),
+    )
+
+
+def canceled(user: str, sub: str, t: float = 0) -> Envelope[Any]:
+    return ev("subscription.canceled", t, user_id=user, subscription_id=sub, ends_at=at(t))
+
+
+def paid(user: str, sub: str, payment: str, t: float = 0, **fields: Any) -> Envelope[Any]:
+    return ev(
+        "payment.succeeded", t, user_id=user, subscription_id=sub, payment_id=payment, **fields
+    )
+
+
+def rated(user: str, title: str, stars: int, t: float = 0, **fields: Any) -> Envelope[Any]:
+    fields.setdefault("review", None)
+    return ev("rating.submitted", t, user_id=user, title_id=title, stars=stars, **fields)
+
+
+def statuses(outcomes: Sequence[Outcome]) -> list[ReceiptStatus]:
+    return [outcome.status for outcome in outcomes]
+
+
+def apply_one(store: AccountStore, event: Envelope[Any]) -> Outcome:
+    [outcome] = store.apply([event])
+    return outcome
+
+
+# --- users -----------------------------------------------------------------------------
+
+
+def test_register_then_read(store: AccountStore) -> None:
+    event = registered("u1", email="Ana.Silva@Example.com", display_name="Ana", country="PT")
+    assert apply_one(store, event) == Outcome(STORED)
+
+    user = store.get_user("u1")
+    assert user is not None
+    assert (user.email, user.display_name, user.country, user.birth_year) == (
+        "ana.silva@example.com",
+        "Ana",
+        "PT",
+        1990,
+    )
+    assert user.created_at == user.updated_at == event.occurred_at
+    assert not user.erased
+    credentials = store.get_user_by_email("ANA.SILVA@example.com ")
+    assert credentials is not None
+    assert (credentials.user_id, credentials.password_hash) == ("u1", EXAMPLE_PASSWORD_HASH)
+    assert store.get_user("nobody") is None
+    assert store.get_user_by_email("nobody@example.com") is None
+    entry = store.get_processed_event(event.event_id)
+    assert entry is not None
+    assert (entry.event_type, entry.status, entry.reason) == ("user.registered", "stored", None)
+
+
+def test_duplicate_delivery_changes_nothing(store: AccountStore) -> None:
+    register = registered("u1")
+    assert statuses(store.apply([register, register])) == [STORED, DUPLICATE]
+    before = store.dump()
+    assert store.apply([register]) == [Outcome(DUPLICATE)]
+    # Even a rejected event stays what it was: its replay is a duplicate, not a new attempt.
+    clash = registered("u2", email="u1@example.com")
+    assert apply_one(store, clash) == Outcome(REJECTED, Reason.EMAIL_TAKEN)
+    after_rejection = store.dump()
+    assert apply_one(store, clash) == Outcome(DUPLICATE)
+    assert store.dump() == after_rejection
+    assert after_rejection["users"] == before["users"]
+
+
+def test_email_belongs_to_one_account(store: AccountStore) -> None:
+    assert statuses(store.apply([registered("u1"), registered("u2")])) == [STORED, STORED]
+    outcomes = store.apply(
+        [
+            registered("u3", email="U1@example.com"),
+            registered("u1", email="other@example.com"),
+            ev("user.profile_updated", 1, user_id="u2", email="u1@example.com"),
+        ]
+    )
+    assert outcomes == [
+        Outcome(REJECTED, Reason.EMAIL_TAKEN),
+        Outcome(REJECTED, Reason.USER_EXISTS),
+        Outcome(REJECTED, Reason.EMAIL_TAKEN),
+    ]
+    assert store.get_user("u3") is None
+    u2 = store.get_user("u2")
+    assert u2 is not None and u2.email == "u2@example.com"
+    # An email given up (changed, or erased) is free for the next account, in one batch.
+    outcomes = store.apply(
+        [
+            ev("user.profile_updated", 2, user_id="u1", email="new-u1@example.com"),
+            registered("u3", 3, email="u1@example.com"),
+            ev("user.erased", 4, user_id="u2"),
+            registered("u4", 5, email="u2@example.com"),
+        ]
+    )
+    assert statuses(outcomes) == [STORED] * 4
+    credentials = store.get_user_by_email("u1@example.com")
+    assert credentials is not None and credentials.user_id == "u3"
+    credentials = store.get_user_by_email("u2@example.com")
+    assert credentials is not None and credentials.user_id == "u4"
+
+
+def test_users_can_swap_emails_within_one_batch(store: AccountStore) -> None:
+    store.apply([registered("a"), registered("b")])
+    outcomes = store.apply(
+        [
+            ev("user.profile_updated", 1, user_id="a", email="tmp@example.com"),
+            ev("user.profile_updated", 2, user_id="b", email="a@example.com"),
+            ev("user.profile_updated", 3, user_id="a", email="b@example.com"),
+        ]
+    )
+    assert statuses(outcomes) == [STORED] * 3
+    a, b = store.get_user("a"), store.get_user("b")
+    assert a is not None and a.email == "b@example.com"
+    assert b is not None and b.email == "a@example.com"
+    assert store.get_user_by_email("tmp@example.com") is None
+
+
+def test_profile_updates_are_guarded_by_event_time(store: AccountStore) -> None:
+    store.apply([registered("u1", display_name="Ana", country="PT")])
+    outcomes = store.apply(
+        [
+            ev("user.profile_updated", 10, user_id="u1", display_name="Ana S.", country=None),
+            ev("user.profile_updated", 5, user_id="u1", display_name="Old", country="ES"),
+            ev("user.profile_updated", 10, user_id="nobody", country="ES"),
+        ]
+    )
+    assert outcomes == [
+        Outcome(STORED),
+        Outcome(STALE, Reason.NEWER_STATE),
+        Outcome(REJECTED, Reason.UNKNOWN_USER),
+    ]
+    user = store.get_user("u1")
+    assert user is not None
+    assert (user.display_name, user.country, user.updated_at) == ("Ana S.", "PT", at(10))
+    assert user.created_at == at(0)
+
+
+# --- subscriptions ---------------------------------------------------------------------
+
+
+def test_subscription_lifecycle_and_one_active_per_user(store: AccountStore) -> None:
+    store.apply([registered("u1")])
+    outcomes = store.apply(
+        [
+            started("u1", "s1", 1),
+            started("u1", "s2", 2),
+            ev(
+                "subscription.plan_changed",
+                3,
+                user_id="u1",
+                subscription_id="s1",
+                from_plan="standard",
+                to_plan="premium",
+            ),
+            ev(
+                "subscription.plan_changed",
+                4,
+                user_id="u1",
+                subscription_id="s1",
+                from_plan="basic",
+                to_plan="standard",
+            ),
+            ev(
+                "subscription.renewed",
+                5,
+                user_id="u1",
+                subscription_id="s1",
+                plan="premium",
+                period_start=at(5),
+                period_end=at(5) + timedelta(days=30),
+                payment_id="p1",
+            ),
+            ev(
+                "subscription.renewed",
+                4.5,
+                user_id="u1",
+                subscription_id="s1",
+                plan="basic",
+                period_start=at(4),
+                period_end=at(4) + timedelta(days=30),
+            ),
+            started("nobody", "s9", 1),
+            started("u1", "s1", 6),
+        ]
+    )
+    assert outcomes == [
+        Outcome(STORED),
+        Outcome(REJECTED, Reason.ALREADY_SUBSCRIBED),
+        Outcome(STORED),
+        Outcome(REJECTED, Reason.PLAN_MISMATCH),
+        Outcome(STORED),
+        Outcome(STALE, Reason.NEWER_STATE),
+        Outcome(REJECTED, Reason.UNKNOWN_USER),
+        Outcome(REJECTED, Reason.SUBSCRIPTION_EXISTS),
+    ]
+    active = store.get_active_subscription("u1")
+    assert active is not None
+    assert (active.subscription_id, active.plan, active.status) == ("s1", "premium", "active")
+    assert (active.period_start, active.last_payment_id) == (at(5), "p1")
+    assert store.get_subscription("s2") is None
+
+    # Cancel and subscribe again in one batch: the old row must be canceled before the new
+    # one is active, or the one-active-per-user index would refuse the batch.
+    outcomes = store.apply(
+        [
+            canceled("u1", "s1", 10),
+            started("u1", "s2", 11, plan="basic"),
+            canceled("u1", "s1", 12),
+            ev(
+                "subscription.renewed",
+                13,
+                user_id="u1",
+                subscription_id="s1",
+                plan="premium",
+                period_start=at(13),
+                period_end=at(13) + timedelta(days=30),
+            ),
+            canceled("u1", "s9", 14),
+            canceled("u2", "s2", 15),
+        ]
+    )
+    assert outcomes == [
+        Outcome(STORED),
+        Outcome(STORED),
+        Outcome(STALE, Reason.ALREADY_CANCELED),
+        Outcome(REJECTED, Reason.SUBSCRIPTION_CANCELED),
+        Outcome(REJECTED, Reason.UNKNOWN_SUBSCRIPTION),
+        Outcome(REJECTED, Reason.NOT_SUBSCRIPTION_OWNER),
+    ]
+    s1 = store.get_subscription("s1")
+    assert s1 is not None
+    assert (s1.status, s1.canceled_at, s1.ends_at, s1.cancel_reason) == (
+        SubscriptionStatus.CANCELED,
+        at(10),
+        at(10),
+        "user_request",
+    )
+    assert [s.subscription_id for s in store.get_subscriptions("u1")] == ["s1", "s2"]
+    active = store.get_active_subscription("u1")
+    assert active is not None and active.subscription_id == "s2"
+
+
+# --- payments --------------------------------------------------------------------------
+
+
+def test_payments_need_a_live_subscription(store: AccountStore) -> None:
+    store.apply([registered("u1"), started("u1", "s1", 1), registered("u2")])
+    outcomes = store.apply(
+        [
+            paid("u1", "s1", "p1", 2),
+            paid("u1", "nope", "p2", 3),
+            paid("u2", "s1", "p3", 4),
+            paid("u1", "s1", "p1", 5),
+            ev(
+                "payment.failed",
+                6,
+                user_id="u1",
+                subscription_id="s1",
+                payment_id="p4",
+                failure_reason="card_declined",
+            ),
+            canceled("u1", "s1", 7),
+            paid("u1", "s1", "p5", 8),
+        ]
+    )
+    assert outcomes == [
+        Outcome(STORED),
+        Outcome(REJECTED, Reason.UNKNOWN_SUBSCRIPTION),
+        Outcome(REJECTED, Reason.NOT_SUBSCRIPTION_OWNER),
+        Outcome(REJECTED, Reason.PAYMENT_EXISTS),
+        Outcome(STORED),
+        Outcome(STORED),
+        Outcome(REJECTED, Reason.SUBSCRIPTION_CANCELED),
+    ]
+    payments = store.list_payments("u1")
+    assert [(p.payment_id, p.status, p.failure_reason) for p in payments] == [
+        ("p1", "succeeded", None),
+        ("p4", "failed", "card_declined"),
+    ]
+    assert (payments[0].amount_cents, payments[0].currency) == (1299, "EUR")
+    assert (payments[0].card_brand, payments[0].card_last4) == ("visa", "4242")
+    assert store.list_payments("u2") == []
+
+
+def test_refunds(store: AccountStore) -> None:
+    store.apply([registered("u1"), started("u1", "s1", 1), paid("u1", "s1", "p1", 2)])
+    store.apply(
+        [
+            ev(
+                "payment.failed",
+                3,
+                user_id="u1",
+                subscription_id="s1",
+                payment_id="p2",
+                failure_reason="card_declined",
+            )
+        ]
+    )
+
+    def refund(payment: str, t: float, amount: int = 1299, **fields: Any) -> Envelope[Any]:
+        return ev(
+            "payment.refunded",
+            t,
+            user_id="u1",
+            subscription_id="s1",
+            payment_id=payment,
+            refund_id=f"r-{payment}-{t}".replace(".", "-"),
+            amount_cents=amount,
+            **fields,
+        )
+
+    outcomes = store.apply(
+        [
+            refund("p1", 4, amount=5000),
+            refund("p1", 5, currency="USD"),
+            refund("p2", 6),
+            refund("p9", 7),
+            refund("p1", 8, amount=500),
+            refund("p1", 9),
+        ]
+    )
+    assert outcomes == [
+        Outcome(REJECTED, Reason.REFUND_TOO_LARGE),
+        Outcome(REJECTED, Reason.REFUND_CURRENCY),
+        Outcome(REJECTED, Reason.PAYMENT_NOT_SUCCEEDED),
+        Outcome(REJECTED, Reason.UNKNOWN_PAYMENT),
+        Outcome(STORED),
+        Outcome(REJECTED, Reason.ALREADY_REFUNDED),
+    ]
+    [p1, _] = store.list_payments("u1")
+    assert (p1.status, p1.refunded_cents, p1.refunded_at, p1.refund_reason) == (
+        "refunded",
+        500,
+        at(8),
+        "requested_by_customer",
+    )
+
+
+def _text_values(dump: dict[str, list[dict[str, Any]]]) -> Iterator[tuple[str, str]]:
+    for table, rows in dump.items():
+        for row in rows:
+            for column, value in row.items():
+                if isinstance(value, str):
+                    yield f"{table}.{column}", value
+
+
+def test_no_card_number_is_stored(store: AccountStore, request: pytest.FixtureRequest) -> None:
+    events = [registered("u1"), started("u1", "s1", 1)]
+    for n in range(20):
+        events.append(
+            paid(
+                "u1",
+                "s1",
+                f"p{n}",
+                2 + n,
+                card_token=f"tok_{uuid.uuid4().hex}",
+                card_last4=f"{n:04d}",
+                card_brand="mastercard",
+            )
+        )
+    assert set(statuses(store.apply(events))) == {STORED}
+    scanned = dict(_text_values(store.dump()))
+    if isinstance(store, PostgresAccountStore):
+        # Every text-like column of every table, not just those the dump knows about.
+        pg: PostgresSettings = request.getfixturevalue("pg_settings")
+        scanned = _every_text_column(pg)
+    assert any(name.startswith("payments.") for name in scanned)
+    assert [name for name, value in scanned.items() if find_card_data(value)] == []
+    for name in scanned:
+        assert not any(word in name for word in ("card_number", "cvv", "cvc", "pan")), name
+
+
+def _every_text_column(pg: PostgresSettings) -> dict[str, str]:
+    found: dict[str, str] = {}
+    with psycopg.connect(pg.dsn()) as conn:
+        columns = conn.execute(
+            "SELECT table_name, column_name FROM information_schema.columns"
+            " WHERE table_schema = 'public'"
+            " AND data_type IN ('text', 'character varying', 'character', 'ARRAY')"
+        ).fetchall()
+        for table, column in columns:
+            rows = conn.execute(f'SELECT "{column}"::text FROM "{table}"').fetchall()
+            for n, (value,) in enumerate(rows):
+                if value is not None:
+                    found[f"{table}.{column}#{n}"] = value
+    return found
+
+
+# --- preferences and ratings -------------------------------------------------------------
+
+
+def test_preferences_keep_the_newest_snapshot(store: AccountStore) -> None:
+    store.apply([registered("u1")])
+    outcomes = store.apply(
+        [
+            ev("preferences.updated", 10, user_id="u1", genres=["comedy"], subtitles=False),
+            ev("preferences.updated", 5, user_id="u1", genres=["horror", "war"]),
+            ev("preferences.updated", 5, user_id="nobody"),
+        ]
+    )
+    assert outcomes == [
+        Outcome(STORED),
+        Outcome(STALE, Reason.NEWER_STATE),
+        Outcome(REJECTED, Reason.UNKNOWN_USER),
+    ]
+    preferences = store.get_preferences("u1")
+    assert preferences is not None
+    assert (preferences.genres, preferences.subtitles, preferences.updated_at) == (
+        ("comedy",),
+        False,
+        at(10),
+    )
+    assert preferences.languages == ("pt-BR", "en")
+    assert apply_one(store, ev("preferences.updated", 11, user_id="u1", genres=[])) == Outcome(
+        STORED
+    )
+    preferences = store.get_preferences("u1")
+    assert preferences is not None and preferences.genres == ()
+
+
+def test_ratings_upsert_and_retract_with_event_time_guard(store: AccountStore) -> None:
+    store.apply([registered("u1"), registered("u2")])
+    outcomes = store.apply(
+        [
+            rated("u1", "t1", 3, 1),
+            rated("u1", "t1", 5, 3, review="Better the second time."),
+            rated("u1", "t1", 1, 2),
+            rated("u2", "t1", 4, 1),
+            rated("u1", "t2", 2, 1),
+            rated("nobody", "t1", 5, 1),
+        ]
+    )
+    assert outcomes == [
+        Outcome(STORED),
+        Outcome(STORED),
+        Outcome(STALE, Reason.NEWER_STATE),
+        Outcome(STORED),
+        Outcome(STORED),
+        Outcome(REJECTED, Reason.UNKNOWN_USER),
+    ]
+    assert [(r.title_id, r.stars, r.review) for r in store.list_ratings("u1")] == [
+        ("t1", 5, "Better the second time."),
+        ("t2", 2, None),
+    ]
+    assert (store.get_rating_stats("t1").count, store.get_rating_stats("t1").total) == (2, 9)
+
+    retract = ev("rating.retracted", 4, user_id="u1", title_id="t1")
+    outcomes = store.apply(
+        [
+            retract,
+            rated("u1", "t1", 4, 3.5),  # submitted before the retraction, delivered after
+            ev("rating.retracted", 3.9, user_id="u1", title_id="t2"),
+            ev("rating.retracted", 0.5, user_id="u1", title_id="t2"),
+            ev("rating.retracted", 1, user_id="u2", title_id="t-never-rated"),
+        ]
+    )
+    assert outcomes == [
+        Outcome(STORED),
+        Outcome(STALE, Reason.NEWER_STATE),
+        Outcome(STORED),
+        Outcome(STALE, Reason.NEWER_STATE),
+        Outcome(STORED),
+    ]
+    assert store.list_ratings("u1") == []
+    assert store.get_rating_stats("t1").count == 1
+    assert store.get_rating_stats("t2").count == 0
+    assert store.get_rating_stats("t2").mean is None
+    assert apply_one(store, rated("u1", "t1", 2, 5)) == Outcome(STORED)
+    assert store.list_rating_stats()["t1"].total == 6
+    assert apply_one(store, rated("u2", "t-never-rated", 3, 0.5)) == Outcome(
+        STALE, Reason.NEWER_STATE
+    )
+
+
+# --- erasure ---------------------------------------------------------------------------
+
+
+def test_erasure_anonymises_and_keeps_referential_integrity(store: AccountStore) -> None:
+    store.apply(
+        [
+            registered("u1"),
+            ev("preferences.updated", 1, user_id="u1"),
+            rated("u1", "t1", 4, 2, review="Loved it."),
+            started("u1", "s1", 3),
+            paid("u1", "s1", "p1", 4),
+        ]
+    )
+    # Rows the erasing batch never mentions must be anonymised too.
+    erase = ev("user.erased", 10, user_id="u1")
+    outcomes = store.apply(
+        [
+            rated("u1", "t2", 5, 9, review="Also good."),
+            erase,
+            ev("user.profile_updated", 11, user_id="u1", display_name="Back"),
+            ev("preferences.updated", 12, user_id="u1"),
+            rated("u1", "t3", 5, 13),
+            started("u1", "s2", 14),
+            ev("user.erased", 15, user_id="u1"),
+            ev("user.erased", 15, user_id="nobody"),
+        ]
+    )
+    assert outcomes == [
+        Outcome(STORED),
+        Outcome(STORED),
+        Outcome(REJECTED, Reason.USER_ERASED),
+        Outcome(REJECTED, Reason.USER_ERASED),
+        Outcome(REJECTED, Reason.USER_ERASED),
+        Outcome(REJECTED, Reason.USER_ERASED),
+        Outcome(STALE, Reason.ALREADY_ERASED),
+        Outcome(REJECTED, Reason.UNKNOWN_USER),
+    ]
+    user = store.get_user("u1")
+    assert user is not None and user.erased and user.erased_at == at(10)
+    assert (user.email, user.display_name, user.country, user.birth_year) == (None,) * 4
+    assert store.get_user_by_email("u1@example.com") is None
+    assert store.get_preferences("u1") is None
+    assert [(r.title_id, r.stars, r.review) for r in store.list_ratings("u1")] == [
+        ("t1", 4, None),
+        ("t2", 5, None),
+    ]
+    [payment] = store.list_payments("u1")
+    assert payment.card_last4 == "4242"
+    dump = store.dump()
+    assert [row["card_token"] for row in dump["payments"]] == [None]
+    assert [row["password_hash"] for row in dump["users"]] == [None]
+    # The subscription stays until the billing system cancels it (account_erased).
+    assert apply_one(store, canceled("u1", "s1", 16)) == Outcome(STORED)
+    # And the email is free again.
+    assert apply_one(store, registered("u9", 20, email="u1@example.com")) == Outcome(STORED)
+
+
+# --- batches, order and replay -----------------------------------------------------------
+
+
+def scenario(users: int, prefix: str = "m") -> list[tuple[Envelope[Any], ReceiptStatus]]:
+    """Per-user histories with every kind of outcome, interleaved round-robin (as a sink
+    sees several keys of one partition), each paired with the status it must get."""
+    histories: list[list[tuple[Envelope[Any], ReceiptStatus]]] = []
+    for i in range(users):
+        u, s, t0 = f"{prefix}{i}", f"{prefix}{i}-s", float(i)
+        register = registered(u, t0)
+        h = [
+            (register, STORED),
+            (ev("user.profile_updated", t0 + 1, user_id=u, country="FR"), STORED),
+            (ev("preferences.updated", t0 + 2, user_id=u), STORED),
+            (started(u, s, t0 + 3), STORED),
+            (paid(u, s, f"{s}-p1", t0 + 4), STORED),
+            (rated(u, f"title-{i % 7}", 1 + i % 5, t0 + 5, review=f"Review {i}."), STORED),
+        ]
+        kind = i % 5
+        if kind == 0:
+            h += [
+                (ev("user.profile_updated", t0 + 0.5, user_id=u, country="DE"), STALE),
+                (ev("preferences.updated", t0 + 1.5, user_id=u), STALE),
+            ]
+        elif kind == 1:
+            h += [
+                (registered(f"{u}-twin", t0 + 6, email=f"{u}@example.com"), REJECTED),
+                (paid(u, f"{s}-x", f"{s}-p2", t0 + 6), REJECTED),
+            ]
+        elif kind == 2:
+            h += [
+                (canceled(u, s, t0 + 6), STORED),
+                (paid(u, s, f"{s}-p2", t0 + 7), REJECTED),
+                (started(u, f"{s}2", t0 + 8, plan="premium"), STORED),
+                (paid(u, f"{s}2", f"{s}-p3", t0 + 9), STORED),
+            ]
+        elif kind == 3:
+            plan_change = ev(
+                "subscription.plan_changed",
+                t0 + 7,
+                user_id=u,
+                subscription_id=s,
+                from_plan="standard",
+                to_plan="basic",
+            )
+            h += [
+                (started(u, f"{s}2", t0 + 6), REJECTED),
+                (plan_change, STORED),
+                (plan_change, DUPLICATE),
+                (
+                    ev(
+                        "payment.refunded",
+                        t0 + 8,
+                        user_id=u,
+                        subscription_id=s,
+                        payment_id=f"{s}-p1",
+                        refund_id=f"{s}-r1",
+                    ),
+                    STORED,
+                ),
+            ]
+        else:
+            h += [
+                (ev("rating.retracted", t0 + 6, user_id=u, title_id=f"title-{i % 7}"), STORED),
+                (rated(u, f"title-{i % 7}", 5, t0 + 5.5), STALE),
+                (ev("user.erased", t0 + 9, user_id=u), STORED),
+                (ev("preferences.updated", t0 + 10, user_id=u), REJECTED),
+                (registered(f"{u}-new", t0 + 11, email=f"{u}@example.com"), STORED),
+            ]
+        if i % 7 == 0:
+            h.append((register, DUPLICATE))
+        histories.append(h)
+    interleaved: list[tuple[Envelope[Any], ReceiptStatus]] = []
+    for step in range(max(len(h) for h in histories)):
+        interleaved.extend(h[step] for h in histories if step < len(h))
+    return interleaved
+
+
+def test_mixed_batch_of_500_applies_in_order(make_store: StoreFactory) -> None:
+    pairs = scenario(60)[:500]
+    assert len(pairs) == 500
+    events = [event for event, _ in pairs]
+
+    store = make_store()
+    outcomes = store.apply(events)
+    assert statuses(outcomes) == [expected for _, expected in pairs]
+    in_one_batch = store.dump()
+    assert len(in_one_batch["processed_events"]) == len({e.event_id for e in events})
+
+    # The same events one by one, and in uneven batches, end in exactly the same state.
+    for batch_size in (1, 37):
+        store = make_store()
+        outcomes = []
+        for start in range(0, len(events), batch_size):
+            outcomes += store.apply(events[start : start + batch_size])
+        assert statuses(outcomes) == [expected for _, expected in pairs]
+        assert store.dump() == in_one_batch
+
+
+def test_replaying_everything_changes_nothing(store: AccountStore) -> None:
+    events = [event for event, _ in scenario(25, prefix="r")]
+    for start in range(0, len(events), 50):
+        store.apply(events[start : start + 50])
+    first = store.dump()
+    assert first["users"] and first["ratings"] and first["payments"]
+    assert set(statuses(store.apply(events))) == {DUPLICATE}
+    for start in range(0, len(events), 7):
+        assert set(statuses(store.apply(events[start : start + 7]))) == {DUPLICATE}
+    assert store.dump() == first
+
+
+@pytest.mark.stack
+def test_postgres_and_memory_end_in_the_same_state(pg_settings: PostgresSettings) -> None:
+    events = [event for event, _ in scenario(40, prefix="x")]
+    memory = InMemoryAccountStore()
+    _truncate(pg_settings)
+    postgres = PostgresAccountStore(pg_settings)
+    try:
+        for start in range(0, len(events), 64):
+            batch = events[start : start + 64]
+            assert postgres.apply(batch) == memory.apply(batch)
+        assert postgres.dump() == memory.dump()
+        for user_id in ("x0", "x1", "x2", "x4", "x4-new"):
+            assert postgres.get_user(user_id) == memory.get_user(user_id)
+            assert postgres.get_subscriptions(user_id) == memory.get_subscriptions(user_id)
+            assert postgres.list_payments(user_id) == memory.list_payments(user_id)
+            assert postgres.get_preferences(user_id) == memory.get_preferences(user_id)
+            assert postgres.list_ratings(user_id) == memory.list_ratings(user_id)
+        assert postgres.list_rating_stats() == memory.list_rating_stats()
+    finally:
+        postgres.close()
+
+
+# --- errors ------------------------------------------------------------------------------
+
+
+def test_an_event_no_store_can_hold_is_a_permanent_error(store: AccountStore) -> None:
+    good = registered("u1")
+    bad = registered("u2", display_name="Bad\x00Name")
+    with pytest.raises(PermanentStoreError) as raised:
+        store.apply([good, bad])
+    assert raised.value.event_id == bad.event_id
+    assert "NUL" in raised.value.reason
+    # Nothing of the batch was applied: the worker retries the others, which are still new.
+    assert store.get_user("u1") is None
+    assert store.apply([good]) == [Outcome(STORED)]
+
+    not_mine = ev("playback.progress")
+    with pytest.raises(PermanentStoreError) as raised:
+        store.apply([not_mine])
+    assert raised.value.event_id == not_mine.event_id
+
+
+def test_every_account_event_type_has_a_rule() -> None:
+    state = AccountState()
+    for event_type in event_types_for(Sink.POSTGRES):
+        outcome = state.apply(ev(event_type))
+        assert outcome.status in {STORED, STALE, REJECTED}, event_type
+
+
+@pytest.mark.stack
+def test_unreachable_server_is_a_transient_error(pg_settings: PostgresSettings) -> None:
+    nowhere = pg_settings.model_copy(update={"port": 1, "connect_timeout_s": 1.0})
+    store = PostgresAccountStore(nowhere)  # nothing connects yet
+    with pytest.raises(TransientStoreError):
+        store.apply([registered("u1")])
+    with pytest.raises(TransientStoreError):
+        store.get_user("u1")
+    store.close()
+
+
+@pytest.mark.stack
+def test_lost_connection_is_transient_then_recovers(pg_settings: PostgresSettings) -> None:
+    _truncate(pg_settings)
+    store = PostgresAccountStore(pg_settings, application_name="polystream-contract-kill")
+    try:
+        assert store.apply([registered("u1")]) == [Outcome(STORED)]
+        with psycopg.connect(pg_settings.dsn(), autocommit=True) as admin:
+            killed = admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE application_name = 'polystream-contract-kill'"
+            ).fetchall()
+        assert killed == [(True,)]
+        batch = [registered("u2")]
+        with pytest.raises(TransientStoreError):
+            store.apply(batch)
+        # The worker retries the same batch: a new connection, and nothing half-applied.
+        assert store.apply(batch) == [Outcome(STORED)]
+    finally:
+        store.close()
+
+
+# --- throughput (measured, reported; the floor only catches a pathological regression) -----
+
+
+def throughput_events(users: int) -> list[Envelope[Any]]:
+    """Eight events per user: register, preferences, subscribe, pay, renew, three ratings."""
+    histories = []
+    for i in range(users):
+        u, s, t0 = f"b{i}", f"b{i}-s", float(i % 1000)
+        histories.append(
+            [
+                registered(u, t0),
+                ev("preferences.updated", t0 + 1, user_id=u),
+                started(u, s, t0 + 2),
+                paid(u, s, f"{s}-p1", t0 + 3),
+                ev(
+                    "subscription.renewed",
+                    t0 + 4,
+                    user_id=u,
+                    subscription_id=s,
+                    plan="standard",
+                    period_start=at(t0 + 4),
+                    period_end=at(t0 + 4) + timedelta(days=30),
+                    payment_id=f"{s}-p1",
+                ),
+                rated(u, f"title-{i % 101}", 1 + i % 5, t0 + 5),
+                rated(u, f"title-{(i + 1) % 101}", 1 + (i + 2) % 5, t0 + 6, review="Fine."),
+                rated(u, f"title-{(i + 2) % 101}", 1 + (i + 3) % 5, t0 + 7),
+            ]
+        )
+    # Keys interleave in blocks of 62 users (~500 events), like a partition's batch.
+    events: list[Envelope[Any]] = []
+    for block in range(0, users, 62):
+        group = histories[block : block + 62]
+        for step in range(8):
+            events.extend(h[step] for h in group)
+    return events
+
+
+@pytest.mark.stack
+@pytest.mark.slow
+def test_throughput_of_500_event_batches(pg_settings: PostgresSettings) -> None:
+    events = throughput_events(2500)  # 20,000 events
+    _truncate(pg_settings)
+    store = PostgresAccountStore(pg_settings)
+    try:
+        started_at = time.perf_counter()
+        for start in range(0, len(events), 500):
+            outcomes = store.apply(events[start : start + 500])
+            assert {o.status for o in outcomes} == {STORED}
+        elapsed = time.perf_counter() - started_at
+    finally:
+        store.close()
+    rate = len(events) / elapsed
+    print(f"\nPostgresAccountStore.apply: {len(events)} events in {elapsed:.2f}s = {rate:,.0f}/s")
+    assert rate > 1000
