@@ -86,10 +86,10 @@ class Server(ABC):
         """Create the data folder and configuration (idempotent)."""
         self.dir.mkdir(parents=True, exist_ok=True)
 
-    def ready(self) -> None:
+    def ready(self) -> None:  # noqa: B027 - an optional hook, not an abstract method
         """Answers at all (before `after_start`); the probe itself is enough by default."""
 
-    def after_start(self) -> None:
+    def after_start(self) -> None:  # noqa: B027 - an optional hook
         """Bootstrap that needs the running server (users, databases)."""
 
     def run_as(self) -> str | None:

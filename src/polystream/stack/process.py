@@ -72,7 +72,8 @@ class ManagedProcess:
         self.pid_file.parent.mkdir(parents=True, exist_ok=True)
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
         with self.log_file.open("ab") as log:
-            log.write(f"\n=== {time.strftime('%Y-%m-%dT%H:%M:%S')} starting: {' '.join(argv)}\n".encode())
+            stamp = time.strftime("%Y-%m-%dT%H:%M:%S")
+            log.write(f"\n=== {stamp} starting: {' '.join(argv)}\n".encode())
             log.flush()
             # Own session: the server outlives this CLI, and `stop` can signal its whole group.
             proc = subprocess.Popen(
