@@ -24,6 +24,8 @@ from polystream.sinks.ports import (
     Outcome,
     PermanentStoreError,
     TransientStoreError,
+    missing_prerequisite,
+    rejected,
 )
 from polystream.sinks.receipts import InMemoryReceiptLog
 from polystream.sinks.worker import SinkWorker, WorkerConfig, primary_sink
@@ -37,8 +39,10 @@ class ScriptedStore:
         self.applied: list[str] = []
         self.transient_failures = 0
         self.permanent: set[str] = set()
+        self.users: set[str] = set()
 
-    def apply(self, events: Sequence[Envelope[Any]]) -> list[Outcome]:
+    def apply(self, events: Sequence[Envelope[Any]], *, allow_defer: bool = True
+              ) -> list[Outcome]:
         if self.transient_failures:
             self.transient_failures -= 1
             raise TransientStoreError("store down")
@@ -47,6 +51,16 @@ class ScriptedStore:
                 raise PermanentStoreError(env.event_id, "violates a constraint")
         out = []
         for env in events:
+            user = getattr(env.payload, "user_id", None)
+            if env.type == "user.registered":
+                self.users.add(env.payload.user_id)
+            elif user is not None and user not in self.users:
+                if allow_defer:
+                    out.append(missing_prerequisite("unknown user"))
+                else:
+                    self.applied.append(str(env.event_id))
+                    out.append(rejected("unknown user"))
+                continue
             if str(env.event_id) in self.applied:
                 out.append(DUPLICATE)
             else:
@@ -69,7 +83,7 @@ def _setup(sink: Sink = Sink.POSTGRES) -> tuple[InMemoryBroker, SinkWorker, Scri
         consumer=InMemoryEventConsumer(broker, f"g-{sink}", [t.value for t in topics_for(sink)]),
         store=store, publisher=InMemoryEventPublisher(broker), receipts=receipts,
         config=WorkerConfig(batch_size=100, linger_s=0.01, backoff_initial_s=0.001,
-                            backoff_max_s=0.002))
+                            backoff_max_s=0.002, defer_max_s=0.3, defer_retry_s=0.0))
     return broker, worker, store, receipts
 
 
@@ -173,3 +187,41 @@ def test_redelivery_after_a_crash_before_commit_applies_nothing_twice() -> None:
     stats = worker.step()
     assert stats.applied == {"duplicate": 1}
     assert store.applied == [str(env.event_id)]
+
+
+def test_an_event_waiting_for_another_topic_is_deferred_then_stored() -> None:
+    broker, worker, store, receipts = _setup()
+    pub = InMemoryEventPublisher(broker)
+    reg = example_event("user.registered", user_id="u7", email="u7@example.org")
+    rating = example_event("rating.submitted", user_id="u7")
+    # The rating's topic is read first: its user is not known yet.
+    pub.publish(Topic.RATINGS.value, rating.key, encode(rating)).result()
+    worker.step()
+    assert worker.deferred == 1
+    assert receipts.get(rating.event_id) == []
+    lag = broker.group_lag("g-postgres", [Topic.RATINGS.value])
+    assert sum(lag.values()) == 1, "a deferred event's offset must not be committed"
+
+    pub.publish(Topic.USERS.value, reg.key, encode(reg)).result()
+    _drain(worker, 3)
+    assert worker.deferred == 0
+    [rc] = receipts.get(rating.event_id)
+    assert rc.status is ReceiptStatus.STORED
+    assert sum(broker.group_lag("g-postgres", [Topic.RATINGS.value, Topic.USERS.value]
+                                ).values()) == 0
+
+
+def test_a_prerequisite_that_never_comes_ends_in_a_final_rejection() -> None:
+    import time
+
+    broker, worker, store, receipts = _setup()
+    pub = InMemoryEventPublisher(broker)
+    rating = example_event("rating.submitted", user_id="ghost")
+    pub.publish(Topic.RATINGS.value, rating.key, encode(rating)).result()
+    worker.step()
+    assert worker.deferred == 1
+    time.sleep(0.35)
+    _drain(worker, 2)
+    [rc] = receipts.get(rating.event_id)
+    assert rc.status is ReceiptStatus.REJECTED and rc.reason == "unknown user"
+    assert sum(broker.group_lag("g-postgres", [Topic.RATINGS.value]).values()) == 0

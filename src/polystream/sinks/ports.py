@@ -39,6 +39,12 @@ class PermanentStoreError(StoreError):
 class Outcome:
     status: ReceiptStatus
     reason: str | None = None
+    #: A REJECTED outcome whose cause may go away: the event refers to something that lives on
+    #: another topic (a user, a subscription) and may simply not have been read yet, because
+    #: Kafka orders events per partition, not across topics. The store applied and recorded
+    #: NOTHING for it (no ledger row, no marker), so the worker can offer it again later; after
+    #: `apply(..., allow_defer=False)` the same rejection is final and recorded.
+    retryable: bool = False
 
 
 STORED = Outcome(ReceiptStatus.STORED)
@@ -50,13 +56,23 @@ def rejected(reason: str) -> Outcome:
     return Outcome(ReceiptStatus.REJECTED, reason)
 
 
+def missing_prerequisite(reason: str) -> Outcome:
+    """The event needs state that another topic brings (see `Outcome.retryable`)."""
+    return Outcome(ReceiptStatus.REJECTED, reason, retryable=True)
+
+
 class EventStore(Protocol):
     """The write side of one sink's store."""
 
     sink: Sink
 
-    def apply(self, events: Sequence[Envelope[Any]]) -> list[Outcome]:
+    def apply(self, events: Sequence[Envelope[Any]], *, allow_defer: bool = True
+              ) -> list[Outcome]:
         """Apply the batch in order and return one outcome per event, in the same order.
+
+        With ``allow_defer`` (the default), an event whose prerequisite from another topic is
+        missing gets a `missing_prerequisite` outcome and leaves no trace; without it, that
+        rejection is final (recorded like any other, so a replay returns DUPLICATE).
 
         Durable when it returns. Idempotent: applying an event again returns DUPLICATE (or
         STALE) and changes nothing. Business refusals are REJECTED outcomes, not exceptions.

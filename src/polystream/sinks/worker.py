@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 from polystream.bus.ports import BulkEventPublisher, EventConsumer, PublishError, Record
 from polystream.domain.errors import InvalidEvent
@@ -57,6 +57,8 @@ BATCH_SECONDS = Histogram(
     ["sink"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
 )
+DEFERRED = Gauge("polystream_sink_deferred_events",
+                  "Events waiting for a prerequisite from another topic", ["sink"])
 STORE_RETRIES = Counter(
     "polystream_sink_store_retries_total", "Batches retried after a transient store error", ["sink"]
 )
@@ -80,6 +82,10 @@ class WorkerConfig:
     retry_attempts: int = 4
     backoff_initial_s: float = 0.1
     backoff_max_s: float = 5.0
+    # How long an event may wait for a prerequisite from another topic (its user's
+    # registration, say) before its rejection becomes final.
+    defer_max_s: float = 30.0
+    defer_retry_s: float = 0.5
 
 
 @dataclass
@@ -90,6 +96,13 @@ class BatchStats:
     skipped_invalid: int = 0
     ignored: int = 0
     committed: bool = False
+
+
+@dataclass
+class _Deferred:
+    record: Record
+    event: Envelope[Any]
+    since: float
 
 
 class SinkWorker:
@@ -112,6 +125,17 @@ class SinkWorker:
         self._types = frozenset(event_types_for(sink))
         self._backoff = self.config.backoff_initial_s
         self.totals = BatchStats()
+        # Events waiting for a prerequisite from another topic, oldest first. Their offsets
+        # are not committed until they are settled, so a crash only means redelivery.
+        self._deferred: list[_Deferred] = []
+        # Highest offset processed per partition (committed only below any deferred record).
+        self._processed: dict[tuple[str, int], int] = {}
+        self._committed: dict[tuple[str, int], int] = {}
+        self._last_offer = 0.0
+
+    @property
+    def deferred(self) -> int:
+        return len(self._deferred)
 
     # ------------------------------------------------------------------------- loop
     def run(self, stop: threading.Event) -> None:
@@ -129,90 +153,128 @@ class SinkWorker:
         delivered again (a transient failure)."""
         records = self.consumer.poll_batch(self.config.batch_size, self.config.linger_s)
         stats = BatchStats(records=len(records))
-        if not records:
+        self._forget_revoked()
+        # With nothing new, deferred events are offered again only now and then.
+        if not records and (not self._deferred
+                            or time.monotonic() - self._last_offer < self.config.defer_retry_s):
             return stats
+        self._last_offer = time.monotonic()
         t0 = time.perf_counter()
         try:
             self._process(records, stats)
         except (TransientStoreError, PublishError) as exc:
             STORE_RETRIES.labels(self.sink.value).inc()
-            log.warning(
-                "sink %s: batch not durable, will retry after %.1fs: %s",
-                self.sink.value,
-                self._backoff,
-                exc,
-            )
+            log.warning("sink %s: batch not durable, will retry after %.1fs: %s",
+                        self.sink.value, self._backoff, exc)
+            # Everything after the committed offsets comes again, deferred events included.
             self.consumer.seek_to_committed()
+            self._deferred.clear()
+            self._processed.clear()
             time.sleep(self._backoff)
             self._backoff = min(self._backoff * 2, self.config.backoff_max_s)
             return stats
-        self.consumer.commit(records)
+        self._commit()
         stats.committed = True
         self._backoff = self.config.backoff_initial_s
         BATCH_SECONDS.labels(self.sink.value).observe(time.perf_counter() - t0)
         self._add_totals(stats)
         return stats
 
+    def _forget_revoked(self) -> None:
+        """Partitions that moved to another member take their deferred events with them (they
+        were never committed, so the new owner reads them again)."""
+        if not self._deferred and not self._processed:
+            return
+        owned = set(self.consumer.assignment())
+        self._deferred = [d for d in self._deferred
+                          if (d.record.topic, d.record.partition) in owned]
+        for tp in [tp for tp in self._processed if tp not in owned]:
+            del self._processed[tp]
+            self._committed.pop(tp, None)
+
+    def _commit(self) -> None:
+        blocked: dict[tuple[str, int], int] = {}
+        for d in self._deferred:
+            tp = (d.record.topic, d.record.partition)
+            blocked[tp] = min(blocked.get(tp, d.record.offset), d.record.offset)
+        marks: list[Record] = []
+        for tp, high in self._processed.items():
+            target = min(high, blocked[tp] - 1) if tp in blocked else high
+            if target >= 0 and target > self._committed.get(tp, -1):
+                marks.append(Record(tp[0], tp[1], target, None, None))
+        if marks:
+            self.consumer.commit(marks)
+            for rec in marks:
+                self._committed[(rec.topic, rec.partition)] = rec.offset
+
     # ----------------------------------------------------------------------- batch
     def _process(self, records: Sequence[Record], stats: BatchStats) -> None:
-        events: list[tuple[Record, Envelope[Any]]] = []
+        fresh: list[_Deferred] = []
+        now = time.monotonic()
         for rec in records:
+            tp = (rec.topic, rec.partition)
+            self._processed[tp] = max(self._processed.get(tp, -1), rec.offset)
             try:
                 env = decode(rec.value if rec.value is not None else b"")
             except InvalidEvent as exc:
                 self._invalid(rec, exc, stats)
                 continue
             if env.type in self._types:
-                events.append((rec, env))
+                fresh.append(_Deferred(rec, env, now))
             else:
                 stats.ignored += 1
 
-        outcomes = self._apply_with_retries(events, stats)
-        now = datetime.now(UTC)
+        # Deferred events are older than anything fresh: they go first, so a key's order holds.
+        expired = [d for d in self._deferred if now - d.since >= self.config.defer_max_s]
+        waiting = [d for d in self._deferred if now - d.since < self.config.defer_max_s]
+        self._deferred = []
+        settled: list[tuple[_Deferred, Outcome]] = []
+        if expired:
+            settled += zip(expired, self._apply_with_retries(expired, stats, allow_defer=False),
+                           strict=True)
+        batch = waiting + fresh
+        for item, out in zip(batch, self._apply_with_retries(batch, stats), strict=True):
+            if out.retryable:
+                self._deferred.append(item)
+            else:
+                settled.append((item, out))
+
+        at = datetime.now(UTC)
         receipts = [
-            Receipt(
-                event_id=env.event_id,
-                event_type=env.type,
-                sink=self.sink,
-                status=out.status,
-                reason=out.reason,
-                processed_at=now,
-            )
-            for (_, env), out in zip(events, outcomes, strict=True)
-            if out is not None
+            Receipt(event_id=item.event.event_id, event_type=item.event.type, sink=self.sink,
+                    status=out.status, reason=out.reason, processed_at=at)
+            for item, out in settled
         ]
         for rc in receipts:
             stats.applied[rc.status.value] = stats.applied.get(rc.status.value, 0) + 1
             EVENTS.labels(self.sink.value, rc.status.value).inc()
-        for rc in receipts:
-            self.publisher.publish_fire(
-                Topic.RECEIPTS.value, str(rc.event_id), rc.model_dump_json().encode()
-            )
+            self.publisher.publish_fire(Topic.RECEIPTS.value, str(rc.event_id),
+                                        rc.model_dump_json().encode())
         # Dead letters and receipts must be acknowledged before the offsets move.
         self.publisher.flush(30.0)
         if self.receipts is not None and receipts:
             self.receipts.record(receipts)
+        DEFERRED.labels(self.sink.value).set(len(self._deferred))
 
-    def _apply_with_retries(
-        self, events: list[tuple[Record, Envelope[Any]]], stats: BatchStats
-    ) -> list[Outcome | None]:
-        """Outcomes aligned with ``events``; None where the event was dead-lettered (its
-        dead-letter receipt is recorded here)."""
-        outcomes: list[Outcome | None] = [None] * len(events)
-        pending = list(range(len(events)))
+    def _apply_with_retries(self, items: list[_Deferred], stats: BatchStats, *,
+                            allow_defer: bool = True) -> list[Outcome]:
+        """Outcomes aligned with ``items``. An event the store can never apply is
+        dead-lettered here and gets a DEAD_LETTERED outcome."""
+        outcomes: list[Outcome | None] = [None] * len(items)
+        pending = list(range(len(items)))
         delay = self.config.backoff_initial_s
         attempt = 0
         while pending:
             try:
-                result = self.store.apply([events[i][1] for i in pending])
+                result = self.store.apply([items[i].event for i in pending],
+                                          allow_defer=allow_defer)
             except PermanentStoreError as exc:
-                bad = next((i for i in pending if events[i][1].event_id == exc.event_id), None)
+                bad = next((i for i in pending if items[i].event.event_id == exc.event_id), None)
                 if bad is None:
                     raise TransientStoreError(
-                        f"store named an event not in the batch: {exc}"
-                    ) from exc
-                rec, env = events[bad]
-                self._dead_letter(rec, "store_rejected", exc.reason, env.type)
+                        f"store named an event not in the batch: {exc}") from exc
+                self._dead_letter(items[bad].record, "store_rejected", exc.reason,
+                                  items[bad].event.type)
                 stats.dead_lettered += 1
                 outcomes[bad] = Outcome(ReceiptStatus.DEAD_LETTERED, exc.reason)
                 pending.remove(bad)
@@ -228,7 +290,7 @@ class SinkWorker:
             for i, out in zip(pending, result, strict=True):
                 outcomes[i] = out
             pending = []
-        return outcomes
+        return [out for out in outcomes if out is not None]
 
     def _invalid(self, rec: Record, exc: InvalidEvent, stats: BatchStats) -> None:
         if primary_sink(rec.topic) is self.sink:
