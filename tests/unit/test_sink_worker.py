@@ -190,7 +190,7 @@ def test_redelivery_after_a_crash_before_commit_applies_nothing_twice() -> None:
 
 
 def test_an_event_waiting_for_another_topic_is_deferred_then_stored() -> None:
-    broker, worker, store, receipts = _setup()
+    broker, worker, _, receipts = _setup()
     pub = InMemoryEventPublisher(broker)
     reg = example_event("user.registered", user_id="u7", email="u7@example.org")
     rating = example_event("rating.submitted", user_id="u7")
@@ -214,7 +214,7 @@ def test_an_event_waiting_for_another_topic_is_deferred_then_stored() -> None:
 def test_a_prerequisite_that_never_comes_ends_in_a_final_rejection() -> None:
     import time
 
-    broker, worker, store, receipts = _setup()
+    broker, worker, _, receipts = _setup()
     pub = InMemoryEventPublisher(broker)
     rating = example_event("rating.submitted", user_id="ghost")
     pub.publish(Topic.RATINGS.value, rating.key, encode(rating)).result()
