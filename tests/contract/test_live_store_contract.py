@@ -36,6 +36,7 @@ from polystream.sinks.ports import (
     Outcome,
     PermanentStoreError,
     TransientStoreError,
+    missing_prerequisite,
 )
 from polystream.sinks.redis_live import (
     CONSUMED_TYPES,
@@ -242,7 +243,7 @@ def test_older_heartbeat_never_moves_position_back(store: LiveStore) -> None:
 
 
 def test_concurrent_stream_limit_per_plan(store: LiveStore) -> None:
-    assert store.apply([playback("started", 0, "v0", user="nobody")]) == [
+    assert store.apply([playback("started", 0, "v0", user="nobody")], allow_defer=False) == [
         Outcome(S.REJECTED, "no active subscription")
     ]
     store.apply([subscribe("u1", "basic"), subscribe("u2", "premium")])
@@ -577,12 +578,16 @@ def redeliveries(draw: st.DrawFn) -> tuple[list[Envelope[Any]], list[Envelope[An
 
 
 def apply_in_batches(
-    store: LiveStore, events: Sequence[Envelope[Any]], cuts: Sequence[int]
+    store: LiveStore,
+    events: Sequence[Envelope[Any]],
+    cuts: Sequence[int],
+    *,
+    allow_defer: bool = True,
 ) -> list[Outcome]:
     outcomes: list[Outcome] = []
     bounds = [0, *cuts, len(events)]
     for start, end in itertools.pairwise(bounds):
-        outcomes += store.apply(events[start:end])
+        outcomes += store.apply(events[start:end], allow_defer=allow_defer)
     return outcomes
 
 
@@ -599,8 +604,9 @@ def test_random_redeliveries_end_in_the_state_of_the_deduplicated_history(
     events, delivered, cuts = case
     once, redelivered = make_store(), make_store()
     try:
-        expected = once.apply(events)
-        outcomes = apply_in_batches(redelivered, delivered, cuts)
+        # Final verdicts: a deferred event is not recorded, so its redelivery is no duplicate.
+        expected = once.apply(events, allow_defer=False)
+        outcomes = apply_in_batches(redelivered, delivered, cuts, allow_defer=False)
         seen: set[uuid.UUID] = set()
         first_outcomes = []
         for event, outcome in zip(delivered, outcomes, strict=True):
@@ -684,8 +690,9 @@ def test_bayesian_average_one_five_star_vote_does_not_beat_many_good_ones(
     assert [title for title, _ in ranking] == ["hit", "lucky", "meh"]
     count_hit, sum_hit = store.title_rating("hit")
     assert (count_hit, sum_hit) == (40, 180)
-    mean = (30 * 3 + 180 + 5) / 71  # the global mean when "lucky" was rated
-    assert ranking[1][1] == pytest.approx((10 * mean + 5) / 11)
+    c, m = store.config.bayes_c, store.config.bayes_m  # 10 votes of the prior mean, 3 stars
+    assert ranking[0][1] == pytest.approx((c * m + 180) / (c + 40))
+    assert ranking[1][1] == pytest.approx((c * m + 5) / (c + 1))
     assert [t for t, _ in store.top_rated(genre="drama")] == ["hit", "lucky"]
     assert [t for t, _ in store.top_rated(genre="comedy")] == ["lucky"]
 
@@ -890,6 +897,300 @@ def test_user_erased_cleans_up_and_adjusts_rankings(store: LiveStore) -> None:
     ]
     assert statuses(store.apply(replay)) == [S.STALE] * 3
     assert store.title_rating("t1") == (1, 3)
+
+
+# --- order across topics ---------------------------------------------------------------
+# The sink reads seven topics and Kafka orders them per partition only. A playback of a user
+# whose subscription has not been read yet waits (deferred, without a trace); the rankings
+# come out the same whether a title's catalog entry or its ratings come first.
+
+NO_PLAN = missing_prerequisite("no active subscription")
+WAITING = missing_prerequisite("waiting for an earlier event of this user")
+
+
+def test_playback_before_any_subscription_waits_without_a_trace(make_store: MakeStore) -> None:
+    store, without = make_store(), make_store()
+    plan = subscribe("u2", "premium")
+    batch = [
+        playback("started", 10, "v1"),
+        rate("u1", "t1", 4, 11),  # another topic: goes on
+        playback("started", 12, "w1", user="u2"),  # another user: goes on
+        playback("progress", 70, "v1", position=60),  # behind its session's start
+        playback("stopped", 80, "v1", position=70),
+    ]
+    deferred = [batch[0], batch[3], batch[4]]
+    store.apply([plan])
+    assert store.apply(batch) == [NO_PLAN, STORED, STORED, WAITING, WAITING]
+    # Exactly the state of the other events alone: no marker, no counter, no session, and
+    # no scratch key left behind.
+    without.apply([plan, batch[1], batch[2]])
+    assert comparable(store.dump()) == comparable(without.dump())
+    assert store.viewing_session("v1") is None
+    assert store.apply(deferred) == [NO_PLAN, WAITING, WAITING]
+    assert comparable(store.dump()) == comparable(without.dump())
+
+    # The subscription arrives: offered again, the same events apply, in order.
+    store.apply([subscribe("u1", "basic", 5)])
+    assert store.apply(deferred) == [STORED] * 3
+    session = store.viewing_session("v1")
+    assert session is not None and (session.state, session.position_seconds) == ("stopped", 70)
+    assert store.counter("events:playback.started") == 2
+    assert store.apply(deferred) == [DUPLICATE] * 3
+
+
+def test_without_deferral_a_missing_subscription_is_final(store: LiveStore) -> None:
+    start, beat = playback("started", 10, "v1"), playback("progress", 70, "v1", position=60)
+    assert store.apply([start, beat], allow_defer=False) == [
+        Outcome(S.REJECTED, "no active subscription"),
+        Outcome(S.REJECTED, "unknown or expired viewing session"),
+    ]
+    recorded = store.dump()
+    assert f"applied:{start.event_id}" in recorded
+    store.apply([subscribe("u1", "basic")])
+    # Recorded: the verdict stays, even now that the subscription is there.
+    first = "already processed: rejected: no active subscription"
+    assert store.apply([start]) == [Outcome(S.DUPLICATE, first)]
+    assert store.apply([start], allow_defer=False) == [Outcome(S.DUPLICATE, first)]
+    assert store.viewing_session("v1") is None
+
+
+def test_an_ended_or_erased_subscription_is_final_not_deferred(store: LiveStore) -> None:
+    cancel = example_event(
+        "subscription.canceled",
+        occurred_at=at(1),
+        user_id="u1",
+        subscription_id="sub-u1",
+        reason="user_request",
+        ends_at=at(5),
+    )
+    erase = example_event("user.erased", occurred_at=at(100), user_id="u2", reason="admin")
+    store.apply([subscribe("u1", "basic"), cancel, subscribe("u2", "basic"), erase])
+    # Only a cancellation was ever seen for u3: the subscriptions topic is in order per user,
+    # so nothing it could still bring would change the verdict.
+    store.apply(
+        [
+            example_event(
+                "subscription.canceled",
+                occurred_at=at(1),
+                user_id="u3",
+                subscription_id="sub-u3",
+                reason="user_request",
+                ends_at=at(2),
+            )
+        ]
+    )
+    outcomes = store.apply(
+        [
+            playback("started", 10, "v1"),
+            playback("started", 50, "v2", user="u2"),
+            playback("started", 200, "v3", user="u2"),
+            playback("started", 10, "v4", user="u3"),
+        ]
+    )
+    assert outcomes == [
+        Outcome(S.REJECTED, "no active subscription"),
+        Outcome(S.STALE, "the user is erased"),
+        Outcome(S.REJECTED, "no active subscription"),
+        Outcome(S.REJECTED, "no active subscription"),
+    ]
+    assert not any(outcome.retryable for outcome in outcomes)
+
+
+def test_waiting_holds_across_the_calls_of_one_batch(store: LiveStore) -> None:
+    # The real store sends a batch in calls of 100 events: the start deferred in the first
+    # call must still hold back its heartbeats in the second.
+    store.apply([subscribe("u2", "premium")])
+    filler = [playback("progress", 20 + i, "w1", user="u2", position=i) for i in range(1, 151)]
+    batch = [
+        playback("started", 10, "v1"),
+        playback("started", 15, "w1", user="u2"),
+        *filler,
+        playback("progress", 300, "v1", position=200),
+        playback("stopped", 310, "v1", position=210),
+    ]
+    outcomes = store.apply(batch)
+    assert outcomes == [NO_PLAN] + [STORED] * 151 + [WAITING, WAITING]
+    assert not [key for key in store.dump() if key.startswith("tmp:")]
+    store.apply([subscribe("u1", "basic")])
+    assert store.apply([batch[0], *batch[-2:]]) == [STORED] * 3
+
+
+def test_rankings_do_not_depend_on_whether_catalog_or_ratings_come_first(
+    make_store: MakeStore,
+) -> None:
+    catalog = [
+        upsert("t1", 1, ["drama", "comedy"], 0),
+        upsert("t2", 1, ["comedy"], 1),
+        upsert("t1", 2, ["drama", "horror"], 50),
+        upsert("t4", 1, ["war"], 60),  # never rated
+    ]
+    ratings = [rate(f"u{i}", f"t{1 + i % 3}", 1 + i * 7 % 5, 10 + i) for i in range(15)]
+    ratings += [retract("u0", "t1", 40), retract("u9", "t4", 41)]
+    orders = {
+        "catalog first": catalog + ratings,
+        "ratings first": ratings + catalog,
+        "interleaved": ratings[:4]
+        + catalog[:1]
+        + ratings[4:11]
+        + catalog[1:3]
+        + ratings[11:]
+        + catalog[3:],
+        "one by one": [],
+    }
+    dumps = {}
+    for name, events in orders.items():
+        store = make_store()
+        if name == "one by one":
+            for event in orders["interleaved"]:
+                assert store.apply([event]) == [STORED]
+        else:
+            assert store.apply(events) == [STORED] * len(events)
+        dumps[name] = comparable(store.dump())
+    reference = dumps.pop("catalog first")
+    for name, dump in dumps.items():
+        assert dump == reference, name
+    store = make_store()
+    store.apply(orders["ratings first"])
+    assert {t for t, _ in store.top_rated(genre="horror")} == {"t1"}
+    assert {t for t, _ in store.top_rated(genre="comedy")} == {"t2"}
+    assert store.genre_titles("comedy") == {"t2"} and store.genre_titles("war") == {"t4"}
+    assert {t for t, _ in store.top_rated()} == {"t1", "t2", "t3"}
+    # t3 has no catalog entry (yet): ranked overall, in no genre.
+    assert all(t != "t3" for g in GENRES for t, _ in store.top_rated(genre=g))
+
+
+LIVE_TITLES = ("t1", "t2", "t3")
+
+
+@st.composite
+def live_streams(draw: st.DrawFn) -> dict[tuple[str, str], list[Envelope[Any]]]:
+    """Events per partition ((topic, key) -> events in their order), each partition in an
+    order where it applies. Within five minutes, so the heartbeat timeout prunes nothing
+    (pruning ``streams:_all`` by the latest start seen depends on the interleaving of users;
+    reads filter by time, so it never shows). Without erasure, title removals and plan
+    changes: their effect on playback depends on the interleaving by nature (documented)."""
+    streams: dict[tuple[str, str], list[Envelope[Any]]] = {}
+    clock = itertools.count()
+
+    def add(topic: str, key: str, event: Envelope[Any]) -> None:
+        streams.setdefault((topic, key), []).append(event)
+
+    for n in range(draw(st.integers(1, 3))):
+        u = f"u{n}"
+        if draw(st.booleans()):
+            add(
+                "subscriptions",
+                u,
+                subscribe(u, draw(st.sampled_from(["basic", "premium"])), next(clock)),
+            )
+        for k in range(draw(st.integers(0, 3))):
+            vs, title = f"{u}-v{k}", draw(st.sampled_from(LIVE_TITLES))
+            add("playback", u, playback("started", next(clock), vs, user=u, title=title))
+            for beat in range(draw(st.integers(0, 2))):
+                position = 60 * (beat + 1)
+                add(
+                    "playback",
+                    u,
+                    playback("progress", next(clock), vs, user=u, title=title, position=position),
+                )
+            if draw(st.booleans()):
+                add(
+                    "playback",
+                    u,
+                    playback(
+                        "stopped",
+                        next(clock),
+                        vs,
+                        user=u,
+                        title=title,
+                        position=draw(st.integers(0, 3600)),
+                    ),
+                )
+        for title, stars in draw(
+            st.lists(st.tuples(st.sampled_from(LIVE_TITLES), st.integers(0, 5)), max_size=4)
+        ):
+            event = (
+                retract(u, title, next(clock)) if stars == 0 else rate(u, title, stars, next(clock))
+            )
+            add("ratings", u, event)
+        if draw(st.booleans()):
+            sid = f"{u}-s"
+            add(
+                "sessions",
+                u,
+                example_event(
+                    "session.login_started",
+                    occurred_at=at(next(clock)),
+                    user_id=u,
+                    session_id=sid,
+                    expires_at=at(3600),
+                ),
+            )
+    for title in LIVE_TITLES:
+        for version in range(1, draw(st.integers(0, 3)) + 1):
+            genres = draw(st.lists(st.sampled_from(GENRES), min_size=1, max_size=3, unique=True))
+            add("catalog", title, upsert(title, version, genres, next(clock)))
+    return streams
+
+
+def live_interleave(
+    streams: Sequence[list[Envelope[Any]]], rng: random.Random
+) -> list[Envelope[Any]]:
+    queues = [list(stream) for stream in streams if stream]
+    merged: list[Envelope[Any]] = []
+    while queues:
+        queue = rng.choice(queues)
+        merged.append(queue.pop(0))
+        if not queue:
+            queues.remove(queue)
+    return merged
+
+
+def deliver_like_the_worker(
+    store: LiveStore, events: Sequence[Envelope[Any]], rng: random.Random
+) -> list[Envelope[Any]]:
+    """Random batches, deferred events first in the next batch, then offered again until
+    nothing moves; what still waits then is applied with allow_defer=False (and returned)."""
+    waiting: list[Envelope[Any]] = []
+    position = 0
+    while position < len(events) or waiting:
+        fresh = list(events[position : position + rng.randint(1, 6)])
+        position += len(fresh)
+        batch = waiting + fresh
+        outcomes = store.apply(batch)
+        still = [e for e, o in zip(batch, outcomes, strict=True) if o.retryable]
+        if not fresh and len(still) == len(waiting):
+            store.apply(still, allow_defer=False)
+            return still
+        waiting = still
+    return []
+
+
+@hypothesis_settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(streams=live_streams(), rng=st.randoms(use_true_random=False))
+def test_any_interleaving_of_the_topics_ends_in_the_same_state(
+    make_store: MakeStore,
+    streams: dict[tuple[str, str], list[Envelope[Any]]],
+    rng: random.Random,
+) -> None:
+    # The reference: subscriptions first, then every other partition, one after the other.
+    ordered = sorted(streams.items(), key=lambda item: item[0][0] != "subscriptions")
+    history = [event for _, events in ordered for event in events]
+    reference, store = make_store(), make_store()
+    try:
+        reference.apply(history, allow_defer=False)
+        left = deliver_like_the_worker(store, live_interleave(list(streams.values()), rng), rng)
+        # Only the playback of users who never subscribe is still waiting at the end.
+        subscribed = {key for topic, key in streams if topic == "subscriptions"}
+        assert all(event.payload.user_id not in subscribed for event in left)
+        assert comparable(store.dump()) == comparable(reference.dump())
+    finally:
+        reference.clear()
+        store.clear()
 
 
 # --- the real store only ---------------------------------------------------------------

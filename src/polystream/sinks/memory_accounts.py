@@ -2,7 +2,7 @@
 
 The PostgreSQL sink owns users, subscriptions, payments, preferences and ratings. What an event
 does to them (who may register which email, when a subscription change is stale, what a refund
-needs) is decided here, once, by :class:`AccountState`:
+needs, which event must wait for another) is decided here, once, by :class:`AccountState`:
 
 * :class:`InMemoryAccountStore` keeps one complete ``AccountState`` in dicts;
 * ``PostgresAccountStore`` loads into a fresh ``AccountState`` only the rows a batch touches
@@ -15,6 +15,28 @@ same thing twice: the rules, and the storage of their results.
 Times stored on rows (``created_at``, ``updated_at``, ...) are event times (``occurred_at``),
 never wall-clock times: they are the guards that keep an older event from overwriting newer
 state, and replaying the log must rebuild exactly the same rows.
+
+Deferral. The sink reads three topics, and Kafka orders events per partition, not across
+topics: a ``subscription.started`` or a ``rating.submitted`` may arrive before the
+``user.registered`` of its user. With ``allow_defer`` such an event gets a
+:func:`~polystream.sinks.ports.missing_prerequisite` outcome and leaves no trace (no ledger
+row, no row change), so the worker can offer it again. What can be missing:
+
+* the user (``unknown user``) of a subscription, rating or payment-topic event: the user
+  comes from ``polystream.users``. An *erased* user is no such case: "user erased" is final.
+  Events of the users topic itself (profile, preferences, erasure) are never deferred: their
+  registration is on the same partition, so it can only be missing for good;
+* the subscription (``unknown subscription``) of a change, renewal, cancellation or payment,
+  and the payment (``unknown payment``) of a refund: on the same partition as the event, but
+  their own ``subscription.started`` may have been deferred (waiting for the user);
+* an earlier event of the same stream (``waiting for an earlier event of this user``): once
+  an event of user U is deferred, every later event of U *from the same topic* in the batch is
+  deferred too, so a partition's per-user order holds (a payment never overtakes its
+  subscription, a retraction never overtakes its rating). Events of U from other topics go
+  on: holding back the very ``user.registered`` a subscription waits for would never end.
+
+Without ``allow_defer`` (the worker's last attempt, after its deadline) the same rejections
+are final and recorded in the ledger, exactly like any other.
 """
 
 from __future__ import annotations
@@ -28,6 +50,7 @@ from typing import Any, Final, Protocol
 from uuid import UUID
 
 from polystream.domain.events import (
+    EVENT_TYPES,
     Envelope,
     PaymentFailed,
     PaymentRefunded,
@@ -52,6 +75,7 @@ from polystream.sinks.ports import (
     STORED,
     Outcome,
     PermanentStoreError,
+    missing_prerequisite,
     rejected,
 )
 
@@ -86,6 +110,23 @@ class Reason(StrEnum):
     REFUND_CURRENCY = "refund currency differs from the payment's"
     REFUND_TOO_LARGE = "refund exceeds the payment"
     NEWER_STATE = "a newer event was already applied"
+    #: Deferred behind an earlier deferred event of the same user and topic (retryable).
+    WAITING = "waiting for an earlier event of this user"
+
+
+#: The outcome reasons that may come back retryable (``missing_prerequisite``) when deferral
+#: is allowed; every other reason is always final.
+DEFERRABLE_REASONS: Final = frozenset(
+    {Reason.UNKNOWN_USER, Reason.UNKNOWN_SUBSCRIPTION, Reason.UNKNOWN_PAYMENT, Reason.WAITING}
+)
+
+#: A stream whose order deferral must keep: (user id, topic).
+Stream = tuple[str, str]
+
+
+def stream_of(event: Envelope[Any]) -> Stream:
+    """The per-user, per-topic stream of an account event (every one carries a user id)."""
+    return event.payload.user_id, EVENT_TYPES[event.type].topic.value
 
 
 class SubscriptionStatus(StrEnum):
@@ -404,21 +445,39 @@ class AccountState:
 
     # -- applying events -------------------------------------------------------------
 
-    def apply(self, event: Envelope[Any]) -> Outcome:
+    def apply(self, event: Envelope[Any], deferred: set[Stream] | None = None) -> Outcome:
         """Apply one event (already checked by :func:`check_batch`) and record it in the
         ledger, whatever the outcome: a refused event must stay refused on replay, even if
-        a later event would now let it through."""
+        a later event would now let it through.
+
+        ``deferred`` allows deferral: it holds the streams (see :func:`stream_of`) with a
+        deferred event earlier in the batch, and gains this event's stream if it is deferred
+        too. A deferred event is neither applied nor recorded. ``None`` (no deferral): a
+        missing prerequisite is a final rejection, recorded like any other.
+        """
         if event.event_id in self.processed:
             return DUPLICATE
+        if deferred is not None and stream_of(event) in deferred:
+            return missing_prerequisite(Reason.WAITING)
         outcome = self._handlers[event.type](event)
+        if outcome.retryable:
+            # The handlers return before changing anything when a prerequisite is missing.
+            if deferred is not None:
+                deferred.add(stream_of(event))
+                return outcome
+            outcome = replace(outcome, retryable=False)
         entry = ProcessedEvent(event.event_id, event.type, outcome.status.value, outcome.reason)
         self.processed[event.event_id] = entry
         self.new_processed.append(entry)
         return outcome
 
-    def _live_user(self, user_id: str) -> User | Outcome:
+    def _live_user(self, user_id: str, *, other_topic: bool = False) -> User | Outcome:
+        """The user, not erased. ``other_topic``: the event comes from another topic than the
+        user's registration, so an unknown user may simply not have been read yet."""
         user = self.users.get(user_id)
         if user is None:
+            if other_topic:
+                return missing_prerequisite(Reason.UNKNOWN_USER)
             return rejected(Reason.UNKNOWN_USER)
         if user.erased_at is not None:
             return rejected(Reason.USER_ERASED)
@@ -508,7 +567,7 @@ class AccountState:
 
     def _subscription_started(self, event: Envelope[Any]) -> Outcome:
         p: SubscriptionStarted = event.payload
-        user = self._live_user(p.user_id)
+        user = self._live_user(p.user_id, other_topic=True)
         if isinstance(user, Outcome):
             return user
         if p.subscription_id in self.subscriptions:
@@ -535,7 +594,8 @@ class AccountState:
     ) -> Subscription | Outcome:
         subscription = self.subscriptions.get(subscription_id)
         if subscription is None:
-            return rejected(Reason.UNKNOWN_SUBSCRIPTION)
+            # Its subscription.started may be deferred, waiting for the user.
+            return missing_prerequisite(Reason.UNKNOWN_SUBSCRIPTION)
         if subscription.user_id != user_id:
             return rejected(Reason.NOT_SUBSCRIPTION_OWNER)
         # Stale before canceled: a change that happened before the cancellation but arrived
@@ -602,7 +662,7 @@ class AccountState:
             return rejected(Reason.PAYMENT_EXISTS)
         subscription = self.subscriptions.get(p.subscription_id)
         if subscription is None:
-            return rejected(Reason.UNKNOWN_SUBSCRIPTION)
+            return missing_prerequisite(Reason.UNKNOWN_SUBSCRIPTION)
         if subscription.user_id != p.user_id:
             return rejected(Reason.NOT_SUBSCRIPTION_OWNER)
         if subscription.status is SubscriptionStatus.CANCELED:
@@ -629,7 +689,7 @@ class AccountState:
         p: PaymentRefunded = event.payload
         payment = self.payments.get(p.payment_id)
         if payment is None:
-            return rejected(Reason.UNKNOWN_PAYMENT)
+            return missing_prerequisite(Reason.UNKNOWN_PAYMENT)
         if payment.subscription_id != p.subscription_id or payment.user_id != p.user_id:
             return rejected(Reason.REFUND_MISMATCH)
         if payment.status is PaymentStatus.REFUNDED:
@@ -659,7 +719,7 @@ class AccountState:
 
     def _rating_submitted(self, event: Envelope[Any]) -> Outcome:
         p: RatingSubmitted = event.payload
-        user = self._live_user(p.user_id)
+        user = self._live_user(p.user_id, other_topic=True)
         if isinstance(user, Outcome):
             return user
         key = (p.user_id, p.title_id)
@@ -671,7 +731,7 @@ class AccountState:
 
     def _rating_retracted(self, event: Envelope[Any]) -> Outcome:
         p: RatingRetracted = event.payload
-        user = self._live_user(p.user_id)
+        user = self._live_user(p.user_id, other_topic=True)
         if isinstance(user, Outcome):
             return user
         key = (p.user_id, p.title_id)
@@ -793,11 +853,12 @@ class InMemoryAccountStore:
         self._state = AccountState()
         self._lock = threading.RLock()
 
-    def apply(self, events: Sequence[Envelope[Any]]) -> list[Outcome]:
+    def apply(self, events: Sequence[Envelope[Any]], *, allow_defer: bool = True) -> list[Outcome]:
         check_batch(events)
+        deferred: set[Stream] | None = set() if allow_defer else None
         with self._lock:
             state = self._state
-            outcomes = [state.apply(event) for event in events]
+            outcomes = [state.apply(event, deferred) for event in events]
             state.clear_dirty()
             return outcomes
 
@@ -878,6 +939,7 @@ class InMemoryAccountStore:
 __all__ = [
     "ACCOUNT_EVENT_TYPES",
     "CONSUMER",
+    "DEFERRABLE_REASONS",
     "DUMP_KEYS",
     "AccountReader",
     "AccountState",
@@ -890,9 +952,11 @@ __all__ = [
     "Rating",
     "RatingStats",
     "Reason",
+    "Stream",
     "Subscription",
     "SubscriptionStatus",
     "User",
     "canonical_dump",
     "check_batch",
+    "stream_of",
 ]

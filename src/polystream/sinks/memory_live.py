@@ -41,6 +41,8 @@ from polystream.sinks.redis_live import (
 )
 
 _LIMITS: Final = {code.value: plan.max_streams for code, plan in PLANS.items()}
+_PLAYBACK: Final = frozenset({"playback.started", "playback.progress", "playback.stopped"})
+_WAITING: Final = "wwaiting for an earlier event of this user"
 _SWEEP_EVERY: Final = 10_000
 
 _Value = str | dict[str, str] | set[str] | dict[str, float]
@@ -275,9 +277,17 @@ class _Apply:
     Python, in the same order and with the same names (``a(n)`` is the script's ``A[n]``)."""
 
     def __init__(
-        self, ks: _Keyspace, prefix: str, config: LiveStoreConfig, fields: Sequence[str]
+        self,
+        ks: _Keyspace,
+        prefix: str,
+        config: LiveStoreConfig,
+        fields: Sequence[str],
+        waiting: set[str] | None = None,
     ) -> None:
         self.ks = ks
+        #: The script's deferral state: None when deferral is not allowed, else the users of
+        #: the batch whose playback waits (the script's ``defer_key`` set).
+        self.waiting = waiting
         self.c = config
         self.p = prefix
         self.fields = fields
@@ -300,13 +310,20 @@ class _Apply:
         if first is not None:
             return "d" + first
         handler = _HANDLERS.get(self.type)
-        if handler is None:
+        waiting = self.waiting
+        if waiting is not None and self.type in _PLAYBACK and self.a(5) in waiting:
+            outcome = _WAITING
+        elif handler is None:
             outcome = "rnot consumed by the redis sink"
         else:
             try:
                 outcome = handler(self)
             except Exception as exc:  # the script's pcall: the event stays unrecorded
                 return f"e{type(exc).__name__}: {exc}".replace("\n", " ")
+        if outcome.startswith("w"):
+            assert waiting is not None
+            waiting.add(self.a(5))
+            return outcome
         ks.set_str(marker, outcome, ex_ms=self.c.marker_ttl_s * 1000)
         ks.incr(self.k("counter", "events", self.type))
         return outcome
@@ -334,10 +351,9 @@ class _Apply:
             for genre in genres:
                 ks.zrem(self.k("rank", "top_rated", genre), title)
             return
-        gsum, gn = (int(v or 0) for v in ks.hmget(self.k("ratings", "_global"), "sum", "count"))
-        m = gsum / gn if gn > 0 else 0.0
         # Same operations, in the same order, as the Lua: the scores come out bit-identical.
-        score = (float(self.c.bayes_c) * m + total) / (float(self.c.bayes_c) + n)
+        c, m = float(self.c.bayes_c), float(self.c.bayes_m)
+        score = (c * m + total) / (c + n)
         ks.zadd(self.k("rank", "top_rated"), score, title)
         for genre in genres:
             ks.zadd(self.k("rank", "top_rated", genre), score, title)
@@ -396,6 +412,13 @@ class _Apply:
             if not self.newer(cur_t, cur_eid):
                 return "ta newer event of this viewing session is already applied"
         plan, status, ends_at = ks.hmget(self.k("plan", user), "plan", "status", "ends_at")
+        if (
+            plan is None
+            and status is None
+            and self.waiting is not None
+            and not ks.exists(self.k("erased", user))
+        ):
+            return "wno active subscription"
         limit = _LIMITS.get(plan) if plan is not None else None
         if limit is None or (status == "canceled" and self.t >= int(ends_at or 0)):
             return "rno active subscription"
@@ -699,8 +722,9 @@ class InMemoryLiveStore:
 
     # --- write side ----------------------------------------------------------------------
 
-    def apply(self, events: Sequence[Envelope[Any]]) -> list[Outcome]:
+    def apply(self, events: Sequence[Envelope[Any]], *, allow_defer: bool = True) -> list[Outcome]:
         outcomes: list[Outcome] = []
+        waiting: set[str] | None = set() if allow_defer else None
         with self._lock:
             for event in events:
                 fields = event_fields(event, self.config)
@@ -708,7 +732,7 @@ class InMemoryLiveStore:
                     outcomes.append(rejected("not consumed by the redis sink"))
                     continue
                 self._tick()
-                code = _Apply(self._ks, self.prefix, self.config, fields).run()
+                code = _Apply(self._ks, self.prefix, self.config, fields, waiting).run()
                 if code.startswith("e"):
                     raise PermanentStoreError(event.event_id, code[1:])
                 outcomes.append(outcome_of(code))

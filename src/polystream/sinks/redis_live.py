@@ -16,6 +16,15 @@ overwrite, version guards on catalog titles, erasure tombstones on users. Only t
 counters (``counter:*``, ``rank:watched:*``, ``cache:catalog:version``) rely on the markers
 alone.
 
+Order across topics. Kafka orders events per partition, not across topics, and this sink
+reads seven. The state does not depend on how the topics interleave, except where noted:
+a ``playback.started`` of a user whose subscription has not been read yet is deferred (see
+:mod:`~polystream.sinks.redis_scripts`); genres and ratings of a title meet in the rankings
+whatever comes first. Still decided by the state at processing time: the stream limit and the
+end of a canceled subscription (the *current* plan, not the plan at the event's time),
+whether a view counts (a title removed, or a user erased, at that moment), and a title removed
+then upserted again does not get back the views of the days it was removed.
+
 Time. Decisions use event time only (``occurred_at``), never the time of processing, so a
 replay or a lagging consumer decides exactly as a live one: which streams count against the
 limit, whether the subscription had ended, which rating is newer, which day a view belongs
@@ -56,8 +65,11 @@ P:title:genres:{title_id}                set        the title's genres
 P:genre:{genre}                          set        title ids of the genre
 P:rating:{user_id}                       hash       title -> ``stars|t|eid`` (stars 0: retracted)
 P:ratings:{title_id}                     hash       sum count of the current ratings
-P:ratings:_global                        hash       sum count over all titles (the prior mean)
+P:ratings:_global                        hash       sum count over all titles (for display)
 P:rank:top_rated[:{genre}]               zset       title -> Bayesian average
+P:tmp:{random}                           zset/set   scratch: a ranking read's union (deleted in
+                                                    its transaction); a batch's waiting users
+                                                    (deleted after the batch; 10 min expiry)
 P:rank:watched:{YYYY-MM-DD}              zset       title -> sessions started that day
                                                     (ranking_days after its last view)
 P:rank:watched:_days                     set        the days above (for title removals)
@@ -74,10 +86,13 @@ P:erased:{user_id}                       string     erasure time; older events o
                                                     is gone)
 =======================================  =========  ===============================================
 
-Rankings. Top rated is the Bayesian average ``(C*m + sum) / (C + n)`` with ``m`` the global
-mean, recomputed for a title whenever its ratings or genres change (other titles keep the
-score computed with the ``m`` of their last change; ``m`` moves slowly once there are many
-ratings). Most watched counts viewing sessions started per UTC day. Trending is computed on
+Rankings. Top rated is the Bayesian average ``(C*m + sum) / (C + n)`` with ``C`` and the prior
+mean ``m`` constants of the configuration (``bayes_c``, ``bayes_m``), recomputed for a title
+whenever its ratings or genres change. A constant ``m`` makes the score a function of the
+title's own ratings only: with the running global mean, a title's score depended on how the
+ratings of *other* titles (other users, other partitions) interleaved with its own, and on
+whether its ``catalog.title_upserted`` arrived before or after them (it rescored the title).
+Most watched counts viewing sessions started per UTC day. Trending is computed on
 read: the last 7 daily counts summed with weight ``0.5 ** (age / half_life)``, age measured
 from the middle of each day (clamped at 0), so the ranking decays smoothly instead of jumping
 at midnight and needs no per-event write beyond the daily count.
@@ -90,7 +105,7 @@ import json
 import re
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
@@ -116,6 +131,7 @@ from polystream.sinks.ports import (
     PermanentStoreError,
     StoreError,
     TransientStoreError,
+    missing_prerequisite,
     rejected,
 )
 from polystream.sinks.redis_scripts import render_apply_script
@@ -160,8 +176,11 @@ class LiveStoreConfig:
     trending_half_life_s: int = 86_400
     #: Per-day session counters are kept this many days.
     counter_days: int = 35
-    #: Weight (in votes) of the global mean in the Bayesian average.
+    #: Weight (in votes) of the prior mean in the Bayesian average.
     bayes_c: float = 10.0
+    #: The prior mean (stars) a title's average is pulled towards: the scale's middle, a
+    #: constant so that a score depends on the title's own ratings only.
+    bayes_m: float = 3.0
     #: Past this share of the duration a title counts as finished and leaves continue-watching.
     finished_ratio: float = 0.95
 
@@ -269,6 +288,8 @@ def outcome_of(code: str) -> Outcome:
         return Outcome(ReceiptStatus.STALE, reason)
     if kind == "r":
         return rejected(reason)
+    if kind == "w":
+        return missing_prerequisite(reason)
     if kind == "d":
         if reason == "s":
             return DUPLICATE
@@ -494,6 +515,7 @@ class RedisLiveStore:
             ranking_ttl_ms=self.config.ranking_days * DAY_MS,
             counter_ttl_ms=self.config.counter_days * DAY_MS,
             bayes_c=self.config.bayes_c,
+            bayes_m=self.config.bayes_m,
             finished_ratio=self.config.finished_ratio,
             plan_limits={code.value: plan.max_streams for code, plan in PLANS.items()},
         )
@@ -526,7 +548,27 @@ class RedisLiveStore:
 
     # --- write side ----------------------------------------------------------------------
 
-    def apply(self, events: Sequence[Envelope[Any]]) -> list[Outcome]:
+    def apply(self, events: Sequence[Envelope[Any]], *, allow_defer: bool = True) -> list[Outcome]:
+        """See ``EventStore.apply``. With ``allow_defer`` the script keeps the users whose
+        playback waits in a scratch set shared by the batch's calls, deleted here afterwards
+        (only when something was deferred; it expires on its own otherwise)."""
+        defer_key = self._k("tmp", uuid.uuid4().hex) if allow_defer else ""
+        try:
+            outcomes = self._apply(events, defer_key)
+        except BaseException:
+            if defer_key:
+                self._drop_scratch(defer_key)
+            raise
+        if defer_key and any(outcome.retryable for outcome in outcomes):
+            self._drop_scratch(defer_key)
+        return outcomes
+
+    def _drop_scratch(self, key: str) -> None:
+        # Best effort: it expires anyway, and a server that just failed may fail this too.
+        with suppress(StoreError), _edge():
+            self._redis.delete(key)
+
+    def _apply(self, events: Sequence[Envelope[Any]], defer_key: str) -> list[Outcome]:
         outcomes: list[Outcome | None] = [None] * len(events)
         calls: list[tuple[list[int], list[str]]] = []
         indexes: list[int] = []
@@ -548,7 +590,7 @@ class RedisLiveStore:
         # meets NOSCRIPT ran nothing). Three rounds cover a flush racing with the reload;
         # more means something keeps flushing.
         for _ in range(3):
-            replies = self._call_all([chunk for _, chunk in calls])
+            replies = self._call_all(defer_key, [chunk for _, chunk in calls])
             retry: list[tuple[list[int], list[str]]] = []
             for (chunk_indexes, chunk), reply in zip(calls, replies, strict=True):
                 if isinstance(reply, NoScriptError):
@@ -579,13 +621,13 @@ class RedisLiveStore:
             raise TransientStoreError(f"redis refused for now: {error}")
         raise PermanentStoreError(event.event_id, f"redis refused: {error}")
 
-    def _call_all(self, chunks: Sequence[list[str]]) -> list[Any]:
+    def _call_all(self, defer_key: str, chunks: Sequence[list[str]]) -> list[Any]:
         replies: list[Any] = []
         with _edge():
             for start in range(0, len(chunks), _CALLS_PER_PIPELINE):
                 pipe = self._redis.pipeline(transaction=False)
                 for chunk in chunks[start : start + _CALLS_PER_PIPELINE]:
-                    pipe.evalsha(self._sha, 0, self.prefix, *chunk)
+                    pipe.evalsha(self._sha, 0, self.prefix, defer_key, *chunk)
                 replies.extend(pipe.execute(raise_on_error=False))
         return replies
 

@@ -4,10 +4,10 @@ Every event is applied by one step of this script: its idempotency marker, its g
 its effects together, atomically, so a crash can never leave an effect without its marker
 (which would double it on redelivery) or a marker without its effect (which would lose it).
 
-One call carries a chunk of events (``EVALSHA sha 0 prefix event event ...``), applied in
-order. Per event, the fixed cost of a script call (argument conversion, setting up the
-function's locals) and of a client command (packing, one reply to parse) is what dominated;
-a chunk pays it once. Chunks stay small (see ``_EVENTS_PER_CALL``) so the server is never
+One call carries a chunk of events (``EVALSHA sha 0 prefix defer_key event event ...``),
+applied in order. Per event, the fixed cost of a script call (argument conversion, setting up
+the function's locals) and of a client command (packing, one reply to parse) is what
+dominated; a chunk pays it once. Chunks stay small (see ``_EVENTS_PER_CALL``) so the server is never
 blocked for more than a millisecond or two. Each event is one argument, its fields joined by
 the ASCII unit separator (``\x1f``), which no field can contain: ids, codes and dates have
 restricted alphabets and the one free-form field, a flag's JSON value, escapes control
@@ -15,8 +15,18 @@ characters. Fields: ``type, event_id, occurred_at_ms, ...`` and then those of th
 by :func:`polystream.sinks.redis_live.event_fields` (``A[4]`` onwards below).
 
 The reply is one string, a line per event: ``s`` stored, ``t<reason>`` stale,
-``r<reason>`` rejected, ``d<first outcome>`` duplicate, ``e<error>`` failed (nothing of it
-recorded; the caller turns it into an error naming the event).
+``r<reason>`` rejected, ``w<reason>`` deferred (a prerequisite from another topic is missing;
+nothing of it recorded, the worker offers it again), ``d<first outcome>`` duplicate,
+``e<error>`` failed (nothing of it recorded; the caller turns it into an error naming the
+event).
+
+Deferral (``defer_key`` not empty, the store's ``allow_defer``). A ``playback.started`` of a
+user of whom no subscription event was ever applied (no ``plan`` hash, and not erased) waits:
+its ``subscription.started`` is on another topic and may simply not have been read yet. Every
+later playback event of that user in the batch waits too, so the partition's order holds (a
+heartbeat never overtakes the start of its session). A batch spans several calls, so the users
+waiting are kept in ``defer_key``, a scratch set the caller deletes after the batch (it also
+expires on its own).
 
 The script is rendered once per :class:`~polystream.sinks.redis_live.LiveStoreConfig`: the
 durations and plan limits are constants of the source. The key prefix is an argument, so the
@@ -56,11 +66,26 @@ local INDEX_TTL = @{index_ttl_ms}
 local RANKING_TTL = @{ranking_ttl_ms}
 local COUNTER_TTL = @{counter_ttl_ms}
 local BAYES_C = @{bayes_c}
+local BAYES_M = @{bayes_m}
 local FINISHED = @{finished_ratio}
 local LIMITS = {@{plan_limits}}
 
 -- The event being applied: its fields, type, id and time (string and number).
 local A, TYPE, EID, TS, T
+
+-- Deferral: the batch's scratch set of waiting users ('' = deferral not allowed).
+local DK = ARGV[2]
+local PLAYBACK = {
+  ['playback.started'] = true, ['playback.progress'] = true, ['playback.stopped'] = true,
+}
+local waiting
+local function waiting_users()
+  if not waiting then
+    waiting = {}
+    for _, u in ipairs(redis.call('SMEMBERS', DK)) do waiting[u] = true end
+  end
+  return waiting
+end
 
 local function split(text)
   local fields, n, pos = {}, 0, 1
@@ -91,7 +116,9 @@ local function erased(user)
   return at and T <= tonumber(at)
 end
 
--- The title's Bayesian average, from its aggregate (sum, n) when the caller has it.
+-- The title's Bayesian average, from its aggregate (sum, n) when the caller has it. A pure
+-- function of the title's own ratings (the prior mean is a constant), so the score does not
+-- depend on the order in which ratings of different titles, users or topics arrive.
 local function rerank(title, sum, n)
   if not n then
     local agg = redis.call('HMGET', P .. ':ratings:' .. title, 'sum', 'count')
@@ -103,11 +130,7 @@ local function rerank(title, sum, n)
     for _, g in ipairs(genres) do redis.call('ZREM', P .. ':rank:top_rated:' .. g, title) end
     return
   end
-  local glob = redis.call('HMGET', P .. ':ratings:_global', 'sum', 'count')
-  local gsum, gn = tonumber(glob[1]) or 0, tonumber(glob[2]) or 0
-  local m = 0
-  if gn > 0 then m = gsum / gn end
-  local score = (BAYES_C * m + sum) / (BAYES_C + n)
+  local score = (BAYES_C * BAYES_M + sum) / (BAYES_C + n)
   redis.call('ZADD', P .. ':rank:top_rated', score, title)
   for _, g in ipairs(genres) do redis.call('ZADD', P .. ':rank:top_rated:' .. g, score, title) end
 end
@@ -162,6 +185,12 @@ local function playback_started()
     end
   end
   local plan = redis.call('HMGET', P .. ':plan:' .. user, 'plan', 'status', 'ends_at')
+  -- No subscription event of this user applied yet (not even a cancellation): it may still
+  -- be on its way from the subscriptions topic. An erased user's plan is gone for good.
+  if not plan[1] and not plan[2] and DK ~= ''
+      and redis.call('EXISTS', P .. ':erased:' .. user) == 0 then
+    return 'wno active subscription'
+  end
   local limit = plan[1] and LIMITS[plan[1]]
   if not limit or (plan[2] == 'canceled' and T >= tonumber(plan[3])) then
     return 'rno active subscription'
@@ -428,7 +457,6 @@ local function user_erased()
       rated[#rated + 1] = ratings[i]
     end
   end
-  -- Scores once the global mean has its final value.
   for _, title in ipairs(rated) do rerank(title) end
   return 's'
 end
@@ -455,7 +483,7 @@ local handlers = {
 local function unsupported() return 'rnot consumed by the redis sink' end
 
 local replies, processed = {}, {}
-for i = 2, #ARGV do
+for i = 3, #ARGV do
   A = split(ARGV[i])
   TYPE, EID, TS = A[1], A[2], A[3]
   T = tonumber(TS)
@@ -464,8 +492,23 @@ for i = 2, #ARGV do
   if not redis.call('SET', marker, 's', 'NX', 'EX', MARKER_TTL_S) then
     outcome = 'd' .. redis.call('GET', marker)
   else
-    local ok, result = pcall(handlers[TYPE] or unsupported)
-    if ok then
+    local ok, result
+    if DK ~= '' and PLAYBACK[TYPE] and waiting_users()[A[5]] then
+      ok, result = true, 'wwaiting for an earlier event of this user'
+    else
+      ok, result = pcall(handlers[TYPE] or unsupported)
+    end
+    if ok and string.sub(result, 1, 1) == 'w' then
+      -- Deferred: no marker, no effect (the handler returned before writing anything), and
+      -- the user's later playback events of the batch wait behind it.
+      redis.call('DEL', marker)
+      if not waiting_users()[A[5]] then
+        waiting[A[5]] = true
+        redis.call('SADD', DK, A[5])
+        redis.call('PEXPIRE', DK, 600000)
+      end
+      outcome = result
+    elseif ok then
       outcome = result
       -- Every first outcome is recorded, not only "stored": a redelivered refusal must not
       -- be re-decided against a state that has moved on since.
@@ -478,7 +521,7 @@ for i = 2, #ARGV do
       outcome = 'e' .. string.gsub(tostring(result), '\n', ' ')
     end
   end
-  replies[i - 1] = outcome
+  replies[i - 2] = outcome
 end
 for event_type, n in pairs(processed) do
   redis.call('INCRBY', P .. ':counter:events:' .. event_type, n)
@@ -498,6 +541,7 @@ def render_apply_script(
     ranking_ttl_ms: int,
     counter_ttl_ms: int,
     bayes_c: float,
+    bayes_m: float,
     finished_ratio: float,
     plan_limits: Mapping[str, int],
 ) -> str:
@@ -514,6 +558,7 @@ def render_apply_script(
         # repr: the shortest text that reads back as the same double, so Lua computes with
         # exactly the value the in-memory store uses.
         bayes_c=repr(float(bayes_c)),
+        bayes_m=repr(float(bayes_m)),
         finished_ratio=repr(float(finished_ratio)),
         plan_limits=limits,
     )

@@ -25,7 +25,13 @@ from typing import Any
 
 from prometheus_client import Counter, Gauge, Histogram
 
-from polystream.bus.ports import BulkEventPublisher, EventConsumer, PublishError, Record
+from polystream.bus.ports import (
+    BulkEventPublisher,
+    BusError,
+    EventConsumer,
+    PublishError,
+    Record,
+)
 from polystream.domain.errors import InvalidEvent
 from polystream.domain.events import (
     EVENT_TYPES,
@@ -166,19 +172,34 @@ class SinkWorker:
             STORE_RETRIES.labels(self.sink.value).inc()
             log.warning("sink %s: batch not durable, will retry after %.1fs: %s",
                         self.sink.value, self._backoff, exc)
-            # Everything after the committed offsets comes again, deferred events included.
-            self.consumer.seek_to_committed()
-            self._deferred.clear()
-            self._processed.clear()
+            self._rewind()
             time.sleep(self._backoff)
             self._backoff = min(self._backoff * 2, self.config.backoff_max_s)
             return stats
-        self._commit()
+        try:
+            self._commit()
+        except BusError as exc:
+            # A rebalance moved partitions under us: the new owner reads the uncommitted
+            # records again, and the stores' idempotency absorbs the repeat.
+            log.warning("sink %s: commit refused, records will be redelivered: %s",
+                        self.sink.value, exc)
+            self._rewind()
+            return stats
         stats.committed = True
         self._backoff = self.config.backoff_initial_s
         BATCH_SECONDS.labels(self.sink.value).observe(time.perf_counter() - t0)
         self._add_totals(stats)
         return stats
+
+    def _rewind(self) -> None:
+        """Everything after the committed offsets comes again, deferred events included (a
+        partition we still own would otherwise never be committed: its records were read)."""
+        self._deferred.clear()
+        self._processed.clear()
+        try:
+            self.consumer.seek_to_committed()
+        except BusError as exc:  # mid-rebalance: the next poll's assignment decides
+            log.warning("sink %s: rewind failed: %s", self.sink.value, exc)
 
     def _forget_revoked(self) -> None:
         """Partitions that moved to another member take their deferred events with them (they

@@ -9,10 +9,12 @@ How a batch is applied, in one transaction and two round trips (psycopg pipeline
 2. **Decide.** The shared rules (:class:`~polystream.sinks.memory_accounts.AccountState`, the
    in-memory store's own logic) run over the batch in order, in Python. Order inside the
    batch is therefore exact (register then update, subscribe then cancel), and a rejection
-   costs nothing: it is an outcome, not a failed statement to roll back.
+   costs nothing: it is an outcome, not a failed statement to roll back. So is a deferral
+   (``allow_defer``: a prerequisite from another topic is missing): the event changes no row.
 3. **Write.** The final state of each changed row, one set-based statement per table
    (``INSERT ... SELECT FROM unnest(arrays) ON CONFLICT DO UPDATE``), erasure cascades for
-   rows not loaded, the ledger rows of every decided event, and ``COMMIT``.
+   rows not loaded, the ledger rows of every decided event (a deferred one is not decided:
+   no row, so its next offer is new), and ``COMMIT``.
 
 Per-event savepoints are only the fallback: when the set-based write fails on a constraint
 (a concurrent writer took an email, or an email swap between users inside one batch that no
@@ -48,6 +50,7 @@ from polystream.sinks.memory_accounts import (
     ProcessedEvent,
     Rating,
     RatingStats,
+    Stream,
     Subscription,
     SubscriptionStatus,
     User,
@@ -272,6 +275,7 @@ class PostgresAccountStore:
         self._conflict_retries = conflict_retries
         self._conn: Connection | None = None
         self._lock = threading.RLock()
+        self._allow_defer = True  # of the apply in progress
 
     # -- connection ---------------------------------------------------------------------
 
@@ -332,11 +336,15 @@ class PostgresAccountStore:
 
     # -- EventStore ---------------------------------------------------------------------
 
-    def apply(self, events: Sequence[Envelope[Any]]) -> list[Outcome]:
+    def apply(self, events: Sequence[Envelope[Any]], *, allow_defer: bool = True) -> list[Outcome]:
+        """See ``EventStore.apply``; what is deferred, and why, is decided by the shared
+        rules (``memory_accounts``): a deferred event gets no ledger row and no row change."""
         if not events:
             return []
         check_batch(events)
         with self._lock, self._translated():
+            # Read by both paths below; set under the lock, which serialises every apply.
+            self._allow_defer = allow_defer
             for _ in range(self._conflict_retries):
                 try:
                     return self._apply_batch(events)
@@ -355,10 +363,11 @@ class PostgresAccountStore:
     def _apply_batch(self, events: Sequence[Envelope[Any]]) -> list[Outcome]:
         conn = self._connection()
         state = AccountState()
+        deferred: set[Stream] | None = set() if self._allow_defer else None
         try:
             with conn.pipeline(), conn.transaction():
                 _load(conn, state, events)
-                outcomes = [state.apply(event) for event in events]
+                outcomes = [state.apply(event, deferred) for event in events]
                 _flush(conn, state)
         except (psycopg.IntegrityError, psycopg.DataError) as exc:
             raise _Conflict(exc) from exc
@@ -369,11 +378,12 @@ class PostgresAccountStore:
         # event's writes are a consistent step on their own, so row order no longer matters.
         conn = self._connection()
         state = AccountState()
+        deferred: set[Stream] | None = set() if self._allow_defer else None
         outcomes: list[Outcome] = []
         with conn.transaction():
             _load(conn, state, events)
             for event in events:
-                outcomes.append(state.apply(event))
+                outcomes.append(state.apply(event, deferred))
                 try:
                     with conn.transaction():
                         _flush(conn, state)
