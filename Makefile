@@ -18,6 +18,8 @@ help:
 	@echo "make stack-down    stop what stack-up started"
 	@echo "make schema        re-export JSON Schemas and the AsyncAPI document into docs/"
 	@echo "make lint          ruff + mypy"
+	@echo "make demo          the whole platform in one process on in-memory stores"
+	@echo "make bench         benchmarks on the real stack, side by side with raw-client baselines"
 
 # The venv is created when missing and reinstalled when pyproject.toml changes.
 $(INSTALLED): pyproject.toml
@@ -32,7 +34,7 @@ $(INSTALLED): pyproject.toml
 venv: $(INSTALLED)
 
 lint: venv
-	$(BIN)/ruff check src tests
+	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy
 
 unit: venv
@@ -55,6 +57,16 @@ stack-status: venv
 
 schema: venv
 	$(PS) schema export docs
+
+# The embedded mode: the whole platform in one process, no server needed.
+demo: venv
+	$(PS) demo
+
+# Benchmarks against the real stack (brings it up; leaves it running).
+bench: venv
+	$(PS) stack up
+	$(PS) topics ensure
+	$(BIN)/python -m bench.run
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

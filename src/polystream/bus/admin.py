@@ -34,6 +34,8 @@ def _admin(settings: KafkaSettings) -> AdminClient:
         "bootstrap.servers": settings.bootstrap_servers,
         "client.id": "polystream-admin",
         "socket.timeout.ms": int(settings.request_timeout_s * 1000),
+        # Warnings and errors only: short-lived admin clients otherwise log a purge notice each.
+        "log_level": 4,
     })
 
 

@@ -7,6 +7,7 @@ import typer
 from polystream.cli import api, audit, schema, stack, topics
 from polystream.cli.demo import demo
 from polystream.cli.simulate import simulate
+from polystream.cli.verify import verify
 from polystream.cli.worker import worker
 
 app = typer.Typer(no_args_is_help=True, add_completion=False,
@@ -17,6 +18,7 @@ app.add_typer(schema.app, name="schema")
 app.command()(worker)
 app.command()(demo)
 app.command()(simulate)
+app.command()(verify)
 app.add_typer(api.app, name="api")
 app.add_typer(audit.app, name="audit")
 

@@ -15,10 +15,12 @@ from uuid import UUID
 
 import redis
 
-from polystream.domain.events import Receipt
+from polystream.domain.events import Receipt, Sink
 from polystream.sinks.ports import TransientStoreError
 
 RECEIPT_TTL_S = 24 * 3600
+# As long as the topics keep records (7 days) and then some: a replay within it is recognised.
+CLAIM_TTL_S = 30 * 24 * 3600
 
 
 class ReceiptLog(Protocol):
@@ -28,26 +30,31 @@ class ReceiptLog(Protocol):
         """Every sink's receipt for the event so far (any order)."""
         ...
 
+    def claim(self, name: str) -> bool:
+        """True the first time ``name`` is claimed (within the retention): makes one-off
+        effects outside the stores, like a dead letter, happen once across replays."""
+        ...
+
 
 class RedisReceiptLog:
-    """Hash `{prefix}:receipt:{event_id}`: field = sink, value = the receipt's JSON."""
+    """One string key per (event, sink): `{prefix}:receipt:{event_id}:{sink}` = the receipt's
+    JSON, with a TTL. One `SET … EX` per receipt (a hash would need a second command for its
+    TTL), and a read is one `MGET` over the four sinks."""
 
     def __init__(self, client: redis.Redis, *, prefix: str = "ps", ttl_s: int = RECEIPT_TTL_S):
         self._r = client
         self._prefix = prefix
         self._ttl = ttl_s
 
-    def _key(self, event_id: UUID) -> str:
-        return f"{self._prefix}:receipt:{event_id}"
+    def _key(self, event_id: UUID, sink: str) -> str:
+        return f"{self._prefix}:receipt:{event_id}:{sink}"
 
     def record(self, receipts: Sequence[Receipt]) -> None:
         if not receipts:
             return
         pipe = self._r.pipeline(transaction=False)
         for rc in receipts:
-            key = self._key(rc.event_id)
-            pipe.hset(key, rc.sink.value, rc.model_dump_json())
-            pipe.expire(key, self._ttl)
+            pipe.set(self._key(rc.event_id, rc.sink.value), rc.model_dump_json(), ex=self._ttl)
         try:
             pipe.execute()
         except (redis.ConnectionError, redis.TimeoutError) as exc:
@@ -55,10 +62,17 @@ class RedisReceiptLog:
 
     def get(self, event_id: UUID) -> list[Receipt]:
         try:
-            raw = self._r.hgetall(self._key(event_id))
+            raw = self._r.mget([self._key(event_id, sink.value) for sink in Sink])
         except (redis.ConnectionError, redis.TimeoutError) as exc:
             raise TransientStoreError(f"receipts: redis unavailable: {exc}") from exc
-        return [Receipt.model_validate_json(v) for v in raw.values()]
+        return [Receipt.model_validate_json(v) for v in raw if v is not None]
+
+    def claim(self, name: str) -> bool:
+        try:
+            return bool(self._r.set(f"{self._prefix}:claim:{name}", 1, nx=True,
+                                    ex=CLAIM_TTL_S))
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            raise TransientStoreError(f"receipts: redis unavailable: {exc}") from exc
 
 
 class InMemoryReceiptLog:
@@ -66,6 +80,14 @@ class InMemoryReceiptLog:
         self._data: dict[UUID, dict[str, tuple[float, Receipt]]] = {}
         self._lock = threading.Lock()
         self._ttl = ttl_s
+        self._claims: set[str] = set()
+
+    def claim(self, name: str) -> bool:
+        with self._lock:
+            if name in self._claims:
+                return False
+            self._claims.add(name)
+            return True
 
     def record(self, receipts: Sequence[Receipt]) -> None:
         now = time.monotonic()

@@ -138,6 +138,7 @@ class SinkWorker:
         self._processed: dict[tuple[str, int], int] = {}
         self._committed: dict[tuple[str, int], int] = {}
         self._last_offer = 0.0
+        self._last_retry = 0.0
 
     @property
     def deferred(self) -> int:
@@ -245,7 +246,9 @@ class SinkWorker:
             else:
                 stats.ignored += 1
 
-        # Deferred events are older than anything fresh: they go first, so a key's order holds.
+        # Deferred events are older than anything fresh, so a key with a deferred event keeps
+        # its later events back too (Kafka's order is per key). The deferred ones are offered
+        # to the store again only every `defer_retry_s`, not with every batch.
         expired = [d for d in self._deferred if now - d.since >= self.config.defer_max_s]
         waiting = [d for d in self._deferred if now - d.since < self.config.defer_max_s]
         self._deferred = []
@@ -253,12 +256,19 @@ class SinkWorker:
         if expired:
             settled += zip(expired, self._apply_with_retries(expired, stats, allow_defer=False),
                            strict=True)
-        batch = waiting + fresh
+        if waiting and now - self._last_retry < self.config.defer_retry_s:
+            held = {(d.record.topic, d.event.key) for d in waiting}
+            self._deferred = waiting + [d for d in fresh if (d.record.topic, d.event.key) in held]
+            batch = [d for d in fresh if (d.record.topic, d.event.key) not in held]
+        else:
+            self._last_retry = now
+            batch = waiting + fresh
         for item, out in zip(batch, self._apply_with_retries(batch, stats), strict=True):
             if out.retryable:
                 self._deferred.append(item)
             else:
                 settled.append((item, out))
+        self._deferred.sort(key=lambda d: (d.record.topic, d.record.partition, d.record.offset))
 
         at = datetime.now(UTC)
         receipts = [
@@ -294,8 +304,9 @@ class SinkWorker:
                 if bad is None:
                     raise TransientStoreError(
                         f"store named an event not in the batch: {exc}") from exc
-                self._dead_letter(items[bad].record, "store_rejected", exc.reason,
-                                  items[bad].event.type)
+                if self._first_time(f"dlq:{self.sink.value}:{items[bad].event.event_id}"):
+                    self._dead_letter(items[bad].record, "store_rejected", exc.reason,
+                                      items[bad].event.type)
                 stats.dead_lettered += 1
                 outcomes[bad] = Outcome(ReceiptStatus.DEAD_LETTERED, exc.reason)
                 pending.remove(bad)
@@ -315,7 +326,8 @@ class SinkWorker:
 
     def _invalid(self, rec: Record, exc: InvalidEvent, stats: BatchStats) -> None:
         if primary_sink(rec.topic) is self.sink:
-            self._dead_letter(rec, exc)
+            if self._first_time(f"dlq:{rec.topic}:{rec.partition}:{rec.offset}"):
+                self._dead_letter(rec, exc)
             stats.dead_lettered += 1
             INVALID.labels(self.sink.value, exc.code, "yes").inc()
         else:
@@ -329,6 +341,10 @@ class SinkWorker:
             rec.offset,
             exc.reason,
         )
+
+    def _first_time(self, name: str) -> bool:
+        """A replay (or a redelivery) must not dead-letter the same record twice."""
+        return self.receipts is None or self.receipts.claim(name)
 
     def _dead_letter(
         self,
