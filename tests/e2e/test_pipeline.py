@@ -19,6 +19,7 @@ import psycopg
 import pytest
 import redis
 from confluent_kafka import Consumer
+from confluent_kafka.admin import AdminClient
 from pymongo import MongoClient
 
 from polystream.bus.admin import delete_topics, ensure_topics, group_lag
@@ -74,7 +75,11 @@ def env(settings: Settings) -> Iterator[Env]:
     # A clean slate of topics: earlier tests leave events in the shared ones.
     names = [s.name for s in topic_specs(settings.kafka)]
     delete_topics(settings.kafka, names)
-    time.sleep(2)
+    admin = AdminClient({"bootstrap.servers": settings.kafka.bootstrap_servers})
+    deadline = time.monotonic() + 60
+    while set(names) & set(admin.list_topics(timeout=10).topics):
+        assert time.monotonic() < deadline, "topics were not deleted"
+        time.sleep(0.5)
     ensure_topics(settings.kafka, topic_specs(settings.kafka))
     try:
         yield e
@@ -157,7 +162,8 @@ def _dead_letters(settings: Settings, run: str) -> list[Any]:
     while idle < 6:
         msgs = c.consume(500, timeout=1.0)
         idle = 0 if msgs else idle + 1
-        out += [m for m in msgs if m.error() is None]
+        out += [m for m in msgs
+                if m.error() is None and (m.key() or b"").decode().endswith(f"-{run}")]
     c.close()
     return out
 
@@ -170,8 +176,8 @@ def test_stores_hold_what_the_stream_implies_and_replay_changes_nothing(
     for i, ev in enumerate(stream):
         pub.publish_fire(ev.topic, ev.key, ev.value)
         if i == 10:
-            pub.publish_fire(Topic.USERS.value, "bad-1", b"{this is not json")
-            pub.publish_fire(Topic.USERS.value, "bad-2",
+            pub.publish_fire(Topic.USERS.value, f"bad-1-{env.run}", b"{this is not json")
+            pub.publish_fire(Topic.USERS.value, f"bad-2-{env.run}",
                              b'{"type":"user.teleported","schema_version":1,"event_id":'
                              b'"0190c6b0-0000-7000-8000-000000000000","occurred_at":'
                              b'"2026-01-01T00:00:00Z","payload":{}}')
