@@ -256,7 +256,13 @@ class SinkWorker:
         if expired:
             settled += zip(expired, self._apply_with_retries(expired, stats, allow_defer=False),
                            strict=True)
-        if waiting and now - self._last_retry < self.config.defer_retry_s:
+        # What a deferred event waits for comes from another topic: offering it again is
+        # worth it when such a topic brought something new, or now and then regardless.
+        waiting_topics = {d.record.topic for d in waiting}
+        news = any(d.record.topic not in waiting_topics for d in fresh)
+        idle_retry = not fresh and now - self._last_retry >= self.config.defer_retry_s
+        overdue = now - self._last_retry >= 10 * self.config.defer_retry_s
+        if waiting and not (news or idle_retry or overdue):
             held = {(d.record.topic, d.event.key) for d in waiting}
             self._deferred = waiting + [d for d in fresh if (d.record.topic, d.event.key) in held]
             batch = [d for d in fresh if (d.record.topic, d.event.key) not in held]
