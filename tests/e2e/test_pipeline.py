@@ -9,6 +9,7 @@ nothing.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 import uuid
@@ -35,6 +36,7 @@ from polystream.sinks.postgres.store import PostgresAccountStore
 from polystream.sinks.receipts import RedisReceiptLog
 from polystream.sinks.redis_live import RedisLiveStore
 from polystream.sinks.worker import SinkWorker, WorkerConfig
+from polystream.stack.manager import Stack
 from polystream.verify import compare_live, compare_rows, expected_state
 
 pytestmark = [pytest.mark.stack, pytest.mark.slow]
@@ -238,7 +240,7 @@ def test_the_audit_trail_holds_one_document_per_event_with_its_lineage(
     index.ensure()
     all_topics = [t.value for t in topics_for(Sink.AUDIT)]
     try:
-        def run(group: str) -> float:
+        def run(group: str, *, outage_s: float = 0) -> float:
             stop = threading.Event()
             worker = AuditWorker(
                 consumer=KafkaEventConsumer(settings.kafka, group_id=group, topics=all_topics,
@@ -250,8 +252,16 @@ def test_the_audit_trail_holds_one_document_per_event_with_its_lineage(
             t0 = time.monotonic()
             thread.start()
             try:
+                if outage_s:
+                    # The search engine goes away mid-run and comes back.
+                    time.sleep(3)
+                    stack = Stack(settings)
+                    stack.down(["opensearch"])
+                    time.sleep(outage_s)
+                    assert thread.is_alive(), "auditor died during the outage"
+                    stack.up(["opensearch"])
                 while True:
-                    assert time.monotonic() - t0 < 400, "auditor did not drain"
+                    assert time.monotonic() - t0 < 500, "auditor did not drain"
                     assert thread.is_alive(), "auditor died"
                     lag = group_lag(settings.kafka, group, all_topics)
                     if lag and sum(lag.values()) == 0:
@@ -261,7 +271,7 @@ def test_the_audit_trail_holds_one_document_per_event_with_its_lineage(
                 stop.set()
                 thread.join(30)
 
-        took = run(f"e2e-{env.run}-audit")
+        took = run(f"e2e-{env.run}-audit", outage_s=30)
         index.refresh()
         assert index.count() == N_EVENTS
         assert index.count(AuditQuery(kind=DocKind.DEAD_LETTER)) == 2
@@ -273,12 +283,29 @@ def test_the_audit_trail_holds_one_document_per_event_with_its_lineage(
             wanted = {s.value for s in EVENT_TYPES[ev.type].consumers}
             assert wanted <= set(record.lineage), (ev.type, record.lineage)
 
+        # Nothing secret was indexed: the simulated users' password and its hash, card-like
+        # numbers.
+        from opensearchpy import helpers
+
+        from polystream.domain.events import find_card_data
+        from polystream.simulate import password_hash
+
+        secrets = {"polystream-sim-7", password_hash("polystream-sim-7", SEED)}
+        scanned = 0
+        for hit in helpers.scan(index.client, index=f"e2e-{env.run}-*",
+                                query={"query": {"match_all": {}}}, size=2000):
+            text = json.dumps(hit["_source"])
+            assert not any(secret in text for secret in secrets), hit["_id"]
+            assert find_card_data(hit["_source"]) == [], hit["_id"]
+            scanned += 1
+        assert scanned >= N_EVENTS
+
         run(f"e2e-{env.run}-audit-replay")
         index.refresh()
         assert index.count() == N_EVENTS
         with capsys.disabled():
             print(f"\n[e2e] auditor: {N_EVENTS:,} events + their receipts indexed in "
-                  f"{took:.1f}s")
+                  f"{took:.1f}s, including a 30 s OpenSearch outage and its restart")
     finally:
         index.client.indices.delete(index=f"e2e-{env.run}-*", ignore_unavailable=True)
         index.close()
