@@ -42,9 +42,10 @@ unit: venv
 
 # Brings the stack down afterwards whatever the tests did, and keeps their exit code.
 test: venv lint
-	$(PS) stack up
-	rc=0; $(BIN)/pytest -q $(PYTEST_ARGS) || rc=$$?; \
-	$(PS) stack down || true; exit $$rc
+	@rc=0; \
+	if $(PS) stack up; then $(BIN)/pytest -q $(PYTEST_ARGS) || rc=$$?; else rc=$$?; fi; \
+	$(PS) stack down || true; \
+	exit $$rc
 
 stack-up: venv
 	$(PS) stack up

@@ -33,7 +33,7 @@ def private_env(tmp_path: Path) -> dict[str, str]:
         "POLYSTREAM_KAFKA__BOOTSTRAP_SERVERS": "127.0.0.1:19092",
         "POLYSTREAM_KAFKA__CONTROLLER_PORT": "19093",
         "POLYSTREAM_KAFKA__HEAP": "256m",
-        "POLYSTREAM_MONGO__URL": "mongodb://127.0.0.1:37017/",
+        "POLYSTREAM_MONGO__URL": "mongodb://127.0.0.1:17017/",
         "POLYSTREAM_OPENSEARCH__URL": "http://127.0.0.1:19200",
         "POLYSTREAM_OPENSEARCH__TRANSPORT_PORT": "19300",
         "POLYSTREAM_OPENSEARCH__HEAP": "256m",
