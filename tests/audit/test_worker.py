@@ -164,7 +164,8 @@ class AcceptAll:
     def __init__(self, sink: Sink) -> None:
         self.sink = sink
 
-    def apply(self, events: Sequence[Envelope[Any]]) -> list[Outcome]:
+    def apply(self, events: Sequence[Envelope[Any]], *, allow_defer: bool = True
+              ) -> list[Outcome]:
         return [STORED for _ in events]
 
     def close(self) -> None:
