@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -29,6 +30,8 @@ def test_env_example_documents_every_setting() -> None:
 
 
 def test_nested_environment_variables_override_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in [n for n in os.environ if n.startswith("POLYSTREAM_")]:
+        monkeypatch.delenv(name)
     monkeypatch.setenv("POLYSTREAM_KAFKA__PARTITIONS", "12")
     monkeypatch.setenv("POLYSTREAM_POSTGRES__PORT", "6543")
     monkeypatch.setenv("POLYSTREAM_MONGO__MANAGED", "false")

@@ -235,6 +235,8 @@ def _strings(value: Any) -> Iterator[str]:
 
 
 def _text(*parts: Any) -> str:
+    # Parts are joined by newlines, not spaces: short numbers of separate fields (a last4, a
+    # position) must never read as one long card-like number to a scan of the index.
     words: list[str] = []
     size = 0
     for part in parts:
@@ -245,8 +247,8 @@ def _text(*parts: Any) -> str:
             words.append(text)
             size += len(text) + 1
             if size > MAX_TEXT_CHARS:
-                return " ".join(words)[:MAX_TEXT_CHARS]
-    return " ".join(words)
+                return "\n".join(words)[:MAX_TEXT_CHARS]
+    return "\n".join(words)
 
 
 def _extract_ids(payload: Mapping[str, Any]) -> dict[str, str]:
