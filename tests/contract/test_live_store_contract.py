@@ -168,6 +168,11 @@ def flag(name: str, value: Any, t: float, scope: str = "global") -> Envelope[Any
     return example_event("flag.set", occurred_at=at(t), name=name, value=value, scope=scope)
 
 
+#: A heartbeat older than the one its viewing session holds (first delivery or not).
+NEWER_HEARTBEAT = Outcome(S.STALE, "a newer event of this viewing session is already applied")
+UNKNOWN_SESSION = Outcome(S.REJECTED, "unknown or expired viewing session")
+
+
 def statuses(outcomes: Sequence[Outcome]) -> list[ReceiptStatus]:
     return [outcome.status for outcome in outcomes]
 
@@ -229,17 +234,83 @@ def test_playback_start_progress_stop_state(store: LiveStore) -> None:
 def test_older_heartbeat_never_moves_position_back(store: LiveStore) -> None:
     store.apply([subscribe("u1", "basic"), playback("started", 10, "v1")])
     late = playback("progress", 70, "v1", position=60)
-    outcomes = store.apply([playback("progress", 100, "v1", position=90), late])
+    last = playback("progress", 100, "v1", position=90)
+    outcomes = store.apply([last, late])
     assert statuses(outcomes) == [S.STORED, S.STALE]
     session = store.viewing_session("v1")
     assert session is not None
     assert (session.position_seconds, session.last_event_at) == (90, at(100))
     [item] = store.continue_watching("u1")
     assert item.position_seconds == 90
-    # Redelivered, the stale event is a duplicate that remembers its first verdict.
-    [again] = store.apply([late])
-    assert again.status is S.DUPLICATE
-    assert again.reason is not None and again.reason.startswith("already processed: stale")
+    # Heartbeats have no marker: redelivered, the stale one is decided again (stale again),
+    # and the one the session holds is a duplicate.
+    before = store.dump()
+    assert store.apply([late, last]) == [NEWER_HEARTBEAT, DUPLICATE]
+    assert store.dump() == before
+
+
+def test_heartbeats_leave_no_marker_and_are_deduplicated_by_their_session(
+    store: LiveStore,
+) -> None:
+    store.apply([subscribe("u1", "premium"), playback("started", 10, "v1")])
+    beats = [playback("progress", 10 + 60 * i, "v1", position=60 * i) for i in (1, 2)]
+    assert store.apply(beats) == [STORED, STORED]
+    dump = store.dump()
+    assert not {f"applied:{beat.event_id}" for beat in beats} & set(dump)
+    assert store.counter("events:playback.progress") == 2
+
+    # The session holds (occurred_at, event id) of its last event: that heartbeat again is a
+    # duplicate, an older one is stale, and neither writes anything (not even an expiry).
+    assert store.apply([beats[1], beats[0], beats[1]]) == [DUPLICATE, NEWER_HEARTBEAT, DUPLICATE]
+    assert store.dump() == dump
+    assert store.counter("events:playback.progress") == 2
+
+    # Two heartbeats of the same millisecond: the event id decides, whatever the order.
+    twins = sorted(
+        (playback("progress", 200, "v1", position=190 + i) for i in range(2)),
+        key=lambda event: str(event.event_id),
+    )
+    assert store.apply([twins[1], twins[0], twins[1]]) == [STORED, NEWER_HEARTBEAT, DUPLICATE]
+    session = store.viewing_session("v1")
+    assert session is not None and session.position_seconds == twins[1].payload.position_seconds
+    assert store.counter("events:playback.progress") == 3
+
+    # Once stopped, the session holds the stop: its heartbeats, old or new, are stale.
+    store.apply([playback("stopped", 300, "v1", position=290)])
+    late = playback("progress", 400, "v1", position=390)
+    stopped = Outcome(S.STALE, "the viewing session is already stopped")
+    assert store.apply([twins[1], late, late]) == [NEWER_HEARTBEAT, stopped, stopped]
+
+    # A heartbeat of a session that never started is refused without a trace, each time.
+    stray = playback("progress", 500, "v-unknown", position=10)
+    before = store.dump()
+    assert store.apply([stray, stray]) == [UNKNOWN_SESSION, UNKNOWN_SESSION]
+    assert store.dump() == before
+    assert store.counter("events:playback.progress") == 3
+
+    # Erasure takes the session with it: its heartbeats are then unknown, as the first time.
+    erase = example_event("user.erased", occurred_at=at(600), user_id="u1", reason="admin")
+    store.apply([erase])
+    assert store.apply(beats) == [UNKNOWN_SESSION, UNKNOWN_SESSION]
+    assert not [key for key in store.dump() if key.startswith("viewing")]
+
+
+def test_a_heartbeat_delivered_before_an_older_start_applies_when_redelivered(
+    make_store: MakeStore,
+) -> None:
+    # The limit of deduplicating heartbeats by their session: one that arrives before the
+    # start of its session (sent after it, with an older time) is refused, leaving nothing to
+    # remember that by; delivered again once the start is there, it applies, as it would have
+    # the first time in the right order. Players send a session's start before its heartbeats,
+    # and the playback topic keeps a user's events in order, so this takes a misbehaving
+    # producer. Every other event type keeps its marker and would be a duplicate here.
+    plan, beat = subscribe("u1", "basic"), playback("progress", 70, "v1", position=60)
+    start = playback("started", 10, "v1")
+    store, in_order = make_store(), make_store()
+    assert store.apply([plan, beat, start]) == [STORED, UNKNOWN_SESSION, STORED]
+    assert store.apply([beat]) == [STORED]
+    in_order.apply([plan, start, beat])
+    assert comparable(store.dump()) == comparable(in_order.dump())
 
 
 def test_concurrent_stream_limit_per_plan(store: LiveStore) -> None:
@@ -407,17 +478,27 @@ def test_the_store_consumes_exactly_the_redis_event_types() -> None:
     assert set(event_types_for(Sink.REDIS)) == CONSUMED_TYPES
 
 
+def redelivered(events: Sequence[Envelope[Any]]) -> list[Outcome]:
+    """What :func:`one_of_each` answers once applied: duplicates, except the heartbeat. It
+    has no marker, and its viewing session went with the user's erasure, so it is refused
+    again as it would be the first time (changing nothing either way)."""
+    return [UNKNOWN_SESSION if e.type == "playback.progress" else DUPLICATE for e in events]
+
+
 def test_every_event_type_redelivered_is_a_duplicate(store: LiveStore) -> None:
     events = one_of_each()
     assert store.apply(events) == [STORED] * len(events)
     before = store.dump()
     for event in events:
-        assert store.apply([event]) == [DUPLICATE], event.type
-    assert store.apply(events) == [DUPLICATE] * len(events)
+        assert store.apply([event]) == redelivered([event]), event.type
+    assert store.apply(events) == redelivered(events)
     assert store.dump() == before
     for event_type in CONSUMED_TYPES:
         expected = sum(1 for event in events if event.type == event_type)
         assert store.counter(f"events:{event_type}") == expected
+    # Every event has its marker except the heartbeat.
+    markers = {key.removeprefix("applied:") for key in before if key.startswith("applied:")}
+    assert markers == {str(e.event_id) for e in events if e.type != "playback.progress"}
 
 
 def test_event_types_of_other_sinks_are_rejected_untouched(store: LiveStore) -> None:
@@ -438,9 +519,23 @@ def test_replaying_a_full_batch_twice_changes_nothing(store: LiveStore) -> None:
         events.append(rate(user, title, rng.randint(1, 5), 30 + n))
     first = store.apply(events)
     snapshot = store.dump()
-    assert store.apply(events) == [dup(outcome) for outcome in first]
+    # A heartbeat refused the first time (its start was over the plan's limit) is refused
+    # again: it has no marker to remember the verdict, and nothing of it was written.
+    refused = [e for e, o in zip(events, first, strict=True) if o.status is S.REJECTED]
+    assert {e.type for e in refused} == {"playback.started", "playback.progress"}
+    again = [
+        o if e.type == "playback.progress" and o.status is S.REJECTED else dup(o)
+        for e, o in zip(events, first, strict=True)
+    ]
+    assert store.apply(events) == again
     # Markers included, with their expiry: a redelivery must not even refresh them.
     assert store.dump() == snapshot
+    stored = sum(
+        1
+        for e, o in zip(events, first, strict=True)
+        if e.type == "playback.progress" and o == STORED
+    )
+    assert store.counter("events:playback.progress") == stored
 
 
 def dup(outcome: Outcome) -> Outcome:
@@ -564,13 +659,35 @@ def histories(draw: st.DrawFn) -> list[Envelope[Any]]:
     return events
 
 
+def set_back_later(events: Sequence[Envelope[Any]], index: int) -> bool:
+    """Whether ``events[index]`` is a heartbeat that a later start of its viewing session, with
+    an older (occurred_at, event id), sets back: the one disorder in which a heartbeat, which
+    has no marker, applies when redelivered (test_a_heartbeat_delivered_before_an_older_start_
+    applies_when_redelivered)."""
+    beat = events[index]
+    if beat.type != "playback.progress":
+        return False
+    order = (to_ms(beat.occurred_at), str(beat.event_id))
+    return any(
+        event.type == "playback.started"
+        and event.payload.viewing_session_id == beat.payload.viewing_session_id
+        and (to_ms(event.occurred_at), str(event.event_id)) < order
+        for event in events[index + 1 :]
+    )
+
+
 @st.composite
 def redeliveries(draw: st.DrawFn) -> tuple[list[Envelope[Any]], list[Envelope[Any]], list[int]]:
-    """(history, the history with redelivered copies after their originals, batch cuts)."""
+    """(history, the history with redelivered copies after their originals, batch cuts).
+
+    Any event may be redelivered except the heartbeats :func:`set_back_later` picks out: a
+    player never sends a start after a heartbeat of the same session with a later time.
+    """
     events = draw(histories())
     delivered = list(events)
-    for _ in range(draw(st.integers(0, len(events)))):
-        original = draw(st.integers(0, len(events) - 1))
+    candidates = [i for i in range(len(events)) if not set_back_later(events, i)]
+    for _ in range(draw(st.integers(0, len(candidates)))):
+        original = draw(st.sampled_from(candidates))
         position = delivered.index(events[original])
         delivered.insert(draw(st.integers(position + 1, len(delivered))), events[original])
     cuts = sorted(draw(st.lists(st.integers(0, len(delivered)), max_size=4)))
@@ -611,7 +728,11 @@ def test_random_redeliveries_end_in_the_state_of_the_deduplicated_history(
         first_outcomes = []
         for event, outcome in zip(delivered, outcomes, strict=True):
             if event.event_id in seen:
-                assert outcome.status is S.DUPLICATE
+                if event.type == "playback.progress":
+                    # No marker: decided again by its session, it can only change nothing.
+                    assert outcome.status is not S.STORED
+                else:
+                    assert outcome.status is S.DUPLICATE
             else:
                 seen.add(event.event_id)
                 first_outcomes.append(outcome)
@@ -935,7 +1056,9 @@ def test_playback_before_any_subscription_waits_without_a_trace(make_store: Make
     session = store.viewing_session("v1")
     assert session is not None and (session.state, session.position_seconds) == ("stopped", 70)
     assert store.counter("events:playback.started") == 2
-    assert store.apply(deferred) == [DUPLICATE] * 3
+    # The heartbeat (no marker) is older than the stop its session now holds.
+    assert store.apply(deferred) == [DUPLICATE, NEWER_HEARTBEAT, DUPLICATE]
+    assert store.counter("events:playback.progress") == 1
 
 
 def test_without_deferral_a_missing_subscription_is_final(store: LiveStore) -> None:
@@ -946,12 +1069,18 @@ def test_without_deferral_a_missing_subscription_is_final(store: LiveStore) -> N
     ]
     recorded = store.dump()
     assert f"applied:{start.event_id}" in recorded
+    # The heartbeat leaves nothing at all, not even a counter.
+    assert f"applied:{beat.event_id}" not in recorded
+    assert store.counter("events:playback.progress") == 0
     store.apply([subscribe("u1", "basic")])
     # Recorded: the verdict stays, even now that the subscription is there.
     first = "already processed: rejected: no active subscription"
     assert store.apply([start]) == [Outcome(S.DUPLICATE, first)]
     assert store.apply([start], allow_defer=False) == [Outcome(S.DUPLICATE, first)]
     assert store.viewing_session("v1") is None
+    # ... so the heartbeat, decided again, is refused again.
+    assert store.apply([beat, start]) == [UNKNOWN_SESSION, Outcome(S.DUPLICATE, first)]
+    assert store.counter("events:playback.progress") == 0
 
 
 def test_an_ended_or_erased_subscription_is_final_not_deferred(store: LiveStore) -> None:
@@ -1224,13 +1353,15 @@ def test_key_layout_and_expiry(redis_store: RedisLiveStore, settings: Settings) 
         expires_at=at(1) + timedelta(hours=1),
     )
     start, rating = playback("started", 2, "v1"), rate("u1", "t1", 4, 3)
-    redis_store.apply([subscribe("u1", "basic"), login, start, rating])
+    beat = playback("progress", 4, "v1", position=2)
+    redis_store.apply([subscribe("u1", "basic"), login, start, rating, beat])
     day = at(2).date().isoformat()
 
     def ttl_s(key: str) -> float:
         return int(client.pttl(f"{p}:{key}")) / 1000
 
     assert ttl_s(f"applied:{start.event_id}") == pytest.approx(config.marker_ttl_s, abs=60)
+    assert client.exists(f"{p}:applied:{beat.event_id}") == 0  # heartbeats have no marker
     assert ttl_s("viewing:v1") == pytest.approx(config.viewing_ttl_s, abs=60)
     assert ttl_s("streams:u1") == pytest.approx(config.index_ttl_s, abs=60)
     assert ttl_s("viewings:u1") == pytest.approx(config.index_ttl_s, abs=60)
@@ -1241,7 +1372,8 @@ def test_key_layout_and_expiry(redis_store: RedisLiveStore, settings: Settings) 
     for key in ("plan:u1", "rating:u1", "ratings:t1", "ratings:_global", "rank:top_rated"):
         assert ttl_s(key) == -0.001, key
     assert client.hgetall(f"{p}:viewing:v1")["state"] == "playing"
-    assert client.zscore(f"{p}:streams:u1", "v1") == float(to_ms(at(2)))
+    assert client.zscore(f"{p}:streams:u1", "v1") == float(to_ms(at(4)))
+    assert client.hmget(f"{p}:viewing:v1", "t", "eid") == [str(to_ms(at(4))), str(beat.event_id)]
     assert client.hgetall(f"{p}:rating:u1") == {"t1": f"4|{to_ms(at(3))}|{rating.event_id}"}
     client.close()
 
@@ -1258,7 +1390,7 @@ def test_missing_script_is_loaded_and_the_batch_goes_through(settings: Settings)
     try:
         events = one_of_each()
         assert store.apply(events) == [STORED] * len(events)
-        assert store.apply(events) == [DUPLICATE] * len(events)
+        assert store.apply(events) == redelivered(events)
     finally:
         store.clear()
         store.close()

@@ -974,3 +974,12 @@ def test_text_and_list_bounds() -> None:
     assert payload_errors("preferences.updated", genres=["drama"] * 11).errors[0].kind == (
         "too_long"
     )
+
+
+def test_a_uuid_inside_free_text_is_not_card_data() -> None:
+    from polystream.domain.events import find_card_data
+
+    # UUIDv7 ids start with all-digit groups that can pass Luhn as a dashed 16-digit number.
+    text = "01942172-2559-7075-a1e7-fd607f7fd709\n2025-01-01T14:19:26Z"
+    assert find_card_data({"text": text}) == []
+    assert find_card_data({"text": "paid with 4111 1111 1111 1111"}) == ["$.text"]

@@ -71,6 +71,9 @@ def partition_for(key: bytes, partitions: int) -> int:
 TP = tuple[str, int]
 
 
+_FROM_COMMITTED = -1
+
+
 @dataclass(eq=False)
 class _Member:
     member_id: str
@@ -84,6 +87,9 @@ class _Member:
     visible: list[TP] = field(default_factory=list)
     next_start: int = 0  # rotates which partition a batch starts with, so none starves
     active: bool = True
+    # The group's committed offsets: a newly assigned partition starts from what is committed
+    # when it is first read, as Kafka fetches it then (a commit may land in between).
+    committed: dict[TP, int] = field(default_factory=dict)
 
 
 @dataclass(eq=False)
@@ -209,7 +215,8 @@ class InMemoryBroker:
             group = self._groups.setdefault(group_id, _Group())
             # Zero-padded join order: the range assignor sorts members by id, so earlier members
             # get the lower partitions, deterministically.
-            member = _Member(f"{group_id}-{next(group.joined):06d}", frozenset(topics))
+            member = _Member(f"{group_id}-{next(group.joined):06d}", frozenset(topics),
+                             committed=group.committed)
             group.members[member.member_id] = member
             self._rebalance(group)
             return member
@@ -254,7 +261,7 @@ class InMemoryBroker:
                 # Its uncommitted records belong to the next owner now.
                 del member.positions[tp]
             for tp in added:
-                member.positions[tp] = group.committed.get(tp, 0)
+                member.positions[tp] = _FROM_COMMITTED
             member.assigned = sorted(new)
             if revoked:
                 member.pending.append((False, revoked))
@@ -277,6 +284,8 @@ class InMemoryBroker:
             if logs is None:
                 continue
             pos = member.positions[tp]
+            if pos == _FROM_COMMITTED:
+                pos = member.committed.get(tp, 0)
             chunk = logs[tp[1]][pos:pos + room]
             if chunk:
                 out.extend(chunk)

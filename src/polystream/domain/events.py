@@ -210,6 +210,9 @@ def looks_like_card_number(text: str) -> bool:
 def _text_has_card_number(text: str) -> bool:
     if len(text) < 13 or _UUID_SHAPE.fullmatch(text):
         return False
+    # A UUID inside longer text ("01942172-2559-7075-a1e7-…") starts with digit groups that
+    # can pass for a dashed card number; ids are not card data.
+    text = _UUID_SHAPE.sub(" ", text)
     return any(
         _luhn_valid(_SEPARATORS.sub("", match.group()))
         for match in _CARD_NUMBER_IN_TEXT.finditer(text)

@@ -43,6 +43,8 @@ from polystream.sinks.redis_live import (
 _LIMITS: Final = {code.value: plan.max_streams for code, plan in PLANS.items()}
 _PLAYBACK: Final = frozenset({"playback.started", "playback.progress", "playback.stopped"})
 _WAITING: Final = "wwaiting for an earlier event of this user"
+#: Types without an ``applied:`` marker (the script's ``UNMARKED``): idempotent by state.
+_UNMARKED: Final = frozenset({"playback.progress"})
 _SWEEP_EVERY: Final = 10_000
 
 _Value = str | dict[str, str] | set[str] | dict[str, float]
@@ -305,10 +307,12 @@ class _Apply:
 
     def run(self) -> str:
         ks = self.ks
+        marked = self.type not in _UNMARKED
         marker = self.k("applied", self.eid)
-        first = ks.get(marker)
-        if first is not None:
-            return "d" + first
+        if marked:
+            first = ks.get(marker)
+            if first is not None:
+                return "d" + first
         handler = _HANDLERS.get(self.type)
         waiting = self.waiting
         if waiting is not None and self.type in _PLAYBACK and self.a(5) in waiting:
@@ -324,7 +328,10 @@ class _Apply:
             assert waiting is not None
             waiting.add(self.a(5))
             return outcome
-        ks.set_str(marker, outcome, ex_ms=self.c.marker_ttl_s * 1000)
+        if marked:
+            ks.set_str(marker, outcome, ex_ms=self.c.marker_ttl_s * 1000)
+        elif outcome != "s":
+            return outcome  # unmarked: a refusal or duplicate may be a redelivery, not counted
         ks.incr(self.k("counter", "events", self.type))
         return outcome
 
@@ -457,6 +464,8 @@ class _Apply:
             return "runknown or expired viewing session"
         if owner != user:
             return "rthe viewing session belongs to another user"
+        if cur_eid == self.eid and cur_t == self.ts:
+            return "ds"  # the heartbeat the session holds (the marker's job for the others)
         if not self.newer(cur_t, cur_eid):
             return "ta newer event of this viewing session is already applied"
         if state == "stopped":

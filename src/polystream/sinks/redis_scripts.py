@@ -3,6 +3,8 @@
 Every event is applied by one step of this script: its idempotency marker, its guards and all
 its effects together, atomically, so a crash can never leave an effect without its marker
 (which would double it on redelivery) or a marker without its effect (which would lose it).
+``playback.progress`` has no marker (``UNMARKED``): its effect and its idempotency are the same
+write, the viewing session's last (event time, event id), so they cannot part either.
 
 One call carries a chunk of events (``EVALSHA sha 0 prefix defer_key event event ...``),
 applied in order. Per event, the fixed cost of a script call (argument conversion, setting up
@@ -16,7 +18,8 @@ by :func:`polystream.sinks.redis_live.event_fields` (``A[4]`` onwards below).
 
 The reply is one string, a line per event: ``s`` stored, ``t<reason>`` stale,
 ``r<reason>`` rejected, ``w<reason>`` deferred (a prerequisite from another topic is missing;
-nothing of it recorded, the worker offers it again), ``d<first outcome>`` duplicate,
+nothing of it recorded, the worker offers it again), ``d<first outcome>`` duplicate (``ds``
+for a heartbeat the viewing session already holds),
 ``e<error>`` failed (nothing of it recorded; the caller turns it into an error naming the
 event).
 
@@ -235,12 +238,18 @@ end
 
 -- progress and stopped. No erasure check: erasure deleted the session, so an older event of
 -- an erased user finds nothing to update and is refused as unknown.
+--
+-- A heartbeat has no marker (see UNMARKED): the session's (t, eid) is its idempotency. The
+-- heartbeat that session holds is a duplicate ('ds'), an older one is stale. A refused one
+-- writes nothing and is decided again if redelivered (redis_live's docstring: the same way,
+-- short of a start of its session, older than it, applied in between).
 local function playback_progress(stopping)
   local vs, user = A[4], A[5]
   local vk = P .. ':viewing:' .. vs
   local cur = redis.call('HMGET', vk, 'user', 't', 'eid', 'state')
   if not cur[1] then return 'runknown or expired viewing session' end
   if cur[1] ~= user then return 'rthe viewing session belongs to another user' end
+  if cur[3] == EID and cur[2] == TS then return 'ds' end
   if not newer(cur[2], cur[3]) then
     return 'ta newer event of this viewing session is already applied'
   end
@@ -482,14 +491,18 @@ local handlers = {
 
 local function unsupported() return 'rnot consumed by the redis sink' end
 
+-- Types without a per-event marker: their handler answers duplicates from the state itself
+-- (a reply 'd...'), and only what it stores counts.
+local UNMARKED = { ['playback.progress'] = true }
+
 local replies, processed = {}, {}
 for i = 3, #ARGV do
   A = split(ARGV[i])
   TYPE, EID, TS = A[1], A[2], A[3]
   T = tonumber(TS)
-  local marker = P .. ':applied:' .. EID
+  local marker = not UNMARKED[TYPE] and P .. ':applied:' .. EID
   local outcome
-  if not redis.call('SET', marker, 's', 'NX', 'EX', MARKER_TTL_S) then
+  if marker and not redis.call('SET', marker, 's', 'NX', 'EX', MARKER_TTL_S) then
     outcome = 'd' .. redis.call('GET', marker)
   else
     local ok, result
@@ -501,7 +514,7 @@ for i = 3, #ARGV do
     if ok and string.sub(result, 1, 1) == 'w' then
       -- Deferred: no marker, no effect (the handler returned before writing anything), and
       -- the user's later playback events of the batch wait behind it.
-      redis.call('DEL', marker)
+      if marker then redis.call('DEL', marker) end
       if not waiting_users()[A[5]] then
         waiting[A[5]] = true
         redis.call('SADD', DK, A[5])
@@ -510,13 +523,18 @@ for i = 3, #ARGV do
       outcome = result
     elseif ok then
       outcome = result
-      -- Every first outcome is recorded, not only "stored": a redelivered refusal must not
-      -- be re-decided against a state that has moved on since.
-      if result ~= 's' then redis.call('SET', marker, result, 'XX', 'KEEPTTL') end
-      processed[TYPE] = (processed[TYPE] or 0) + 1
+      if marker then
+        -- Every first outcome is recorded, not only "stored": a redelivered refusal must not
+        -- be re-decided against a state that has moved on since.
+        if result ~= 's' then redis.call('SET', marker, result, 'XX', 'KEEPTTL') end
+        processed[TYPE] = (processed[TYPE] or 0) + 1
+      elseif result == 's' then
+        -- Unmarked: a refusal or a duplicate may be a redelivery, so only a store counts.
+        processed[TYPE] = (processed[TYPE] or 0) + 1
+      end
     else
       -- A failed step is not recorded, so the event stays retryable; the caller names it.
-      redis.call('DEL', marker)
+      if marker then redis.call('DEL', marker) end
       if type(result) == 'table' then result = result.err end
       outcome = 'e' .. string.gsub(tostring(result), '\n', ' ')
     end
