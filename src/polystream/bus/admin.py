@@ -151,12 +151,31 @@ def delete_topics(settings: KafkaSettings, names: Iterable[str]) -> None:
                 raise BusError(f"deleting topic {name} failed: {exc.args[0]}") from exc
 
 
+# Leadership of a new (or moving) partition settles a moment after its metadata appears.
+_RETRIABLE_OFFSETS = frozenset({KafkaError.NOT_LEADER_FOR_PARTITION,
+                                KafkaError.LEADER_NOT_AVAILABLE,
+                                KafkaError.UNKNOWN_TOPIC_OR_PART})
+
+
 def _offsets(admin: AdminClient, topic: str, partitions: int, spec: OffsetSpec,
              timeout_s: float) -> dict[int, int]:
-    futures: dict[Any, Future[Any]] = admin.list_offsets(
-        {TopicPartition(topic, p): spec for p in range(partitions)}, request_timeout=timeout_s)
-    return {tp.partition: _result(fut, f"offsets of {topic}[{tp.partition}]", timeout_s).offset
-            for tp, fut in futures.items()}
+    deadline = time.monotonic() + timeout_s
+    delay = 0.1
+    while True:
+        futures: dict[Any, Future[Any]] = admin.list_offsets(
+            {TopicPartition(topic, p): spec for p in range(partitions)},
+            request_timeout=timeout_s)
+        try:
+            return {tp.partition: _result(fut, f"offsets of {topic}[{tp.partition}]",
+                                          timeout_s).offset
+                    for tp, fut in futures.items()}
+        except BusError as exc:
+            err = _kafka_error(exc.__cause__) if exc.__cause__ else None
+            if err is None or err.code() not in _RETRIABLE_OFFSETS or (
+                    time.monotonic() + delay > deadline):
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 1.0)
 
 
 def end_offsets(settings: KafkaSettings, topic: str) -> dict[int, int]:
