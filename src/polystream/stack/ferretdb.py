@@ -7,13 +7,28 @@ version file). Its data lives in a database of the stack's PostgreSQL.
 
 from __future__ import annotations
 
+import re
+import subprocess
 from pathlib import Path
 
 from pymongo import MongoClient
 
 from polystream.settings import MongoSettings
 from polystream.stack.base import Server, infra_dir
+from polystream.stack.process import StackError
 from polystream.stack.provision import inputs_hash, require_tool, run, stamp_fresh, write_stamp
+
+# infra/ferretdb/go.mod's `go` line: FerretDB 1.24 needs it (Debian 12's golang-go is 1.19).
+MIN_GO = (1, 24)
+
+
+def _require_go(go: str, minimum: tuple[int, int]) -> None:
+    out = subprocess.run([go, "env", "GOVERSION"], capture_output=True, text=True,
+                         check=False).stdout.strip()
+    match = re.match(r"go(\d+)\.(\d+)", out)
+    if match is None or (int(match.group(1)), int(match.group(2))) < minimum:
+        raise StackError(f"ferretdb: needs Go >= {minimum[0]}.{minimum[1]} to build, found "
+                         f"{out or 'no version'} at {go}; install a current Go toolchain")
 
 
 class FerretDBServer(Server):
@@ -44,6 +59,7 @@ class FerretDBServer(Server):
         if stamp_fresh(stamp, digest) and self.binary.is_file():
             return
         go = require_tool("go", apt_package="golang-go", log=self.provision_log)
+        _require_go(go, MIN_GO)
         # The SQLite backend is not used; leaving it out saves half a minute of cold build.
         run([go, "build", "-trimpath", "-ldflags=-s -w", "-tags", "ferretdb_no_sqlite",
              "-o", str(self.binary), "."],
