@@ -10,17 +10,16 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-import redis
 from confluent_kafka.admin import AdminClient
 from fastapi import FastAPI
 
 from polystream.api.app import create_app
 from polystream.api.deps import ApiDeps
 from polystream.audit.worker import open_audit_index
+from polystream.bootstrap import receipt_log
 from polystream.bus.kafka import KafkaEventPublisher
 from polystream.domain.events import EVENT_TYPES
 from polystream.settings import KafkaSettings, Settings, load_settings
-from polystream.sinks.receipts import RedisReceiptLog
 
 CLIENT_ID = "polystream-api"
 
@@ -72,18 +71,14 @@ def build_deps(settings: Settings) -> ApiDeps:
         # request at once (503) instead of blocking the event loop waiting for room.
         queue_full_timeout_s=0.0,
     )
-    client = redis.Redis.from_url(
-        settings.redis.url,
-        socket_timeout=settings.redis.socket_timeout_s,
-        socket_connect_timeout=settings.redis.socket_timeout_s,
-    )
+    receipts = receipt_log(settings)
     audit = open_audit_index(settings, read_only=True)
     return ApiDeps(
         settings=settings,
         publisher=publisher,
-        receipts=RedisReceiptLog(client),
+        receipts=receipts,
         ready_check=KafkaReadiness(settings.kafka),
-        closers=(lambda: publisher.close(settings.api.publish_timeout_s), client.close,
+        closers=(lambda: publisher.close(settings.api.publish_timeout_s), receipts.close,
                  audit.close),
         audit=audit,
     )

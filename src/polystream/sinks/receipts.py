@@ -67,6 +67,9 @@ class RedisReceiptLog:
             raise TransientStoreError(f"receipts: redis unavailable: {exc}") from exc
         return [Receipt.model_validate_json(v) for v in raw if v is not None]
 
+    def close(self) -> None:
+        self._r.close()
+
     def claim(self, name: str) -> bool:
         try:
             return bool(self._r.set(f"{self._prefix}:claim:{name}", 1, nx=True,
