@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import socket
 
+from polystream.audit.worker import AuditConfig, AuditWorker
 from polystream.bus.kafka import KafkaEventConsumer, KafkaEventPublisher
 from polystream.domain.events import CONSUMER_GROUPS, Sink, topics_for
 from polystream.settings import Settings
@@ -54,14 +55,41 @@ def store(sink: Sink, settings: Settings) -> EventStore:
 
 
 def sink_worker(sink: Sink, settings: Settings, config: WorkerConfig) -> SinkWorker:
+    """A sink ready to run. The store comes first (migrations, indexes: the steps most likely
+    to fail at start-up), so a failed attempt leaves no Kafka client behind to clean up."""
     role = f"worker-{sink.value}"
-    return SinkWorker(
-        sink=sink,
-        consumer=KafkaEventConsumer(
-            settings.kafka, group_id=CONSUMER_GROUPS[sink],
-            topics=[t.value for t in topics_for(sink)], client_id=client_id(role)),
-        store=store(sink, settings),
-        publisher=publisher(settings, role),
-        receipts=receipt_log(settings),
-        config=config,
-    )
+    sink_store = store(sink, settings)
+    try:
+        receipts = receipt_log(settings)
+        return SinkWorker(
+            sink=sink,
+            consumer=KafkaEventConsumer(
+                settings.kafka, group_id=CONSUMER_GROUPS[sink],
+                topics=[t.value for t in topics_for(sink)], client_id=client_id(role)),
+            store=sink_store,
+            publisher=publisher(settings, role),
+            receipts=receipts,
+            config=config,
+        )
+    except BaseException:
+        sink_store.close()
+        raise
+
+
+def audit_worker(settings: Settings, config: AuditConfig) -> AuditWorker:
+    """The auditor ready to run: its index reachable and its templates in place."""
+    from polystream.audit.worker import audit_secret, open_audit_index
+
+    secret = audit_secret(settings)
+    index = open_audit_index(settings)
+    try:
+        index.ensure()
+        return AuditWorker(
+            consumer=KafkaEventConsumer(
+                settings.kafka, group_id=CONSUMER_GROUPS[Sink.AUDIT],
+                topics=[t.value for t in topics_for(Sink.AUDIT)],
+                client_id=client_id("audit")),
+            index=index, publisher=publisher(settings, "audit"), secret=secret, config=config)
+    except BaseException:
+        index.close()
+        raise

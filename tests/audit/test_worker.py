@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from polystream import bootstrap
 from polystream.audit.documents import DocKind, IndexItem
 from polystream.audit.memory import InMemoryAuditIndex
 from polystream.audit.ports import AuditIndexUnavailable, AuditQuery, IndexFailure
@@ -22,10 +23,10 @@ from polystream.audit.worker import (
     AuditConfigError,
     AuditWorker,
     audit_secret,
-    run_audit_worker,
 )
 from polystream.bus.memory import InMemoryBroker, InMemoryEventConsumer, InMemoryEventPublisher
 from polystream.bus.ports import BusError, Record, TopicSpec
+from polystream.cli.worker import START_UP_TRANSIENT
 from polystream.domain.events import (
     EVENT_TYPES,
     TOPIC_PARTITIONS,
@@ -41,6 +42,7 @@ from polystream.domain.events import (
     topics_for,
 )
 from polystream.domain.examples import example_event
+from polystream.runtime.supervisor import ExitCode, Role, Supervisor
 from polystream.settings import Settings
 from polystream.sinks.ports import STORED, Outcome
 from polystream.sinks.receipts import InMemoryReceiptLog
@@ -460,15 +462,22 @@ def test_a_failed_commit_means_redelivery_not_a_crash() -> None:
     assert bus.lag("audit-commit") == 0 and index.count() == 1
 
 
-def test_the_worker_entry_point_waits_for_the_index_and_stops_on_request(
-        tmp_path: Any) -> None:
+def test_start_up_waits_for_an_unreachable_index_and_stops_on_request() -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     settings = Settings.model_validate({"opensearch": {"url": f"http://127.0.0.1:{port}",
                                                        "timeout_s": 0.5}})
-    stop = threading.Event()
-    threading.Timer(1.0, stop.set).start()
+    attempts: list[float] = []
+
+    def build() -> AuditWorker:
+        attempts.append(time.monotonic())
+        return bootstrap.audit_worker(settings, AuditConfig(batch_size=10, linger_s=0.01))
+
+    supervisor = Supervisor([Role("auditor", build)], transient=START_UP_TRANSIENT,
+                            shutdown_timeout_s=5)
+    threading.Timer(2.0, supervisor.stop.set).start()
     started = time.monotonic()
-    totals = run_audit_worker(settings, stop, batch_size=10, linger_s=0.01)
-    assert totals.records == 0 and time.monotonic() - started < 5
+    assert supervisor.run() is ExitCode.STOPPED
+    assert len(attempts) >= 2, "an unreachable index is retried, not fatal"
+    assert time.monotonic() - started < 8

@@ -23,8 +23,8 @@ from polystream.bus.memory import (
     InMemoryBroker,
     InMemoryEventConsumer,
     InMemoryEventPublisher,
-    partition_for,
 )
+from polystream.bus.partitioner import partition_for
 from polystream.bus.ports import (
     BulkEventPublisher,
     Delivered,

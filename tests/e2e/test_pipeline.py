@@ -114,7 +114,7 @@ def _drain(env: Env, group_suffix: str, workers_per_sink: int,
                 store=env.store(sink),
                 publisher=KafkaEventPublisher(env.settings.kafka, client_id=f"{group}-{i}"),
                 receipts=receipts,
-                config=WorkerConfig(batch_size=1000, linger_s=0.05, defer_max_s=60))
+                config=WorkerConfig(batch_size=1000, linger_s=0.05))
             workers.setdefault(sink, []).append(w)
             t = threading.Thread(target=w.run, args=(stop,), daemon=True)
             t.start()

@@ -15,9 +15,8 @@ from polystream.bus.memory import (
     InMemoryBroker,
     InMemoryEventConsumer,
     InMemoryEventPublisher,
-    murmur2,
-    partition_for,
 )
+from polystream.bus.partitioner import murmur2, partition_for
 from polystream.bus.ports import PublishError, Record, TopicSpec
 
 

@@ -83,7 +83,8 @@ def _setup(sink: Sink = Sink.POSTGRES) -> tuple[InMemoryBroker, SinkWorker, Scri
         consumer=InMemoryEventConsumer(broker, f"g-{sink}", [t.value for t in topics_for(sink)]),
         store=store, publisher=InMemoryEventPublisher(broker), receipts=receipts,
         config=WorkerConfig(batch_size=100, linger_s=0.01, backoff_initial_s=0.001,
-                            backoff_max_s=0.002, defer_max_s=0.3, defer_retry_s=0.0))
+                            backoff_max_s=0.002, prerequisite_grace_s=0.3,
+                            defer_retry_s=0.0))
     return broker, worker, store, receipts
 
 

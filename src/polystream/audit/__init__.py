@@ -1,7 +1,7 @@
 """The audit trail (S3): every event, receipt and dead letter, searchable, with lineage.
 
 `AuditIndex` is the port; `OpenSearchAuditIndex`, `JsonlAuditIndex` and `InMemoryAuditIndex`
-implement it; `AuditWorker` (and `run_audit_worker`) feed it from Kafka. See docs/audit.md.
+implement it; `AuditWorker` feeds it from Kafka. See docs/audit.md.
 Adapters with drivers are imported lazily by `open_audit_index`, so importing this package
 connects to nothing and needs no server library.
 """
@@ -24,7 +24,6 @@ from polystream.audit.worker import (
     AuditWorker,
     audit_secret,
     open_audit_index,
-    run_audit_worker,
 )
 
 __all__ = [
@@ -44,5 +43,4 @@ __all__ = [
     "LineageEntry",
     "audit_secret",
     "open_audit_index",
-    "run_audit_worker",
 ]

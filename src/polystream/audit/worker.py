@@ -28,15 +28,14 @@ dead letter when it reads it back from the dead-letter topic.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter
 from pydantic import ValidationError
 
 from polystream.audit.documents import (
@@ -51,25 +50,19 @@ from polystream.audit.documents import (
     minimal_dead_letter_document,
 )
 from polystream.audit.ports import AuditIndex, AuditIndexError, AuditIndexUnavailable
-from polystream.bus.ports import (
-    BulkEventPublisher,
-    BusError,
-    EventConsumer,
-    PublishError,
-    Record,
-)
+from polystream.bus.ports import BulkEventPublisher, EventConsumer, Record
 from polystream.domain.errors import InvalidEvent
 from polystream.domain.events import (
-    CONSUMER_GROUPS,
     Receipt,
     ReceiptStatus,
     Sink,
     Topic,
     UserErased,
-    dead_letter_headers,
     decode,
-    topics_for,
 )
+from polystream.runtime.deadletters import DeadLetters
+from polystream.runtime.loop import BatchContext, ConsumerLoop, LoopConfig, NotDurable
+from polystream.runtime.retry import ConfigurationError
 from polystream.settings import Settings
 from polystream.sinks.ports import StoreError
 from polystream.sinks.receipts import ReceiptLog
@@ -84,15 +77,12 @@ RETRIES = Counter("polystream_audit_retries_total",
                   "Bulk retries (rejected items) and paused batches (index unavailable)",
                   ["why"])
 ERASURES = Counter("polystream_audit_erasures_total", "Users erased from the audit trail")
-BATCH_SECONDS = Histogram("polystream_audit_batch_seconds", "Time to make one batch durable",
-                          buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
-
 #: Used when ``api.audit_secret`` is empty outside production: pseudonyms are then only as
 #: secret as this source file, which is fine for a laptop and refused in production.
 DEV_AUDIT_SECRET = b"polystream-dev-audit-secret"
 
 
-class AuditConfigError(RuntimeError):
+class AuditConfigError(ConfigurationError):
     """The auditor cannot run with these settings."""
 
 
@@ -144,45 +134,70 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-class AuditWorker:
+class AuditHandler:
+    """What the auditor does with a batch, on the shared consumer loop."""
+
     def __init__(
         self,
         *,
-        consumer: EventConsumer,
         index: AuditIndex,
-        publisher: BulkEventPublisher,
         secret: bytes,
-        config: AuditConfig | None = None,
+        config: AuditConfig,
         receipts: ReceiptLog | None = None,
         clock: Clock = _utcnow,
     ) -> None:
         if not secret:
             raise AuditConfigError("the audit secret must not be empty")
-        self.consumer = consumer
         self.index = index
-        self.publisher = publisher
-        self.config = config or AuditConfig()
+        self.config = config
         self.receipts = receipts
         self._secret = secret
         self._clock = clock
-        self._backoff = self.config.backoff_initial_s
-        self._stop = threading.Event()
+        self._dead_letters = DeadLetters(Sink.AUDIT.value, topic=config.deadletter_topic)
         self._next_retention = 0.0
-        self.totals = AuditBatchStats()
+        self._audited: list[Receipt] = []
+        self._stop = threading.Event()
+        self._publisher: BulkEventPublisher | None = None
+        self.stats = AuditBatchStats()
 
-    # ------------------------------------------------------------------------- loop
+    # ----------------------------------------------------------------- BatchHandler
 
-    def run(self, stop: threading.Event) -> None:
-        self._stop = stop
-        log.info("auditor: started")
+    def wants_idle_call(self) -> bool:
+        return time.monotonic() >= self._next_retention
+
+    def held(self) -> Mapping[tuple[str, int], int]:
+        return {}
+
+    def forget(self, owned: set[tuple[str, int]]) -> None:
+        pass
+
+    def reset(self, ctx: BatchContext) -> None:
+        self._audited = []
+
+    def close(self) -> None:
+        self.index.close()
+
+    def handle(self, records: Sequence[Record], ctx: BatchContext) -> None:
+        self._stop, self._publisher = ctx.stop, ctx.publisher
+        self._maybe_apply_retention()
+        self.stats = AuditBatchStats(records=len(records))
+        if not records:
+            return
         try:
-            while not stop.is_set():
-                self._maybe_apply_retention()
-                self.step()
-        finally:
-            self.consumer.close()
-            log.info("auditor: stopped after %d records (%d events)", self.totals.records,
-                     self.totals.events)
+            self._process(records, self.stats)
+        except (AuditIndexError, StoreError) as exc:
+            # Unavailable index, or anything else that stops the batch from being durable:
+            # the loop rewinds and tries again later. Refusals of single items never get here.
+            RETRIES.labels("paused").inc()
+            raise NotDurable(str(exc)) from exc
+
+    def settle(self) -> None:
+        if self._audited and self.receipts is not None:
+            try:
+                self.receipts.record(self._audited)
+            except StoreError as exc:
+                raise NotDurable(f"receipts not recorded: {exc}") from exc
+        self._audited = []
 
     def _maybe_apply_retention(self) -> None:
         if time.monotonic() < self._next_retention:
@@ -198,38 +213,6 @@ class AuditWorker:
 
     def _pause(self, seconds: float) -> None:
         self._stop.wait(seconds)
-
-    def step(self) -> AuditBatchStats:
-        """Process one batch. ``committed`` is False when it will be delivered again."""
-        records = self.consumer.poll_batch(self.config.batch_size, self.config.linger_s)
-        stats = AuditBatchStats(records=len(records))
-        if not records:
-            return stats
-        started = time.perf_counter()
-        try:
-            self._process(records, stats)
-        except (AuditIndexError, PublishError, StoreError) as exc:
-            # Unavailable index, or anything else that stops the batch from being durable:
-            # rewind and try again later. Refusals of single items never get here.
-            RETRIES.labels("paused").inc()
-            log.warning("auditor: batch of %d not durable, retrying in %.1fs: %s",
-                        len(records), self._backoff, exc)
-            self.consumer.seek_to_committed()
-            self._pause(self._backoff)
-            self._backoff = min(self._backoff * 2, self.config.backoff_max_s)
-            return stats
-        try:
-            self.consumer.commit(records)
-        except BusError as exc:
-            # Not committed (a rebalance, the coordinator moving): the records come back,
-            # here or at their new owner, and indexing them again changes nothing.
-            log.warning("auditor: commit failed, the batch will be redelivered: %s", exc)
-            return stats
-        stats.committed = True
-        self._backoff = self.config.backoff_initial_s
-        BATCH_SECONDS.observe(time.perf_counter() - started)
-        self._add_totals(stats)
-        return stats
 
     # ------------------------------------------------------------------------ batch
 
@@ -292,10 +275,8 @@ class AuditWorker:
         for user in late:
             self.index.erase_user(user)
 
-        # Dead letters must be on Kafka before the offsets move past their records.
-        self.publisher.flush(30.0)
-        if audited and self.receipts is not None:
-            self.receipts.record(audited)
+        # Recorded for read-your-writes once the loop has flushed the dead letters (`settle`).
+        self._audited = audited
 
     @staticmethod
     def _coalesced(work: list[tuple[Record, IndexItem]]) -> list[tuple[list[Record], IndexItem]]:
@@ -370,13 +351,50 @@ class AuditWorker:
 
     def _dead_letter(self, rec: Record, reason: str, detail: str,
                      event_type: str | None) -> None:
-        headers = dead_letter_headers(reason, topic=rec.topic, partition=rec.partition,
-                                      offset=rec.offset, consumer=Sink.AUDIT, detail=detail)
-        if event_type is not None:
-            headers.setdefault("dlq.event.type", event_type.encode())
-        key = rec.key.decode(errors="replace") if rec.key else f"{rec.topic}:{rec.partition}"
-        self.publisher.publish_fire(self.config.deadletter_topic, key, rec.value or b"",
-                                    headers)
+        assert self._publisher is not None, "only called while handling a batch"
+        self._dead_letters.send(self._publisher, rec, reason, detail=detail,
+                                event_type=event_type)
+
+
+
+class AuditWorker(ConsumerLoop):
+    """The auditor: the consumer loop with the audit handler."""
+
+    handler: AuditHandler
+
+    def __init__(
+        self,
+        *,
+        consumer: EventConsumer,
+        index: AuditIndex,
+        publisher: BulkEventPublisher,
+        secret: bytes,
+        config: AuditConfig | None = None,
+        receipts: ReceiptLog | None = None,
+        clock: Clock = _utcnow,
+    ) -> None:
+        cfg = config or AuditConfig()
+        self.index = index
+        self.config = cfg
+        super().__init__(
+            name="auditor", consumer=consumer, publisher=publisher,
+            handler=AuditHandler(index=index, secret=secret, config=cfg, receipts=receipts,
+                                 clock=clock),
+            config=LoopConfig(batch_size=cfg.batch_size, linger_s=cfg.linger_s,
+                              backoff_initial_s=cfg.backoff_initial_s,
+                              backoff_max_s=cfg.backoff_max_s))
+        self.totals = AuditBatchStats()
+
+    def step(self) -> AuditBatchStats:  # type: ignore[override]
+        """One batch; ``committed`` is False when it will be delivered again."""
+        self.handler.stats = AuditBatchStats()
+        result = super().step()
+        stats = self.handler.stats
+        stats.records = result.records
+        stats.committed = result.committed
+        if result.committed and result.records:
+            self._add_totals(stats)
+        return stats
 
     def _add_totals(self, stats: AuditBatchStats) -> None:
         total = self.totals
@@ -421,57 +439,3 @@ def open_audit_index(
 
     return JsonlAuditIndex(jsonl_dir or default_jsonl_dir(settings), read_only=read_only,
                            retention_days=retention_days)
-
-
-def ensure_with_retry(index: AuditIndex, stop: threading.Event, *,
-                      max_backoff_s: float = 10.0) -> bool:
-    """`index.ensure()` until it works or ``stop`` is set (the index may start after us).
-    Errors that retrying cannot fix are raised."""
-    delay = 0.5
-    while not stop.is_set():
-        try:
-            index.ensure()
-            return True
-        except AuditIndexUnavailable as exc:
-            log.warning("auditor: index not ready, retrying in %.1fs: %s", delay, exc)
-            stop.wait(delay)
-            delay = min(delay * 2, max_backoff_s)
-    return False
-
-
-def run_audit_worker(
-    settings: Settings,
-    stop: threading.Event,
-    batch_size: int = 1000,
-    linger_s: float = 0.05,
-    *,
-    jsonl_dir: Path | None = None,
-    retention_days: int = 90,
-) -> AuditBatchStats:
-    """`polystream worker audit`: run the auditor on the real stack until ``stop`` is set.
-
-    OpenSearch when ``opensearch.enabled``, otherwise JSONL files under ``jsonl_dir``
-    (default `default_jsonl_dir`). Returns the totals of the run.
-    """
-    from polystream.bus.kafka import KafkaEventConsumer, KafkaEventPublisher
-
-    secret = audit_secret(settings)
-    index = open_audit_index(settings, jsonl_dir=jsonl_dir, retention_days=retention_days)
-    try:
-        if not ensure_with_retry(index, stop):
-            return AuditBatchStats()
-        consumer = KafkaEventConsumer(
-            settings.kafka, group_id=CONSUMER_GROUPS[Sink.AUDIT],
-            topics=[topic.value for topic in topics_for(Sink.AUDIT)],
-            client_id=f"polystream-audit-{os.getpid()}")
-        publisher = KafkaEventPublisher(settings.kafka, client_id="polystream-audit")
-        try:
-            worker = AuditWorker(consumer=consumer, index=index, publisher=publisher,
-                                 secret=secret,
-                                 config=AuditConfig(batch_size=batch_size, linger_s=linger_s))
-            worker.run(stop)
-            return worker.totals
-        finally:
-            publisher.close(10.0)
-    finally:
-        index.close()

@@ -62,10 +62,12 @@ from confluent_kafka import (
     TopicPartition,
 )
 
+from polystream.bus.partitioner import partition_for
 from polystream.bus.ports import (
     BusError,
     Delivered,
     PartitionsCallback,
+    ProgressMark,
     PublishError,
     PublisherStats,
     Record,
@@ -436,6 +438,7 @@ class KafkaEventConsumer:
         self._last_logged: dict[int, float] = {}
         self._fatal: str | None = None
         self._closed = False
+        self._partitions: dict[str, int] = {}
         self._consumer = Consumer(conf)
         # Lost partitions (session expired) go to on_revoke too: either way the worker no longer
         # owns them and must drop their state; a commit for them would be ignored.
@@ -561,6 +564,83 @@ class KafkaEventConsumer:
             return [(tp.topic, tp.partition) for tp in self._consumer.assignment()]
         except RuntimeError as exc:
             raise BusError(f"consumer {self._group_id}: {exc}") from exc
+
+    def partition_of(self, topic: str, key: str) -> int:
+        count = self._partitions.get(topic)
+        if count is None:
+            try:
+                meta = self._consumer.list_topics(topic, timeout=self._timeout_s)
+            except (KafkaException, RuntimeError) as exc:
+                raise BusError(f"metadata of {topic} for {self._group_id}: {exc}") from exc
+            found = meta.topics.get(topic)
+            if found is None or found.error is not None or not found.partitions:
+                raise BusError(f"topic {topic} has no partitions (yet)")
+            count = self._partitions[topic] = len(found.partitions)
+        return partition_for(key.encode(), count)
+
+    def processed_before(self, marks: Sequence[ProgressMark]) -> list[bool]:
+        """Kafka's time index answers where each mark's time starts in its partition
+        (``offsets_for_times``); the group coordinator answers how far the group committed."""
+        if not marks:
+            return []
+        # One ListOffsets request cannot ask twice for a partition: one round per repeat.
+        rounds: list[list[ProgressMark]] = []
+        for mark in marks:
+            for r in rounds:
+                if all((m.topic, m.partition) != (mark.topic, mark.partition) for m in r):
+                    r.append(mark)
+                    break
+            else:
+                rounds.append([mark])
+        answers: dict[ProgressMark, bool] = {}
+        try:
+            committed = {
+                (tp.topic, tp.partition): tp.offset
+                for tp in self._consumer.committed(
+                    [TopicPartition(t, p) for t, p in {(m.topic, m.partition) for m in marks}],
+                    timeout=self._timeout_s)}
+            for r in rounds:
+                found = self._consumer.offsets_for_times(
+                    [TopicPartition(m.topic, m.partition, m.timestamp_ms) for m in r],
+                    timeout=self._timeout_s)
+                for mark, tp in zip(r, found, strict=True):
+                    if tp.error is not None:
+                        raise BusError(f"offsets of {mark.topic}[{mark.partition}] by time: "
+                                       f"{_describe(tp.error)}")
+                    done = committed[(mark.topic, mark.partition)]
+                    first_at = tp.offset
+                    if done < 0 or first_at < 0:
+                        low, high = self._consumer.get_watermark_offsets(
+                            TopicPartition(mark.topic, mark.partition),
+                            timeout=self._timeout_s, cached=False)
+                        # Nothing committed yet: the group would start at the log's start.
+                        done = done if done >= 0 else low
+                        # No record at or after the time: every record is before it.
+                        first_at = first_at if first_at >= 0 else high
+                    answers[mark] = done >= first_at
+        except KafkaException as exc:
+            raise BusError(f"progress of {self._group_id}: {_describe(exc.args[0])}") from exc
+        except RuntimeError as exc:  # closed consumer
+            raise BusError(f"progress of {self._group_id}: {exc}") from exc
+        return [answers[m] for m in marks]
+
+    def pause(self, partitions: Sequence[tuple[str, int]]) -> None:
+        owned = set(self.assignment())
+        tps = [TopicPartition(t, p) for t, p in partitions if (t, p) in owned]
+        if tps:
+            try:
+                self._consumer.pause(tps)
+            except (KafkaException, RuntimeError) as exc:
+                raise BusError(f"pause for {self._group_id}: {exc}") from exc
+
+    def resume(self, partitions: Sequence[tuple[str, int]]) -> None:
+        owned = set(self.assignment())
+        tps = [TopicPartition(t, p) for t, p in partitions if (t, p) in owned]
+        if tps:
+            try:
+                self._consumer.resume(tps)
+            except (KafkaException, RuntimeError) as exc:
+                raise BusError(f"resume for {self._group_id}: {exc}") from exc
 
     def close(self) -> None:
         """Leave the group (on_revoke runs for what this member owned) so the partitions move at

@@ -14,8 +14,8 @@ is no retention: every record stays until its topic is deleted.
 
 from __future__ import annotations
 
+import bisect
 import itertools
-import struct
 import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -23,10 +23,12 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
+from polystream.bus.partitioner import partition_for
 from polystream.bus.ports import (
     BusError,
     Delivered,
     PartitionsCallback,
+    ProgressMark,
     PublishError,
     PublisherStats,
     Record,
@@ -34,44 +36,16 @@ from polystream.bus.ports import (
 )
 
 _EMPTY_HEADERS: Mapping[str, bytes] = MappingProxyType({})
-_WORDS = struct.Struct("<I")
-
-
-def murmur2(data: bytes) -> int:
-    """Kafka's murmur2 (``org.apache.kafka.common.utils.Utils.murmur2``) as an unsigned 32-bit
-    int; librdkafka's ``murmur2_random`` partitioner, which our Kafka producer uses, is the same."""
-    m = 0x5BD1E995
-    length = len(data)
-    h = 0x9747B28C ^ length
-    tail = length & ~3
-    for (k,) in _WORDS.iter_unpack(data[:tail]):
-        k = (k * m) & 0xFFFFFFFF
-        k ^= k >> 24
-        k = (k * m) & 0xFFFFFFFF
-        h = ((h * m) & 0xFFFFFFFF) ^ k
-    rest = length - tail
-    if rest == 3:
-        h ^= data[tail + 2] << 16
-    if rest >= 2:
-        h ^= data[tail + 1] << 8
-    if rest >= 1:
-        h ^= data[tail]
-        h = (h * m) & 0xFFFFFFFF
-    h ^= h >> 13
-    h = (h * m) & 0xFFFFFFFF
-    h ^= h >> 15
-    return h
-
-
-def partition_for(key: bytes, partitions: int) -> int:
-    """The partition Kafka's default (Java) partitioner picks for a non-null key."""
-    return (murmur2(key) & 0x7FFFFFFF) % partitions
 
 
 TP = tuple[str, int]
 
 
 _FROM_COMMITTED = -1
+
+
+def _timestamp(record: Record) -> int:
+    return record.timestamp_ms
 
 
 @dataclass(eq=False)
@@ -86,6 +60,7 @@ class _Member:
     # poll_batch serves the rebalance (the broker-side truth is `assigned`).
     visible: list[TP] = field(default_factory=list)
     next_start: int = 0  # rotates which partition a batch starts with, so none starves
+    paused: set[TP] = field(default_factory=set)
     active: bool = True
     # The group's committed offsets: a newly assigned partition starts from what is committed
     # when it is first read, as Kafka fetches it then (a commit may land in between).
@@ -260,6 +235,7 @@ class InMemoryBroker:
             for tp in revoked:
                 # Its uncommitted records belong to the next owner now.
                 del member.positions[tp]
+                member.paused.discard(tp)
             for tp in added:
                 member.positions[tp] = _FROM_COMMITTED
             member.assigned = sorted(new)
@@ -280,6 +256,8 @@ class InMemoryBroker:
             room = max_records - len(out)
             if room <= 0:
                 break
+            if tp in member.paused:
+                continue
             logs = self._topics.get(tp[0])
             if logs is None:
                 continue
@@ -442,6 +420,38 @@ class InMemoryEventConsumer:
     def assignment(self) -> list[tuple[str, int]]:
         with self._broker._cond:
             return list(self._member.visible)
+
+    def partition_of(self, topic: str, key: str) -> int:
+        with self._broker._cond:
+            logs = self._broker._topics.get(topic)
+            if logs is None:
+                raise BusError(f"unknown topic {topic}")
+            return partition_for(key.encode(), len(logs))
+
+    def processed_before(self, marks: Sequence[ProgressMark]) -> list[bool]:
+        with self._broker._cond:
+            committed = self._broker._groups[self._group_id].committed
+            out: list[bool] = []
+            for topic, partition, timestamp_ms in marks:
+                logs = self._broker._topics.get(topic)
+                if logs is None or partition >= len(logs):
+                    raise BusError(f"unknown partition {topic}[{partition}]")
+                log = logs[partition]
+                # Kafka's ListOffsets by time: the first record at or after the time (our
+                # timestamps are the append times, so the log is sorted by them).
+                first_at = bisect.bisect_left(log, timestamp_ms, key=_timestamp)
+                out.append(committed.get((topic, partition), 0) >= first_at)
+            return out
+
+    def pause(self, partitions: Sequence[tuple[str, int]]) -> None:
+        with self._broker._cond:
+            owned = set(self._member.assigned)
+            self._member.paused.update(tp for tp in partitions if tp in owned)
+
+    def resume(self, partitions: Sequence[tuple[str, int]]) -> None:
+        with self._broker._cond:
+            self._member.paused.difference_update(partitions)
+            self._broker._cond.notify_all()
 
     def close(self) -> None:
         if self._closed:

@@ -86,6 +86,14 @@ class BulkEventPublisher(EventPublisher, Protocol):
     def stats(self) -> PublisherStats: ...
 
 
+class ProgressMark(NamedTuple):
+    """A point in one partition's log, by record timestamp (see `processed_before`)."""
+
+    topic: str
+    partition: int
+    timestamp_ms: int
+
+
 PartitionsCallback = Callable[[list[tuple[str, int]]], None]
 
 
@@ -112,5 +120,25 @@ class EventConsumer(Protocol):
         ...
 
     def assignment(self) -> list[tuple[str, int]]: ...
+
+    def partition_of(self, topic: str, key: str) -> int:
+        """The partition of ``topic`` that records keyed ``key`` go to (Kafka's default
+        partitioner, which every producer of ours uses)."""
+        ...
+
+    def processed_before(self, marks: Sequence[ProgressMark]) -> list[bool]:
+        """For each mark: has this consumer's *group* committed every record of the mark's
+        partition whose timestamp is before ``timestamp_ms``? Also true when no such record is
+        left uncommitted because the group has committed the whole partition. It reads the
+        group's committed offsets, so it sees the progress of every member of the group, not
+        only this one. Raises BusError when the bus cannot answer now."""
+        ...
+
+    def pause(self, partitions: Sequence[tuple[str, int]]) -> None:
+        """Stop fetching these (assigned) partitions until `resume`; other partitions keep
+        flowing. A rebalance forgets the pause of partitions that move."""
+        ...
+
+    def resume(self, partitions: Sequence[tuple[str, int]]) -> None: ...
 
     def close(self) -> None: ...

@@ -1,25 +1,40 @@
-"""`polystream worker SINK`: run one sink (or all) until SIGTERM/SIGINT."""
+"""`polystream worker SINK`: run one sink (or all) until SIGTERM/SIGINT.
+
+Exit codes: 0 stopped on request, 1 a sink failed, 3 the settings cannot work (one line says
+why), 4 stopping took longer than ``--shutdown-timeout`` and the process left anyway.
+"""
 
 from __future__ import annotations
 
 import logging
-import signal
-import threading
 from enum import StrEnum
 from typing import Annotated
 
 import typer
 from prometheus_client import start_http_server
-from rich.console import Console
 
 from polystream import bootstrap
+from polystream.audit.ports import AuditIndexUnavailable
+from polystream.audit.worker import AuditConfig
 from polystream.bus.admin import ensure_topics
+from polystream.bus.ports import BusError
 from polystream.bus.topics import topic_specs
 from polystream.domain.events import Sink
+from polystream.runtime.retry import ConfigurationError
+from polystream.runtime.supervisor import (
+    ExitCode,
+    Role,
+    Runnable,
+    Supervisor,
+    exit_process,
+)
 from polystream.settings import Settings, load_settings
+from polystream.sinks.ports import TransientStoreError
 from polystream.sinks.worker import WorkerConfig
 
-console = Console(stderr=True)
+#: What a start-up attempt may run into while servers start, restart or the process was
+#: frozen; retried until it works.
+START_UP_TRANSIENT = (TransientStoreError, BusError, AuditIndexUnavailable)
 
 
 class SinkChoice(StrEnum):
@@ -30,14 +45,16 @@ class SinkChoice(StrEnum):
     all = "all"
 
 
-def _run_sink(sink: Sink, settings: Settings, config: WorkerConfig,
-              stop: threading.Event) -> None:
-    if sink is Sink.AUDIT:
-        from polystream.audit.worker import run_audit_worker
+def _role(sink: Sink, settings: Settings, config: WorkerConfig) -> Role:
+    def build() -> Runnable:
+        # Every attempt checks the topics too: they may not exist until Kafka is back.
+        ensure_topics(settings.kafka, topic_specs(settings.kafka))
+        if sink is Sink.AUDIT:
+            return bootstrap.audit_worker(
+                settings, AuditConfig(batch_size=config.batch_size, linger_s=config.linger_s))
+        return bootstrap.sink_worker(sink, settings, config)
 
-        run_audit_worker(settings, stop, config.batch_size, config.linger_s)
-        return
-    bootstrap.sink_worker(sink, settings, config).run(stop)
+    return Role(f"sink {sink.value}" if sink is not Sink.AUDIT else "auditor", build)
 
 
 def worker(
@@ -47,37 +64,30 @@ def worker(
     linger_ms: Annotated[int, typer.Option(min=0, max=10_000,
                                            help="wait this long to fill a batch")] = 50,
     metrics_port: Annotated[int, typer.Option(help="Prometheus /metrics port; 0 = off")] = 0,
+    shutdown_timeout: Annotated[float, typer.Option(
+        min=1, max=600, help="seconds the sinks get to close once stopping starts")] = 20.0,
 ) -> None:
     """Consume the topics of a sink in its own consumer group and persist the events."""
     logging.basicConfig(level=logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    settings = load_settings()
+    try:
+        settings = load_settings()
+    except ValueError as exc:  # pydantic's ValidationError is one
+        typer.echo(f"invalid settings: {exc}", err=True)
+        raise typer.Exit(3) from exc
     config = WorkerConfig(batch_size=batch_size, linger_s=linger_ms / 1000)
     sinks = [Sink(sink.value)] if sink is not SinkChoice.all else [
         s for s in Sink if s is not Sink.AUDIT or settings.opensearch.enabled]
-    ensure_topics(settings.kafka, topic_specs(settings.kafka))
     if metrics_port:
         start_http_server(metrics_port, addr="127.0.0.1")
-    stop = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stop.set())
-    errors: list[BaseException] = []
-
-    def guarded(s: Sink) -> None:
-        try:
-            _run_sink(s, settings, config, stop)
-        except BaseException as exc:  # a dead sink thread must stop the process, loudly
-            errors.append(exc)
-            logging.getLogger("polystream.worker").exception("sink %s failed", s.value)
-            stop.set()
-
-    threads = [threading.Thread(target=guarded, args=(s,), name=f"sink-{s.value}")
-               for s in sinks]
-    for t in threads:
-        t.start()
-    console.print(f"workers running: {', '.join(s.value for s in sinks)} (Ctrl-C stops)")
-    while any(t.is_alive() for t in threads):
-        for t in threads:
-            t.join(0.5)
-    if errors:
-        raise typer.Exit(1)
+    supervisor = Supervisor([_role(s, settings, config) for s in sinks],
+                            transient=START_UP_TRANSIENT, shutdown_timeout_s=shutdown_timeout)
+    supervisor.install_signal_handlers()
+    logging.getLogger("polystream.worker").info(
+        "workers starting: %s (Ctrl-C stops)", ", ".join(s.value for s in sinks))
+    try:
+        code = supervisor.run()
+    except ConfigurationError as exc:
+        typer.echo(str(exc), err=True)
+        code = ExitCode.CONFIGURATION
+    exit_process(code)

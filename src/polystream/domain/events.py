@@ -1330,6 +1330,18 @@ EVENT_TYPES: Final[dict[str, EventSpec]] = {
 }
 
 
+#: Cross-topic prerequisites: the topics whose events a topic's events may need to have been
+#: applied first (a subscription needs its user; a rating its user; a playback start an active
+#: subscription). Kafka gives no order across topics, so a sink defers such an event until its
+#: group has read these topics past it (`polystream.runtime.progress`). Keyed alike (by user
+#: id), so the prerequisite is in a known partition. Acyclic, so waiting always ends.
+READ_AFTER: Final[Mapping[Topic, tuple[Topic, ...]]] = MappingProxyType({
+    Topic.SUBSCRIPTIONS: (Topic.USERS,),
+    Topic.RATINGS: (Topic.USERS,),
+    Topic.PLAYBACK: (Topic.SUBSCRIPTIONS,),
+})
+
+
 def event_types_for(sink: Sink) -> tuple[str, ...]:
     """The event types a sink consumes, in registry order."""
     return tuple(t for t, spec in EVENT_TYPES.items() if sink in spec.consumers)

@@ -1,16 +1,22 @@
-"""The sink worker: the one loop every S2 sink runs (poll, decode, apply, receipts, commit).
+"""The S2 sink: what a store's consumer does with a batch, on the shared consumer loop.
 
-Delivery semantics (DESIGN.md §4) live here, once, for every store:
+The loop (`polystream.runtime.loop`) polls, flushes, commits and rewinds; this module decodes,
+applies the batch to the store, dead-letters, defers and writes receipts:
 
-* Offsets are committed only after the store has made the batch durable, the dead letters and
-  receipts have been acknowledged by Kafka. A crash anywhere before that means the batch is
-  delivered again; the stores' idempotency turns that into "applied exactly once".
-* A transient store error is retried with backoff; while it persists the worker rewinds to the
-  committed offsets and tries again (lag grows, nothing is skipped).
-* Records that are not valid events go to the dead-letter topic with the reason, once: only the
-  topic's *primary* sink dead-letters (several sinks read each topic); the others count them.
-  A valid event that a store can never apply (PermanentStoreError) is dead-lettered by that
-  sink, and the rest of its batch goes on.
+* Records that are not valid events go to the dead-letter topic with the reason, once: only
+  the topic's *primary* sink dead-letters (several sinks read each topic); the others count
+  them. A valid event that a store can never apply (PermanentStoreError) is dead-lettered by
+  that sink, and the rest of its batch goes on.
+* A transient store error is retried a few times inside the batch with backoff; while it
+  persists the batch is not durable and the loop rewinds (lag grows, nothing is skipped).
+* An event whose prerequisite lives on another topic (a rating read before its user's
+  registration) is *deferred*: the store applied and recorded nothing, the worker keeps it and
+  holds its partition's commit below it, and offers it again when the topics it waits for
+  bring something new. It becomes final when the group has read those topics past it
+  (`polystream.runtime.progress`), never because time passed. Partitions holding too many
+  deferred events are paused so that the topics they wait for keep flowing.
+* Every settled event gets a receipt on the receipts topic (for the audit's lineage) and in the
+  receipt log (for read-your-writes), after the batch is durable.
 """
 
 from __future__ import annotations
@@ -18,36 +24,36 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import Counter, Gauge
 
-from polystream.bus.ports import (
-    BulkEventPublisher,
-    BusError,
-    EventConsumer,
-    PublishError,
-    Record,
-)
+from polystream.bus.ports import BulkEventPublisher, EventConsumer, Record
 from polystream.domain.errors import InvalidEvent
 from polystream.domain.events import (
     EVENT_TYPES,
+    READ_AFTER,
     Envelope,
     Receipt,
     ReceiptStatus,
     Sink,
     Topic,
-    dead_letter_headers,
     decode,
     event_types_for,
 )
+from polystream.runtime.deadletters import DeadLetters
+from polystream.runtime.loop import BatchContext, ConsumerLoop, LoopConfig, NotDurable
+from polystream.runtime.progress import ProgressGate, Waiting
+from polystream.runtime.retry import Backoff
 from polystream.sinks.ports import EventStore, Outcome, PermanentStoreError, TransientStoreError
 from polystream.sinks.receipts import ReceiptLog
 
 log = logging.getLogger(__name__)
+
+TP = tuple[str, int]
 
 EVENTS = Counter(
     "polystream_sink_events_total", "Events handled by a sink, by outcome", ["sink", "status"]
@@ -57,14 +63,8 @@ INVALID = Counter(
     "Records that were not valid events",
     ["sink", "reason", "dead_lettered"],
 )
-BATCH_SECONDS = Histogram(
-    "polystream_sink_batch_seconds",
-    "Time to make one batch durable",
-    ["sink"],
-    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
-)
 DEFERRED = Gauge("polystream_sink_deferred_events",
-                  "Events waiting for a prerequisite from another topic", ["sink"])
+                 "Events waiting for a prerequisite from another topic", ["sink"])
 STORE_RETRIES = Counter(
     "polystream_sink_store_retries_total", "Batches retried after a transient store error", ["sink"]
 )
@@ -84,14 +84,24 @@ def primary_sink(topic: str) -> Sink | None:
 class WorkerConfig:
     batch_size: int = 500
     linger_s: float = 0.05
-    # Quick retries inside one poll, then rewind and wait longer between attempts.
+    # Quick retries inside one batch, then the loop rewinds and waits longer between attempts.
     retry_attempts: int = 4
     backoff_initial_s: float = 0.1
     backoff_max_s: float = 5.0
-    # How long an event may wait for a prerequisite from another topic (its user's
-    # registration, say) before its rejection becomes final.
-    defer_max_s: float = 30.0
+    # A deferred event is decided once the group has read the topics it waits for past its
+    # time plus this (clock skew between producers, records in flight); see runtime.progress.
+    prerequisite_grace_s: float = 5.0
+    # How often deferred events are offered to the store again while their topics bring news,
+    # and how often the group's progress is asked for.
     defer_retry_s: float = 0.5
+    # Beyond this many deferred events, the partitions holding them are paused (and resumed
+    # below half), so the topics they wait for are read first and memory stays bounded.
+    max_deferred: int = 20_000
+
+    def loop(self) -> LoopConfig:
+        return LoopConfig(batch_size=self.batch_size, linger_s=self.linger_s,
+                          backoff_initial_s=self.backoff_initial_s,
+                          backoff_max_s=self.backoff_max_s)
 
 
 @dataclass
@@ -103,178 +113,140 @@ class BatchStats:
     ignored: int = 0
     committed: bool = False
 
+    def add(self, other: BatchStats) -> None:
+        self.records += other.records
+        self.dead_lettered += other.dead_lettered
+        self.skipped_invalid += other.skipped_invalid
+        self.ignored += other.ignored
+        for k, v in other.applied.items():
+            self.applied[k] = self.applied.get(k, 0) + v
+
 
 @dataclass
-class _Deferred:
+class _Pending:
     record: Record
     event: Envelope[Any]
-    since: float
+    _waiting: Waiting | None = None
+
+    @property
+    def waiting(self) -> Waiting:
+        if self._waiting is None:
+            ts = self.record.timestamp_ms or int(self.event.occurred_at.timestamp() * 1000)
+            self._waiting = Waiting(self.record.topic, self.event.key, ts)
+        return self._waiting
 
 
-class SinkWorker:
-    def __init__(
-        self,
-        *,
-        sink: Sink,
-        consumer: EventConsumer,
-        store: EventStore,
-        publisher: BulkEventPublisher,
-        receipts: ReceiptLog | None,
-        config: WorkerConfig | None = None,
-    ) -> None:
+class SinkHandler:
+    """One store's batch processing (see the module docstring)."""
+
+    def __init__(self, *, sink: Sink, store: EventStore, receipts: ReceiptLog | None,
+                 config: WorkerConfig) -> None:
         self.sink = sink
-        self.consumer = consumer
         self.store = store
-        self.publisher = publisher
         self.receipts = receipts
-        self.config = config or WorkerConfig()
+        self.config = config
         self._types = frozenset(event_types_for(sink))
-        self._backoff = self.config.backoff_initial_s
-        self.totals = BatchStats()
-        # Events waiting for a prerequisite from another topic, oldest first. Their offsets
-        # are not committed until they are settled, so a crash only means redelivery.
-        self._deferred: list[_Deferred] = []
-        # Highest offset processed per partition (committed only below any deferred record).
-        self._processed: dict[tuple[str, int], int] = {}
-        self._committed: dict[tuple[str, int], int] = {}
+        self._dead_letters = DeadLetters(sink.value, claim=receipts.claim if receipts else None)
+        self._gate = ProgressGate(
+            {t.value: [u.value for u in ups] for t, ups in READ_AFTER.items()},
+            grace_s=config.prerequisite_grace_s, check_every_s=config.defer_retry_s)
+        # Events waiting for a prerequisite from another topic, in log order per partition.
+        # Their offsets are not committed until they are settled.
+        self._deferred: list[_Pending] = []
+        self._paused: set[TP] = set()
         self._last_offer = 0.0
         self._last_retry = 0.0
+        self._last_gate = 0.0
+        self._unsettled: list[Receipt] = []
+        self.stats = BatchStats()
+        self.totals = BatchStats()
 
     @property
     def deferred(self) -> int:
         return len(self._deferred)
 
-    # ------------------------------------------------------------------------- loop
-    def run(self, stop: threading.Event) -> None:
-        log.info("sink %s: started", self.sink.value)
-        try:
-            while not stop.is_set():
-                self.step()
-        finally:
-            self.consumer.close()
-            self.store.close()
-            log.info("sink %s: stopped", self.sink.value)
+    # ----------------------------------------------------------------- BatchHandler
 
-    def step(self) -> BatchStats:
-        """Process one batch. Returns what it did; `committed` is False when the batch will be
-        delivered again (a transient failure)."""
-        records = self.consumer.poll_batch(self.config.batch_size, self.config.linger_s)
-        stats = BatchStats(records=len(records))
-        self._forget_revoked()
-        # With nothing new, deferred events are offered again only now and then.
-        if not records and (not self._deferred
-                            or time.monotonic() - self._last_offer < self.config.defer_retry_s):
-            return stats
-        self._last_offer = time.monotonic()
-        t0 = time.perf_counter()
-        try:
-            self._process(records, stats)
-        except (TransientStoreError, PublishError) as exc:
-            STORE_RETRIES.labels(self.sink.value).inc()
-            log.warning("sink %s: batch not durable, will retry after %.1fs: %s",
-                        self.sink.value, self._backoff, exc)
-            self._rewind()
-            time.sleep(self._backoff)
-            self._backoff = min(self._backoff * 2, self.config.backoff_max_s)
-            return stats
-        try:
-            self._commit()
-        except BusError as exc:
-            # A rebalance moved partitions under us: the new owner reads the uncommitted
-            # records again, and the stores' idempotency absorbs the repeat.
-            log.warning("sink %s: commit refused, records will be redelivered: %s",
-                        self.sink.value, exc)
-            self._rewind()
-            return stats
-        stats.committed = True
-        self._backoff = self.config.backoff_initial_s
-        BATCH_SECONDS.labels(self.sink.value).observe(time.perf_counter() - t0)
-        self._add_totals(stats)
-        return stats
+    def wants_idle_call(self) -> bool:
+        return bool(self._deferred) and (
+            time.monotonic() - self._last_offer >= self.config.defer_retry_s)
 
-    def _rewind(self) -> None:
-        """Everything after the committed offsets comes again, deferred events included (a
-        partition we still own would otherwise never be committed: its records were read)."""
-        self._deferred.clear()
-        self._processed.clear()
-        try:
-            self.consumer.seek_to_committed()
-        except BusError as exc:  # mid-rebalance: the next poll's assignment decides
-            log.warning("sink %s: rewind failed: %s", self.sink.value, exc)
-
-    def _forget_revoked(self) -> None:
-        """Partitions that moved to another member take their deferred events with them (they
-        were never committed, so the new owner reads them again)."""
-        if not self._deferred and not self._processed:
-            return
-        owned = set(self.consumer.assignment())
-        self._deferred = [d for d in self._deferred
-                          if (d.record.topic, d.record.partition) in owned]
-        for tp in [tp for tp in self._processed if tp not in owned]:
-            del self._processed[tp]
-            self._committed.pop(tp, None)
-
-    def _commit(self) -> None:
-        blocked: dict[tuple[str, int], int] = {}
+    def held(self) -> Mapping[TP, int]:
+        held: dict[TP, int] = {}
         for d in self._deferred:
             tp = (d.record.topic, d.record.partition)
-            blocked[tp] = min(blocked.get(tp, d.record.offset), d.record.offset)
-        marks: list[Record] = []
-        for tp, high in self._processed.items():
-            target = min(high, blocked[tp] - 1) if tp in blocked else high
-            if target >= 0 and target > self._committed.get(tp, -1):
-                marks.append(Record(tp[0], tp[1], target, None, None))
-        if marks:
-            self.consumer.commit(marks)
-            for rec in marks:
-                self._committed[(rec.topic, rec.partition)] = rec.offset
+            if d.record.offset < held.get(tp, d.record.offset + 1):
+                held[tp] = d.record.offset
+        return held
 
-    # ----------------------------------------------------------------------- batch
-    def _process(self, records: Sequence[Record], stats: BatchStats) -> None:
-        fresh: list[_Deferred] = []
-        now = time.monotonic()
+    def forget(self, owned: set[TP]) -> None:
+        if self._deferred:
+            self._deferred = [d for d in self._deferred
+                              if (d.record.topic, d.record.partition) in owned]
+        self._paused &= owned
+
+    def reset(self, ctx: BatchContext) -> None:
+        self._deferred.clear()
+        self._unsettled.clear()
+        self._gate.forget()
+        self._resume_all(ctx.consumer)
+
+    def close(self) -> None:
+        self.store.close()
+
+    def handle(self, records: Sequence[Record], ctx: BatchContext) -> None:
+        self.stats = stats = BatchStats(records=len(records))
+        self._last_offer = time.monotonic()
+        fresh: list[_Pending] = []
         for rec in records:
-            tp = (rec.topic, rec.partition)
-            self._processed[tp] = max(self._processed.get(tp, -1), rec.offset)
             try:
                 env = decode(rec.value if rec.value is not None else b"")
             except InvalidEvent as exc:
-                self._invalid(rec, exc, stats)
+                self._invalid(rec, exc, stats, ctx.publisher)
                 continue
             if env.type in self._types:
-                fresh.append(_Deferred(rec, env, now))
+                fresh.append(_Pending(rec, env))
             else:
                 stats.ignored += 1
 
-        # Deferred events are older than anything fresh, so a key with a deferred event keeps
-        # its later events back too (Kafka's order is per key). The deferred ones are offered
-        # to the store again only every `defer_retry_s`, not with every batch.
-        expired = [d for d in self._deferred if now - d.since >= self.config.defer_max_s]
-        waiting = [d for d in self._deferred if now - d.since < self.config.defer_max_s]
+        settled: list[tuple[_Pending, Outcome]] = []
+        waiting = self._deferred
         self._deferred = []
-        settled: list[tuple[_Deferred, Outcome]] = []
-        if expired:
-            settled += zip(expired, self._apply_with_retries(expired, stats, allow_defer=False),
-                           strict=True)
-        # What a deferred event waits for comes from another topic: offering it again is
-        # worth it when such a topic brought something new, or now and then regardless.
-        waiting_topics = {d.record.topic for d in waiting}
-        news = any(d.record.topic not in waiting_topics for d in fresh)
-        idle_retry = not fresh and now - self._last_retry >= self.config.defer_retry_s
-        overdue = now - self._last_retry >= 10 * self.config.defer_retry_s
-        if waiting and not (news or idle_retry or overdue):
+        now = time.monotonic()
+        if waiting and now - self._last_gate >= self.config.defer_retry_s:
+            # Decided by the group's progress through the topics they wait for: applied once
+            # more, and whatever the store says now is final.
+            self._last_gate = now
+            final_flags = self._gate.decidable([d.waiting for d in waiting], ctx.consumer)
+            final = [d for d, f in zip(waiting, final_flags, strict=True) if f]
+            waiting = [d for d, f in zip(waiting, final_flags, strict=True) if not f]
+            if final:
+                outcomes = self._apply_with_retries(final, stats, ctx, allow_defer=False)
+                settled += zip(final, outcomes, strict=True)
+        # Offering the others again is worth it when a topic they wait for brought something
+        # new (or now and then, when nothing came at all); otherwise a key with a deferred
+        # event keeps its later events back too (Kafka's order is per key).
+        upstream = {u.value for d in waiting for u in READ_AFTER.get(Topic(d.record.topic), ())}
+        news = any(d.record.topic in upstream for d in fresh) or not fresh
+        since = now - self._last_retry
+        # Another member of the group may be the one reading what they wait for, hence "now
+        # and then" even without news here.
+        reoffer = (news and since >= self.config.defer_retry_s) or (
+            since >= 10 * self.config.defer_retry_s)
+        if waiting and not reoffer:
             held = {(d.record.topic, d.event.key) for d in waiting}
             self._deferred = waiting + [d for d in fresh if (d.record.topic, d.event.key) in held]
             batch = [d for d in fresh if (d.record.topic, d.event.key) not in held]
         else:
             self._last_retry = now
             batch = waiting + fresh
-        for item, out in zip(batch, self._apply_with_retries(batch, stats), strict=True):
+        for item, out in zip(batch, self._apply_with_retries(batch, stats, ctx), strict=True):
             if out.retryable:
                 self._deferred.append(item)
             else:
                 settled.append((item, out))
         self._deferred.sort(key=lambda d: (d.record.topic, d.record.partition, d.record.offset))
+        self._pace(ctx.consumer)
 
         at = datetime.now(UTC)
         receipts = [
@@ -285,21 +257,31 @@ class SinkWorker:
         for rc in receipts:
             stats.applied[rc.status.value] = stats.applied.get(rc.status.value, 0) + 1
             EVENTS.labels(self.sink.value, rc.status.value).inc()
-            self.publisher.publish_fire(Topic.RECEIPTS.value, str(rc.event_id),
-                                        rc.model_dump_json().encode())
-        # Dead letters and receipts must be acknowledged before the offsets move.
-        self.publisher.flush(30.0)
-        if self.receipts is not None and receipts:
-            self.receipts.record(receipts)
+            ctx.publisher.publish_fire(Topic.RECEIPTS.value, str(rc.event_id),
+                                       rc.model_dump_json().encode())
+        self._unsettled = receipts
         DEFERRED.labels(self.sink.value).set(len(self._deferred))
 
-    def _apply_with_retries(self, items: list[_Deferred], stats: BatchStats, *,
-                            allow_defer: bool = True) -> list[Outcome]:
+    def settle(self) -> None:
+        """The receipts go to the receipt log once the batch and its receipts are durable."""
+        if self.receipts is not None and self._unsettled:
+            try:
+                self.receipts.record(self._unsettled)
+            except TransientStoreError as exc:
+                raise NotDurable(f"receipts not recorded: {exc}") from exc
+        self._unsettled = []
+
+    # ------------------------------------------------------------------------ store
+
+    def _apply_with_retries(self, items: list[_Pending], stats: BatchStats, ctx: BatchContext,
+                            *, allow_defer: bool = True) -> list[Outcome]:
         """Outcomes aligned with ``items``. An event the store can never apply is
         dead-lettered here and gets a DEAD_LETTERED outcome."""
+        if not items:
+            return []
         outcomes: list[Outcome | None] = [None] * len(items)
         pending = list(range(len(items)))
-        delay = self.config.backoff_initial_s
+        backoff = Backoff(self.config.backoff_initial_s, self.config.backoff_max_s)
         attempt = 0
         while pending:
             try:
@@ -308,75 +290,97 @@ class SinkWorker:
             except PermanentStoreError as exc:
                 bad = next((i for i in pending if items[i].event.event_id == exc.event_id), None)
                 if bad is None:
-                    raise TransientStoreError(
-                        f"store named an event not in the batch: {exc}") from exc
-                if self._first_time(f"dlq:{self.sink.value}:{items[bad].event.event_id}"):
-                    self._dead_letter(items[bad].record, "store_rejected", exc.reason,
-                                      items[bad].event.type)
+                    raise NotDurable(f"store named an event not in the batch: {exc}") from exc
+                item = items[bad]
+                self._dead_letters.send(ctx.publisher, item.record, "store_rejected",
+                                        detail=exc.reason, event_type=item.event.type,
+                                        once_as=f"dlq:{self.sink.value}:{item.event.event_id}")
                 stats.dead_lettered += 1
                 outcomes[bad] = Outcome(ReceiptStatus.DEAD_LETTERED, exc.reason)
                 pending.remove(bad)
                 continue
-            except TransientStoreError:
+            except TransientStoreError as exc:
                 attempt += 1
-                if attempt >= self.config.retry_attempts:
-                    raise
+                if attempt >= self.config.retry_attempts or ctx.stop.is_set():
+                    raise NotDurable(str(exc)) from exc
                 STORE_RETRIES.labels(self.sink.value).inc()
-                time.sleep(delay)
-                delay = min(delay * 2, self.config.backoff_max_s)
+                if backoff.wait(ctx.stop):
+                    raise NotDurable("stopping") from exc
                 continue
             for i, out in zip(pending, result, strict=True):
                 outcomes[i] = out
             pending = []
         return [out for out in outcomes if out is not None]
 
-    def _invalid(self, rec: Record, exc: InvalidEvent, stats: BatchStats) -> None:
+    def _invalid(self, rec: Record, exc: InvalidEvent, stats: BatchStats,
+                 publisher: BulkEventPublisher) -> None:
         if primary_sink(rec.topic) is self.sink:
-            if self._first_time(f"dlq:{rec.topic}:{rec.partition}:{rec.offset}"):
-                self._dead_letter(rec, exc)
+            self._dead_letters.send(publisher, rec, exc,
+                                    once_as=f"dlq:{rec.topic}:{rec.partition}:{rec.offset}")
             stats.dead_lettered += 1
             INVALID.labels(self.sink.value, exc.code, "yes").inc()
         else:
             stats.skipped_invalid += 1
             INVALID.labels(self.sink.value, exc.code, "no").inc()
-        log.warning(
-            "sink %s: invalid record %s[%d]@%d: %s",
-            self.sink.value,
-            rec.topic,
-            rec.partition,
-            rec.offset,
-            exc.reason,
-        )
+        log.warning("sink %s: invalid record %s[%d]@%d: %s", self.sink.value, rec.topic,
+                    rec.partition, rec.offset, exc.reason)
 
-    def _first_time(self, name: str) -> bool:
-        """A replay (or a redelivery) must not dead-letter the same record twice."""
-        return self.receipts is None or self.receipts.claim(name)
+    # -------------------------------------------------------------------- pausing
 
-    def _dead_letter(
-        self,
-        rec: Record,
-        error: InvalidEvent | str,
-        detail: str | None = None,
-        event_type: str | None = None,
-    ) -> None:
-        headers = dead_letter_headers(
-            error,
-            topic=rec.topic,
-            partition=rec.partition,
-            offset=rec.offset,
-            consumer=self.sink,
-            detail=detail,
-        )
-        if event_type is not None:
-            headers.setdefault("dlq.event.type", event_type.encode())
-        key = rec.key.decode(errors="replace") if rec.key else f"{rec.topic}:{rec.partition}"
-        self.publisher.publish_fire(Topic.DEADLETTER.value, key, rec.value or b"", headers)
+    def _pace(self, consumer: EventConsumer) -> None:
+        """Pause the partitions of deferred events while there are too many of them: the
+        topics they wait for (not paused) then get the whole fetch."""
+        limit = self.config.max_deferred
+        if len(self._deferred) > limit:
+            hold = {(d.record.topic, d.record.partition) for d in self._deferred} - self._paused
+            if hold:
+                consumer.pause(sorted(hold))
+                self._paused |= hold
+                log.info("sink %s: %d events deferred, pausing %d partition(s)",
+                         self.sink.value, len(self._deferred), len(hold))
+        elif self._paused and len(self._deferred) <= limit // 2:
+            self._resume_all(consumer)
 
-    def _add_totals(self, stats: BatchStats) -> None:
-        t = self.totals
-        t.records += stats.records
-        t.dead_lettered += stats.dead_lettered
-        t.skipped_invalid += stats.skipped_invalid
-        t.ignored += stats.ignored
-        for k, v in stats.applied.items():
-            t.applied[k] = t.applied.get(k, 0) + v
+    def _resume_all(self, consumer: EventConsumer) -> None:
+        if self._paused:
+            consumer.resume(sorted(self._paused))
+            self._paused.clear()
+
+
+class SinkWorker(ConsumerLoop):
+    """A sink: the consumer loop with a store's handler."""
+
+    handler: SinkHandler
+
+    def __init__(self, *, sink: Sink, consumer: EventConsumer, store: EventStore,
+                 publisher: BulkEventPublisher, receipts: ReceiptLog | None,
+                 config: WorkerConfig | None = None) -> None:
+        cfg = config or WorkerConfig()
+        self.sink = sink
+        self.store = store
+        super().__init__(name=f"sink {sink.value}", consumer=consumer, publisher=publisher,
+                         handler=SinkHandler(sink=sink, store=store, receipts=receipts,
+                                             config=cfg),
+                         config=cfg.loop())
+
+    @property
+    def deferred(self) -> int:
+        return self.handler.deferred
+
+    @property
+    def totals(self) -> BatchStats:
+        return self.handler.totals
+
+    def step(self) -> BatchStats:  # type: ignore[override]
+        """One batch; its stats (``committed`` False when it will be delivered again)."""
+        self.handler.stats = BatchStats()
+        result = super().step()
+        stats = self.handler.stats
+        stats.records = result.records
+        stats.committed = result.committed
+        if result.committed:
+            self.handler.totals.add(stats)
+        return stats
+
+    def run(self, stop: threading.Event) -> None:
+        super().run(stop)

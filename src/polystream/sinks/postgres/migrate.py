@@ -11,6 +11,7 @@ From a shell, with the workers' settings (``POLYSTREAM_POSTGRES__*``)::
 
 from __future__ import annotations
 
+import re
 import sys
 import threading
 from collections.abc import Iterator
@@ -27,10 +28,17 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import OperationalError as SQLAlchemyOperationalError
 from sqlalchemy.pool import NullPool
 
+from polystream.runtime.retry import ConfigurationError
 from polystream.settings import PostgresSettings, load_settings
 from polystream.sinks.ports import TransientStoreError
 
 _UPGRADE_LOCK: Final = threading.Lock()
+
+# Refusals that waiting cannot fix. libpq reports them as text only (no SQLSTATE when the
+# connection itself is refused): a wrong password or user, no such database, no hba entry.
+_NOT_RETRYABLE: Final = re.compile(
+    r"password authentication failed|role \"[^\"]*\" does not exist|"
+    r"database \"[^\"]*\" does not exist|no pg_hba\.conf entry")
 
 MIGRATIONS_DIR: Final = Path(__file__).resolve().parent / "migrations"
 # Its own name, so it cannot collide with another Alembic tree sharing the database one day.
@@ -54,6 +62,8 @@ def _connect(settings: PostgresSettings) -> Iterator[Connection]:
         with engine.connect() as connection:
             yield connection
     except SQLAlchemyOperationalError as exc:
+        if _NOT_RETRYABLE.search(str(exc.orig)):
+            raise ConfigurationError(f"PostgreSQL refused the connection: {exc.orig}") from exc
         raise TransientStoreError(f"cannot reach PostgreSQL to migrate: {exc.orig}") from exc
     finally:
         engine.dispose()
