@@ -10,7 +10,7 @@ import socket
 
 from polystream.audit.worker import AuditConfig, AuditWorker
 from polystream.bus.kafka import KafkaEventConsumer, KafkaEventPublisher
-from polystream.domain.events import CONSUMER_GROUPS, Sink, topics_for
+from polystream.domain.events import Sink, topics_for
 from polystream.settings import Settings
 from polystream.sinks.ports import EventStore
 from polystream.sinks.receipts import RedisReceiptLog
@@ -25,12 +25,18 @@ def publisher(settings: Settings, role: str) -> KafkaEventPublisher:
     return KafkaEventPublisher(settings.kafka, client_id=client_id(role))
 
 
+def group_id(settings: Settings, sink: Sink) -> str:
+    """The consumer group of ``sink`` in this deployment."""
+    return f"{settings.kafka.group_prefix}-{sink.value}"
+
+
 def receipt_log(settings: Settings) -> RedisReceiptLog:
     import redis
 
     return RedisReceiptLog(redis.Redis.from_url(
         settings.redis.url, socket_timeout=settings.redis.socket_timeout_s,
-        socket_connect_timeout=settings.redis.socket_timeout_s))
+        socket_connect_timeout=settings.redis.socket_timeout_s),
+        prefix=settings.redis.key_prefix)
 
 
 def store(sink: Sink, settings: Settings) -> EventStore:
@@ -50,7 +56,7 @@ def store(sink: Sink, settings: Settings) -> EventStore:
     if sink is Sink.REDIS:
         from polystream.sinks.redis_live import RedisLiveStore
 
-        return RedisLiveStore.from_settings(settings.redis)
+        return RedisLiveStore.from_settings(settings.redis, prefix=settings.redis.key_prefix)
     raise ValueError(f"no store sink {sink}")
 
 
@@ -64,7 +70,7 @@ def sink_worker(sink: Sink, settings: Settings, config: WorkerConfig) -> SinkWor
         return SinkWorker(
             sink=sink,
             consumer=KafkaEventConsumer(
-                settings.kafka, group_id=CONSUMER_GROUPS[sink],
+                settings.kafka, group_id=group_id(settings, sink),
                 topics=[t.value for t in topics_for(sink)], client_id=client_id(role)),
             store=sink_store,
             publisher=publisher(settings, role),
@@ -86,7 +92,7 @@ def audit_worker(settings: Settings, config: AuditConfig) -> AuditWorker:
         index.ensure()
         return AuditWorker(
             consumer=KafkaEventConsumer(
-                settings.kafka, group_id=CONSUMER_GROUPS[Sink.AUDIT],
+                settings.kafka, group_id=group_id(settings, Sink.AUDIT),
                 topics=[t.value for t in topics_for(Sink.AUDIT)],
                 client_id=client_id("audit")),
             index=index, publisher=publisher(settings, "audit"), secret=secret, config=config)

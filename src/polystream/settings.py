@@ -41,6 +41,9 @@ class RedisSettings(BaseModel):
     db: int = Field(0, ge=0)
     password: SecretStr | None = None
     socket_timeout_s: float = Field(5.0, gt=0)
+    # Every key the platform writes starts with "<key_prefix>:"; two deployments (or a test
+    # run) can share one Redis with different prefixes.
+    key_prefix: str = Field("ps", pattern=r"^[A-Za-z0-9_.-]{1,32}$")
     managed: bool = True
 
     @property
@@ -58,6 +61,9 @@ class KafkaSettings(BaseModel):
     replication_factor: int = Field(1, ge=1)
     heap: str = "512m"
     request_timeout_s: float = Field(10.0, gt=0)
+    # Consumer groups are "<group_prefix>-<sink>": another prefix is another deployment with
+    # its own offsets over the same topics (a second environment, a test run).
+    group_prefix: str = Field("polystream", pattern=r"^[A-Za-z0-9_.-]{1,100}$")
     managed: bool = True
 
     @property

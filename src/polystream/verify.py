@@ -4,13 +4,23 @@ The expected state is recomputed from the events alone, by applying them in thei
 order to the in-memory stores (the reference implementations, held to the same contract tests
 as the real ones). Each real store is then compared with its reference, table by table,
 collection by collection, key by key.
+
+The real stores may hold more than one file's events (other runs, real users). The comparison
+is therefore *scoped* to what the file is about: its event ids and the ids of every entity its
+events name (users, subscriptions, payments, titles, viewing sessions...). A row, document or
+Redis key that names one of them is compared; one that names only other ids is someone else's
+and is ignored (counted). What names no id at all (global counters, the flags hash, the catalog
+cache version) is an *aggregate*: compared only when the stores hold nothing but this file's
+data, reported as "shared" otherwise.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+from uuid import UUID
 
 from polystream.domain.events import Envelope, Sink, event_types_for
 from polystream.sinks.memory_accounts import InMemoryAccountStore
@@ -51,6 +61,75 @@ def expected_state(events: Iterable[Envelope[Any]], *, batch: int = 1000) -> Ref
     return ref
 
 
+# ------------------------------------------------------------------------------- scope
+
+_SPLIT = re.compile(r"[:|]")
+
+
+def _is_id_field(name: str) -> bool:
+    return name == "_id" or name.endswith("_id") or name == "eid"
+
+
+class Scope:
+    """The ids one event file is about.
+
+    Events about an aggregate named by a word rather than a generated id (a feature flag's
+    name) may meet the same aggregate in other data, and their outcome then depends on it: what
+    they leave behind counts as shared, like an aggregate."""
+
+    def __init__(self, ids: Iterable[str], shared: Iterable[str] = ()) -> None:
+        self.ids = frozenset(ids)
+        self.shared = frozenset(shared)
+
+    @classmethod
+    def of(cls, events: Iterable[Envelope[Any]]) -> Scope:
+        ids: set[str] = set()
+        shared: set[str] = set()
+        for env in events:
+            (ids if _looks_like_id(env.key) else shared).add(str(env.event_id))
+            _collect_ids(env.payload.model_dump(mode="json"), ids)
+        return cls(ids, shared)
+
+    def refs(self, value: object) -> tuple[bool, bool]:
+        """(names one of ours, names some id at all) for a key, member or field value."""
+        tokens = [t for t in _SPLIT.split(str(value)) if t]
+        if any(t in self.shared for t in tokens):
+            return False, False
+        ours = any(t in self.ids for t in tokens)
+        return ours, ours or any(_looks_like_id(t) for t in tokens)
+
+    def row_refs(self, row: Mapping[str, Any]) -> tuple[bool, bool]:
+        ours = named = False
+        for name, value in row.items():
+            if _is_id_field(name) and value is not None:
+                o, n = self.refs(value)
+                ours, named = ours or o, named or n
+            elif name == "metadata" and isinstance(value, Mapping):
+                o, n = self.row_refs(value)
+                ours, named = ours or o, named or n
+        return ours, named
+
+
+def _collect_ids(value: Any, out: set[str], name: str = "") -> None:
+    if isinstance(value, Mapping):
+        for k, v in value.items():
+            _collect_ids(v, out, str(k))
+    elif isinstance(value, list):
+        for v in value:
+            _collect_ids(v, out, name)
+    elif isinstance(value, str) and _is_id_field(name):
+        out.add(value)
+
+
+_UUID_SHAPE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+def _looks_like_id(token: str) -> bool:
+    return bool(_UUID_SHAPE.fullmatch(token))
+
+
+# --------------------------------------------------------------------------- comparison
+
 @dataclass
 class Difference:
     store: str
@@ -58,6 +137,10 @@ class Difference:
     expected: int
     actual: int
     samples: list[str]
+    #: Rows/keys of other data seen and left alone.
+    foreign: int = 0
+    #: Not compared: aggregates shared with other data.
+    shared: int = 0
 
     @property
     def ok(self) -> bool:
@@ -65,51 +148,142 @@ class Difference:
 
 
 def _key(row: Mapping[str, Any]) -> str:
-    for name in ("event_id", "_id", "user_id", "subscription_id", "payment_id"):
+    for name in ("event_id", "_id", "user_id", "subscription_id", "payment_id", "files_id"):
         if name in row:
             extra = row.get("title_id", "") if name == "user_id" else ""
             return f"{row[name]}{':' + str(extra) if extra else ''}"
     return repr(sorted(row.items()))[:120]
 
 
+def _plain(value: Any) -> Any:
+    return str(value) if isinstance(value, UUID) else value
+
+
 def compare_rows(store: str, expected: Mapping[str, Sequence[Any]],
-                 actual: Mapping[str, Sequence[Any]], *, max_samples: int = 5
-                 ) -> list[Difference]:
-    """Compare two dumps of the form {part: [row, ...]} (rows as dicts, canonical order)."""
+                 actual: Mapping[str, Sequence[Any]], *, scope: Scope | None = None,
+                 exact: bool = True, max_samples: int = 5) -> list[Difference]:
+    """Compare two dumps of the form {part: [row, ...]} (rows as dicts). With a ``scope``,
+    rows of other data are ignored; rows naming no id are compared only when ``exact``."""
     out: list[Difference] = []
     for part in sorted(set(expected) | set(actual)):
         exp, act = list(expected.get(part, [])), list(actual.get(part, []))
-        samples: list[str] = []
-        if exp != act:
-            exp_by = {_key(r): r for r in exp} if exp and isinstance(exp[0], Mapping) else {}
-            act_by = {_key(r): r for r in act} if act and isinstance(act[0], Mapping) else {}
-            for k in sorted(set(exp_by) - set(act_by))[:max_samples]:
-                samples.append(f"missing {k}")
-            for k in sorted(set(act_by) - set(exp_by))[:max_samples]:
-                samples.append(f"unexpected {k}")
-            for k in sorted(set(exp_by) & set(act_by)):
-                if len(samples) >= max_samples * 3:
-                    break
-                if exp_by[k] != act_by[k]:
-                    diff = {f: (exp_by[k].get(f), act_by[k].get(f))
-                            for f in set(exp_by[k]) | set(act_by[k])
-                            if exp_by[k].get(f) != act_by[k].get(f)}
-                    samples.append(f"differs {k}: {str(diff)[:300]}")
-            if not samples:
-                samples.append("same rows in another order or shape")
-        out.append(Difference(store, part, len(exp), len(act), samples))
+        foreign = shared = 0
+        if scope is not None:
+            exp = [r for r in exp if not isinstance(r, Mapping) or scope.row_refs(r)[0]
+                   or (exact and not scope.row_refs(r)[1])]
+            kept: list[Any] = []
+            for r in act:
+                ours, named = scope.row_refs(r) if isinstance(r, Mapping) else (True, True)
+                if ours or (exact and not named):
+                    kept.append(r)
+                elif named:
+                    foreign += 1
+                else:
+                    shared += 1
+            act = kept
+        out.append(_compare_part(store, part, exp, act, max_samples, foreign, shared))
     return out
 
 
-def compare_live(expected: Mapping[str, tuple[str, Any, int | None]],
-                 actual: Mapping[str, tuple[str, Any, int | None]], *, max_samples: int = 5
+def _compare_part(store: str, part: str, exp: list[Any], act: list[Any], max_samples: int,
+                  foreign: int, shared: int) -> Difference:
+    samples: list[str] = []
+    if exp != act:
+        exp_by = {_key(r): r for r in exp if isinstance(r, Mapping)}
+        act_by = {_key(r): r for r in act if isinstance(r, Mapping)}
+        for k in sorted(set(exp_by) - set(act_by))[:max_samples]:
+            samples.append(f"missing {k}")
+        for k in sorted(set(act_by) - set(exp_by))[:max_samples]:
+            samples.append(f"unexpected {k}")
+        for k in sorted(set(exp_by) & set(act_by)):
+            if len(samples) >= max_samples * 3:
+                break
+            e, a = ({f: _plain(v) for f, v in r.items()} for r in (exp_by[k], act_by[k]))
+            if e != a:
+                diff = {f: (e.get(f), a.get(f)) for f in set(e) | set(a) if e.get(f) != a.get(f)}
+                samples.append(f"differs {k}: {str(diff)[:300]}")
+        if not samples and sorted(map(repr, exp)) != sorted(map(repr, act)):
+            samples.append("same keys, other rows")
+    return Difference(store, part, len(exp), len(act), samples, foreign, shared)
+
+
+DumpEntry = tuple[str, Any, int | None]
+
+
+def compare_live(expected: Mapping[str, DumpEntry], actual: Mapping[str, DumpEntry], *,
+                 scope: Scope | None = None, exact: bool = True, max_samples: int = 5
                  ) -> list[Difference]:
     """Redis dumps ({key: (type, value, expiry)}) compared on type and value: expiries count
-    from processing time, which differs between a replay and the original run."""
+    from processing time, which differs between a replay and the original run. With a
+    ``scope``, keys of other data are ignored, and inside a collection that holds members of
+    several runs (a ranking, a genre's titles) only this file's members are compared."""
     exp = {k: (t, v) for k, (t, v, _) in expected.items()}
     act = {k: (t, v) for k, (t, v, _) in actual.items()}
+    foreign = shared = 0
+    if scope is not None:
+        exp, act, foreign, shared = _scoped_live(exp, act, scope, exact)
     samples = [f"missing {k}" for k in sorted(set(exp) - set(act))[:max_samples]]
     samples += [f"unexpected {k}" for k in sorted(set(act) - set(exp))[:max_samples]]
     samples += [f"differs {k}: expected {str(exp[k])[:150]} got {str(act[k])[:150]}"
                 for k in sorted(set(exp) & set(act)) if exp[k] != act[k]][:max_samples]
-    return [Difference("redis", "keys", len(exp), len(act), samples)]
+    return [Difference("redis", "keys", len(exp), len(act), samples, foreign, shared)]
+
+
+def _scoped_live(exp: dict[str, tuple[str, Any]], act: dict[str, tuple[str, Any]],
+                 scope: Scope, exact: bool
+                 ) -> tuple[dict[str, tuple[str, Any]], dict[str, tuple[str, Any]], int, int]:
+    out_exp: dict[str, tuple[str, Any]] = {}
+    out_act: dict[str, tuple[str, Any]] = {}
+    foreign = shared = 0
+    for key in set(exp) | set(act):
+        ours, named = scope.refs(key)
+        if ours:
+            if key in exp:
+                out_exp[key] = exp[key]
+            if key in act:
+                out_act[key] = act[key]
+            continue
+        if named:  # another run's user, title or session
+            foreign += key in act
+            continue
+        e, a = _members(exp.get(key), scope), _members(act.get(key), scope)
+        if e is None and a is None:
+            # Names no id and holds no ids: a global aggregate.
+            if exact:
+                if key in exp:
+                    out_exp[key] = exp[key]
+                if key in act:
+                    out_act[key] = act[key]
+            else:
+                shared += 1
+            continue
+        if e is not None and e[1]:
+            out_exp[key] = e[1]
+        if a is not None and a[1]:
+            out_act[key] = a[1]
+        foreign += a[0] if a is not None else 0
+    return out_exp, out_act, foreign, shared
+
+
+def _members(entry: tuple[str, Any] | None, scope: Scope
+             ) -> tuple[int, tuple[str, Any] | None] | None:
+    """For a collection whose members are ids: (members of other data, this file's part);
+    None when the entry is not such a collection."""
+    if entry is None:
+        return None
+    kind, value = entry
+    if kind in ("hash", "zset") and isinstance(value, Mapping):
+        refs = {m: scope.refs(m) for m in value}
+        if not any(n for _, n in refs.values()):
+            return None
+        mine = {m: v for m, v in value.items() if refs[m][0]}
+        other = sum(1 for o, n in refs.values() if n and not o)
+        return other, ((kind, mine) if mine else None)
+    if kind == "set" and isinstance(value, list):
+        refs_list = [(m, scope.refs(m)) for m in value]
+        if not any(n for _, (_, n) in refs_list):
+            return None
+        mine_list = [m for m, (o, _) in refs_list if o]
+        other = sum(1 for _, (o, n) in refs_list if n and not o)
+        return other, ((kind, mine_list) if mine_list else None)
+    return None

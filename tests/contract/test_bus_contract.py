@@ -30,6 +30,7 @@ from polystream.bus.ports import (
     Delivered,
     EventConsumer,
     PartitionsCallback,
+    ProgressMark,
     PublishError,
     Record,
     TopicSpec,
@@ -540,3 +541,67 @@ def test_kafka_queue_that_stays_full_is_refused(settings: Settings, unique: str)
     finally:
         with pytest.raises(PublishError, match=r"5 message\(s\) not delivered"):
             pub.close(10)
+
+
+# -- progress, partition lookup, pause ----------------------------------------------------------
+
+def test_partition_of_is_where_the_publisher_puts_a_key(bus: Harness) -> None:
+    topic = bus.topic(6)
+    delivered = publish_all(bus.publisher(), topic, 40, keys=20)
+    con = bus.consumer(bus.name("g"), [topic])
+    for i, d in enumerate(delivered):
+        assert con.partition_of(topic, f"k{i % 20}") == d.partition
+
+
+def test_processed_before_follows_the_groups_commits_by_record_time(bus: Harness) -> None:
+    topic, group = bus.topic(1), bus.name("g")
+    pub = bus.publisher()
+    first = [pub.publish(topic, "k", b"early") for _ in range(3)]
+    pub.flush(30)
+    time.sleep(0.05)
+    between = time.time_ns() // 1_000_000
+    time.sleep(0.05)
+    later = [pub.publish(topic, "k", b"late") for _ in range(3)]
+    pub.flush(30)
+    assert [f.result(0).offset for f in first + later] == list(range(6))
+    con = bus.consumer(group, [topic])
+    before, after = ProgressMark(topic, 0, between), ProgressMark(topic, 0, 2**62)
+    # Nothing committed: records exist before both times.
+    assert con.processed_before([before, after]) == [False, False]
+    records = consume_n(con, 6, commit=False)
+    con.commit(records[:3])
+    # Every record before `between` is committed; not every record overall.
+    assert con.processed_before([before, after]) == [True, False]
+    con.commit(records)
+    assert con.processed_before([after, before]) == [True, True]
+    # A second member of the group sees the group's progress, not only its own.
+    other = bus.consumer(group, [topic])
+    assert other.processed_before([after]) == [True]
+
+
+def test_processed_before_an_empty_partition_is_true(bus: Harness) -> None:
+    topic = bus.topic(2)
+    con = bus.consumer(bus.name("g"), [topic])
+    assert con.processed_before([ProgressMark(topic, 1, time.time_ns() // 1_000_000)]) == [True]
+
+
+def test_a_paused_partition_is_not_fetched_until_resumed(bus: Harness) -> None:
+    topic, group = bus.topic(2), bus.name("g")
+    con = bus.consumer(group, [topic])
+    settle([con], all_partitions(topic, 2))
+    pub = bus.publisher()
+    by_partition: dict[int, list[str]] = defaultdict(list)
+    for i in range(40):
+        key = f"k{i}"
+        by_partition[con.partition_of(topic, key)].append(key)
+    assert by_partition[0] and by_partition[1]
+    con.pause([(topic, 0)])
+    for key in by_partition[0] + by_partition[1]:
+        pub.publish_fire(topic, key, b"x")
+    pub.flush(30)
+    got = consume([con], _after(2.0), commit=False)[0]
+    assert {r.partition for r in got} == {1}
+    assert len(got) == len(by_partition[1])
+    con.resume([(topic, 0)])
+    rest = consume_n(con, len(by_partition[0]), commit=False)
+    assert {r.partition for r in rest} == {0}

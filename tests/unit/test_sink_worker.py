@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from polystream.bus.memory import InMemoryBroker, InMemoryEventConsumer, InMemoryEventPublisher
+from polystream.bus.partitioner import partition_for
 from polystream.bus.ports import TopicSpec
 from polystream.domain.events import (
     TOPIC_PARTITIONS,
@@ -225,4 +226,94 @@ def test_a_prerequisite_that_never_comes_ends_in_a_final_rejection() -> None:
     _drain(worker, 2)
     [rc] = receipts.get(rating.event_id)
     assert rc.status is ReceiptStatus.REJECTED and rc.reason == "unknown user"
+    assert sum(broker.group_lag("g-postgres", [Topic.RATINGS.value]).values()) == 0
+
+
+def _partition(broker: InMemoryBroker, topic: Topic, key: str) -> int:
+    return partition_for(key.encode(), broker.topics()[topic.value])
+
+
+def test_a_backlog_on_the_prerequisites_topic_delays_the_decision_never_changes_it() -> None:
+    import time
+
+    broker, worker, _, receipts = _setup()
+    pub = InMemoryEventPublisher(broker)
+    reg = example_event("user.registered", user_id="u9", email="u9@example.org")
+    rating = example_event("rating.submitted", user_id="u9")
+    # The registration is earlier in the log, but its partition is not read yet (a backlog).
+    pub.publish(Topic.USERS.value, reg.key, encode(reg)).result()
+    pub.publish(Topic.RATINGS.value, rating.key, encode(rating)).result()
+    users_partition = (Topic.USERS.value, _partition(broker, Topic.USERS, "u9"))
+    worker.consumer.pause([users_partition])
+    _drain(worker, 3)
+    assert worker.deferred == 1
+    time.sleep(0.4)  # longer than the grace: waiting longer must not make it final
+    _drain(worker, 5)
+    assert worker.deferred == 1 and receipts.get(rating.event_id) == []
+
+    worker.consumer.resume([users_partition])
+    _drain(worker, 5)
+    [rc] = receipts.get(rating.event_id)
+    assert rc.status is ReceiptStatus.STORED
+    assert worker.deferred == 0
+
+
+def test_a_prerequisite_read_by_another_member_of_the_group_counts() -> None:
+    import time
+
+    broker, first, store, receipts = _setup()
+    # Two members of one group, one reading the ratings, the other the registrations.
+    first.consumer.close()
+    first.consumer = InMemoryEventConsumer(broker, "g-postgres", [Topic.RATINGS.value])
+    second = SinkWorker(
+        sink=Sink.POSTGRES,
+        consumer=InMemoryEventConsumer(broker, "g-postgres", [Topic.USERS.value]),
+        store=store, publisher=InMemoryEventPublisher(broker), receipts=receipts,
+        config=first.handler.config)
+    reg = example_event("user.registered", user_id="u5", email="u5@example.org")
+    rating = example_event("rating.submitted", user_id="u5")
+    pub = InMemoryEventPublisher(broker)
+    pub.publish(Topic.USERS.value, reg.key, encode(reg)).result()
+    pub.publish(Topic.RATINGS.value, rating.key, encode(rating)).result()
+    _drain(first, 3)
+    time.sleep(0.4)
+    _drain(first, 3)
+    assert first.deferred == 1, "the other member has not read the registration yet"
+
+    _drain(second, 3)
+    _drain(first, 3)
+    [rc] = receipts.get(rating.event_id)
+    assert rc.status is ReceiptStatus.STORED
+    assert first.deferred == 0
+
+
+def test_too_many_deferred_events_pause_their_partitions_so_the_prerequisites_flow() -> None:
+    broker, worker, _, receipts = _setup()
+    worker.handler.config.max_deferred = 2
+    pub = InMemoryEventPublisher(broker)
+    users = [f"g{i}" for i in range(5)]
+    ratings = [example_event("rating.submitted", user_id=u) for u in users]
+    for env in ratings:
+        pub.publish(Topic.RATINGS.value, env.key, encode(env)).result()
+    _drain(worker, 2)
+    assert worker.deferred == 5
+    paused = {(Topic.RATINGS.value, _partition(broker, Topic.RATINGS, u)) for u in users}
+    # Another rating on a paused partition is not read while its partition is paused.
+    late_user = next(f"x{i}" for i in range(1000)
+                     if (Topic.RATINGS.value, _partition(broker, Topic.RATINGS, f"x{i}"))
+                     in paused)
+    late = example_event("rating.submitted", user_id=late_user)
+    pub.publish(Topic.RATINGS.value, late.key, encode(late)).result()
+    _drain(worker, 2)
+    assert worker.deferred == 5
+
+    # The registrations still flow (their topic is not paused): everything settles.
+    for u in [*users, late_user]:
+        reg = example_event("user.registered", user_id=u, email=f"{u}@example.org")
+        pub.publish(Topic.USERS.value, reg.key, encode(reg)).result()
+    _drain(worker, 10)
+    for env in [*ratings, late]:
+        [rc] = receipts.get(env.event_id)
+        assert rc.status is ReceiptStatus.STORED
+    assert worker.deferred == 0
     assert sum(broker.group_lag("g-postgres", [Topic.RATINGS.value]).values()) == 0

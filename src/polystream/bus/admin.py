@@ -211,3 +211,38 @@ def group_lag(settings: KafkaSettings, group_id: str,
             done = committed.get(p, -1)
             lag[(topic, p)] = max(0, ends[p] - (done if done >= 0 else starts[p]))
     return lag
+
+
+def start_group_at_end(settings: KafkaSettings, group_id: str, topics: Iterable[str]) -> None:
+    """Commit, for a group with no member, the current end of every partition of ``topics``:
+    the group will read only what is published from now on (a fresh deployment over topics
+    that already hold other events)."""
+    timeout = settings.request_timeout_s
+    admin = _admin(settings)
+    counts = _partition_counts(admin, timeout)
+    offsets = []
+    for topic in topics:
+        n = counts.get(topic)
+        if n is None:
+            raise BusError(f"unknown topic {topic}")
+        ends = _offsets(admin, topic, n, _LATEST, timeout)
+        offsets += [TopicPartition(topic, p, ends[p]) for p in range(n)]
+    request = [ConsumerGroupTopicPartitions(group_id, offsets)]
+    _result(admin.alter_consumer_group_offsets(request, request_timeout=timeout)[group_id],
+            f"setting the offsets of {group_id}", timeout)
+
+
+def delete_groups(settings: KafkaSettings, group_ids: Sequence[str]) -> None:
+    """Delete consumer groups that have no member left (unknown ones are fine)."""
+    if not group_ids:
+        return
+    timeout = settings.request_timeout_s
+    admin = _admin(settings)
+    for group, fut in admin.delete_consumer_groups(list(group_ids),
+                                                   request_timeout=timeout).items():
+        try:
+            fut.result(timeout)
+        except KafkaException as exc:
+            err = _kafka_error(exc)
+            if err is None or err.code() != KafkaError.GROUP_ID_NOT_FOUND:
+                raise BusError(f"deleting group {group} failed: {exc.args[0]}") from exc

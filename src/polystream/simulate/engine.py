@@ -799,7 +799,9 @@ class Simulation:
         count = self._device_counts.pick(rng)
         user.devices = [self._new_device(user, t) for _ in range(count)]
         self.users.append(user)
-        email = f"{user.first[1]}.{user.last[1]}{user.serial}@{rng.choice(vocab.EMAIL_DOMAINS)}"
+        # "+seed": runs with other seeds never claim the same address on a shared stack.
+        email = (f"{user.first[1]}.{user.last[1]}{user.serial}+{self.config.seed}"
+                 f"@{rng.choice(vocab.EMAIL_DOMAINS)}")
         payload = (
             f'{{"user_id":"{user.user_id}","email":"{email}","display_name":'
             f'{quote(user.display_name)},"country":"{country}","birth_year":{user.birth_year},'

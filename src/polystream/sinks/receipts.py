@@ -19,6 +19,9 @@ from polystream.domain.events import Receipt, Sink
 from polystream.sinks.ports import TransientStoreError
 
 RECEIPT_TTL_S = 24 * 3600
+#: The first part of every Redis key (after the prefix) the receipt log writes: the platform's
+#: own bookkeeping, not live state (`verify` leaves them out).
+RECEIPT_NAMESPACES = frozenset({"receipt", "claim"})
 # As long as the topics keep records (7 days) and then some: a replay within it is recognised.
 CLAIM_TTL_S = 30 * 24 * 3600
 

@@ -96,7 +96,7 @@ class WorkerConfig:
     defer_retry_s: float = 0.5
     # Beyond this many deferred events, the partitions holding them are paused (and resumed
     # below half), so the topics they wait for are read first and memory stays bounded.
-    max_deferred: int = 20_000
+    max_deferred: int = 5_000
 
     def loop(self) -> LoopConfig:
         return LoopConfig(batch_size=self.batch_size, linger_s=self.linger_s,
@@ -157,6 +157,7 @@ class SinkHandler:
         self._last_offer = 0.0
         self._last_retry = 0.0
         self._last_gate = 0.0
+        self._last_report = 0.0
         self._unsettled: list[Receipt] = []
         self.stats = BatchStats()
         self.totals = BatchStats()
@@ -224,22 +225,41 @@ class SinkHandler:
                 outcomes = self._apply_with_retries(final, stats, ctx, allow_defer=False)
                 settled += zip(final, outcomes, strict=True)
         # Offering the others again is worth it when a topic they wait for brought something
-        # new (or now and then, when nothing came at all); otherwise a key with a deferred
-        # event keeps its later events back too (Kafka's order is per key).
+        # new (or now and then: another member of the group may be the one reading it). Only
+        # the first waiting event of each key is offered: the ones behind it wait for it, and
+        # are offered once it is settled. Everything else of a waiting key is held back too
+        # (Kafka's order is per key).
         upstream = {u.value for d in waiting for u in READ_AFTER.get(Topic(d.record.topic), ())}
         news = any(d.record.topic in upstream for d in fresh) or not fresh
         since = now - self._last_retry
-        # Another member of the group may be the one reading what they wait for, hence "now
-        # and then" even without news here.
-        reoffer = (news and since >= self.config.defer_retry_s) or (
-            since >= 10 * self.config.defer_retry_s)
-        if waiting and not reoffer:
-            held = {(d.record.topic, d.event.key) for d in waiting}
-            self._deferred = waiting + [d for d in fresh if (d.record.topic, d.event.key) in held]
-            batch = [d for d in fresh if (d.record.topic, d.event.key) not in held]
-        else:
+        reoffer = bool(waiting) and ((news and since >= self.config.defer_retry_s)
+                                     or since >= 10 * self.config.defer_retry_s)
+        heads: list[_Pending] = []
+        behind: dict[tuple[str, str], list[_Pending]] = {}
+        for d in waiting:
+            key = (d.record.topic, d.event.key)
+            if key in behind:
+                behind[key].append(d)
+            else:
+                behind[key] = []
+                heads.append(d)
+        if reoffer:
             self._last_retry = now
-            batch = waiting + fresh
+            for item, out in zip(heads, self._apply_with_retries(heads, stats, ctx),
+                                 strict=True):
+                if out.retryable:
+                    self._deferred.append(item)
+                else:
+                    settled.append((item, out))
+        else:
+            self._deferred.extend(heads)
+        still = {(d.record.topic, d.event.key) for d in self._deferred}
+        for key, rest in behind.items():
+            if key in still:
+                self._deferred.extend(rest)
+        batch = [d for key, rest in behind.items() if key not in still for d in rest]
+        batch += [d for d in fresh if (d.record.topic, d.event.key) not in still]
+        self._deferred += [d for d in fresh if (d.record.topic, d.event.key) in still]
         for item, out in zip(batch, self._apply_with_retries(batch, stats, ctx), strict=True):
             if out.retryable:
                 self._deferred.append(item)
@@ -261,6 +281,10 @@ class SinkHandler:
                                        rc.model_dump_json().encode())
         self._unsettled = receipts
         DEFERRED.labels(self.sink.value).set(len(self._deferred))
+        if self._deferred and now - self._last_report >= 10.0:
+            self._last_report = now
+            log.info("sink %s: %d event(s) waiting for other topics; %d decided now",
+                     self.sink.value, len(self._deferred), len(settled))
 
     def settle(self) -> None:
         """The receipts go to the receipt log once the batch and its receipts are durable."""

@@ -1,0 +1,68 @@
+"""An isolated deployment over the shared topics: its own consumer groups, PostgreSQL and
+MongoDB databases, Redis key prefix and audit indices, so several can drain the same events side
+by side (and be dropped afterwards) without touching the default deployment's data."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from dataclasses import dataclass
+
+import psycopg
+import redis
+from pymongo import MongoClient
+
+from polystream.settings import Settings
+
+
+@dataclass(frozen=True)
+class Deployment:
+    name: str  # lower-case letters, digits and dashes
+
+    @property
+    def _flat(self) -> str:
+        return self.name.replace("-", "_")
+
+    def settings(self, base: Settings) -> Settings:
+        return base.model_copy(update={
+            "postgres": base.postgres.model_copy(update={"database": self._flat}),
+            "mongo": base.mongo.model_copy(update={"database": self._flat}),
+            "redis": base.redis.model_copy(update={"key_prefix": self._flat}),
+            "kafka": base.kafka.model_copy(update={"group_prefix": self.name}),
+            "opensearch": base.opensearch.model_copy(
+                update={"index_prefix": f"{self.name}-audit"}),
+        })
+
+    def env(self) -> dict[str, str]:
+        """The process environment that points a `polystream` command at this deployment."""
+        return {**os.environ,
+                "POLYSTREAM_POSTGRES__DATABASE": self._flat,
+                "POLYSTREAM_MONGO__DATABASE": self._flat,
+                "POLYSTREAM_REDIS__KEY_PREFIX": self._flat,
+                "POLYSTREAM_KAFKA__GROUP_PREFIX": self.name,
+                "POLYSTREAM_OPENSEARCH__INDEX_PREFIX": f"{self.name}-audit"}
+
+    def create(self, base: Settings) -> None:
+        with psycopg.connect(base.postgres.dsn(), autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{self._flat}"')
+
+    def drop(self, base: Settings) -> None:
+        """Remove everything of this deployment (best effort, every part tried)."""
+        with contextlib.suppress(Exception), psycopg.connect(base.postgres.dsn(),
+                                                             autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{self._flat}" WITH (FORCE)')
+        with contextlib.suppress(Exception):
+            client: MongoClient[dict[str, object]] = MongoClient(
+                base.mongo.url, serverSelectionTimeoutMS=5000)
+            client.drop_database(self._flat)
+            client.close()
+        with contextlib.suppress(Exception):
+            r = redis.Redis.from_url(base.redis.url)
+            for key in r.scan_iter(f"{self._flat}:*", count=5000):
+                r.delete(key)
+            r.close()
+        if base.opensearch.enabled:
+            with contextlib.suppress(Exception):
+                from polystream.audit.opensearch import OpenSearchAuditIndex
+
+                OpenSearchAuditIndex(self.settings(base).opensearch).drop_everything()

@@ -1,0 +1,46 @@
+"""`polystream chaos ...`: drills over real worker processes on the real stack."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from polystream.chaos.backlog import VARIANTS, run_backlog_drill
+from polystream.settings import load_settings
+
+app = typer.Typer(no_args_is_help=True, help="drills over real processes on the real stack")
+console = Console()
+
+
+@app.command()
+def backlog(
+    events: Annotated[int, typer.Option(min=100, help="events under test")] = 100_000,
+    other_events: Annotated[int, typer.Option(min=0, help="events of another run first")] = 10_000,
+    freeze: Annotated[float, typer.Option(min=1, help="seconds of each freeze")] = 35.0,
+    seed: Annotated[int, typer.Option()] = 7,
+    variant: Annotated[list[str] | None, typer.Option(
+        help=f"which variants (default all: {', '.join(VARIANTS)})")] = None,
+    workdir: Annotated[Path | None, typer.Option(help="keep event files and logs here")] = None,
+) -> None:
+    """Drain a backlog fast, throttled, across a freeze and across a start-up freeze, each in
+    its own deployment of `worker all`; verify each; SIGTERM a worker after a long freeze.
+    Exit 1 when a variant does not verify, rejects more than 0.5% of its receipts, or does not
+    exit within 30 s of SIGTERM."""
+    chosen = variant or list(VARIANTS)
+    unknown = sorted(set(chosen) - set(VARIANTS))
+    if unknown:
+        raise typer.BadParameter(f"unknown variant(s) {', '.join(unknown)}")
+    report = run_backlog_drill(load_settings(), events=events, other_events=other_events,
+                               freeze_s=freeze, seed=seed, variants=chosen, workdir=workdir,
+                               log=console.print)
+    console.print(report.table())
+    bad = [v.name for v in report.variants
+           if v.verify_exit != 0 or v.rejected_share > 0.005
+           or (v.name == "startup-freeze" and (v.sigterm_exit_s is None
+                                              or v.sigterm_exit_s > 30))]
+    if bad:
+        console.print(f"[red]failed: {', '.join(bad)}[/]")
+        raise typer.Exit(1)
