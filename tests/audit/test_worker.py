@@ -38,6 +38,7 @@ from polystream.domain.events import (
     dead_letter_headers,
     encode,
     find_card_data,
+    topic_of,
     topics_for,
 )
 from polystream.domain.examples import example_event
@@ -61,7 +62,7 @@ class Bus:
 
     def publish(self, *events: Envelope[Any]) -> None:
         for env in events:
-            self.publisher.publish(EVENT_TYPES[env.type].topic.value, env.key,
+            self.publisher.publish(topic_of(env.type).value, env.key,
                                    encode(env)).result()
 
     def raw(self, topic: Topic | str, key: str, value: bytes,

@@ -21,12 +21,12 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from polystream.domain.events import (
-    EVENT_TYPES,
     Envelope,
     ReceiptStatus,
     Sink,
     event_types_for,
     find_card_data,
+    topic_of,
 )
 from polystream.domain.examples import EXAMPLE_PASSWORD_HASH, EXAMPLE_TIME, example_event
 from polystream.settings import PostgresSettings, Settings
@@ -940,7 +940,7 @@ def topic_streams(events: Sequence[Envelope[Any]]) -> list[list[Envelope[Any]]]:
     """The events per partition: every account topic is keyed by user id."""
     streams: dict[tuple[str, str], list[Envelope[Any]]] = {}
     for event in events:
-        partition = (EVENT_TYPES[event.type].topic.value, event.payload.user_id)
+        partition = (topic_of(event.type).value, event.payload.user_id)
         streams.setdefault(partition, []).append(event)
     return list(streams.values())
 

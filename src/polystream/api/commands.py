@@ -32,7 +32,7 @@ from polystream.api.events.schemas import CommandAccepted, CommandOutcome, Event
 from polystream.api.events.service import wait_for_status
 from polystream.bus.ports import BusError
 from polystream.domain.errors import EventValidationError, OversizedEvent
-from polystream.domain.events import EVENT_TYPES, Envelope, Payload, encode, new_event, redact
+from polystream.domain.events import Envelope, Payload, encode, new_event, redact, topic_of
 
 log = logging.getLogger("polystream.api.commands")
 
@@ -125,7 +125,6 @@ def build_event(runtime: ApiRuntime, command: Command, options: CommandOptions) 
 
 
 async def publish(runtime: ApiRuntime, event: Envelope[Any]) -> None:
-    spec = EVENT_TYPES[event.type]
     try:
         raw = encode(event)
     except OversizedEvent as exc:
@@ -136,7 +135,7 @@ async def publish(runtime: ApiRuntime, event: Envelope[Any]) -> None:
         ) from None
     timeout = runtime.settings.api.publish_timeout_s
     try:
-        future = runtime.deps.publisher.publish(spec.topic.value, event.key, raw)
+        future = runtime.deps.publisher.publish(topic_of(event.type).value, event.key, raw)
         await asyncio.wait_for(asyncio.wrap_future(future), timeout)
     except BusError as exc:  # PublishError, or any other refusal of the bus
         log.error("publish of %s %s failed: %s", event.type, event.event_id, exc)

@@ -27,7 +27,7 @@ from rich.progress import (
 from rich.table import Table
 
 from polystream.bus.ports import BulkEventPublisher, BusError, PublishError
-from polystream.domain.events import EVENT_TYPES
+from polystream.domain.events import EVENT_TYPES, topic_of
 from polystream.settings import Settings, load_settings
 from polystream.simulate.catalog import CatalogImportError, load_catalog
 from polystream.simulate.engine import DEFAULT_START, Behaviour, SimConfig, generate
@@ -57,7 +57,7 @@ def open_publisher(settings: Settings, *, ensure_topics: bool) -> BulkEventPubli
     from polystream.bus.kafka import KafkaEventPublisher
     from polystream.bus.topics import topic_specs
 
-    wanted = sorted({spec.topic.value for spec in EVENT_TYPES.values()})
+    wanted = sorted({topic_of(t).value for t in EVENT_TYPES})
     if ensure_topics:
         create_topics(settings.kafka, [s for s in topic_specs(settings.kafka) if s.name in wanted])
     else:

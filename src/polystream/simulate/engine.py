@@ -49,6 +49,7 @@ from polystream.domain.events import (
     ImageType,
     PlanCode,
     decode,
+    topic_of,
 )
 from polystream.simulate import vocabulary as vocab
 from polystream.simulate.catalog import (
@@ -251,7 +252,7 @@ T = TypeVar("T")
 _PLAN_CODES: Final = tuple(plan.value for plan in PlanCode)
 _PLAN_WEIGHTS: Final = (30, 45, 25)
 _ALNUM: Final = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
-_TOPIC: Final = {event_type: spec.topic.value for event_type, spec in EVENT_TYPES.items()}
+_TOPIC: Final = {event_type: topic_of(event_type).value for event_type in EVENT_TYPES}
 
 
 class _Weighted(Generic[T]):

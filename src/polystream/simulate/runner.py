@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict
 
 from polystream.bus.ports import BulkEventPublisher, PublishError
 from polystream.domain.errors import InvalidEvent
-from polystream.domain.events import EVENT_TYPES, decode
+from polystream.domain.events import decode, topic_of
 from polystream.simulate.wire import SimEvent
 
 Send = Callable[[str, str, bytes], None]
@@ -253,7 +253,7 @@ def read_recorded(
         if number in skip:
             continue
         route = _Route.model_validate_json(line)
-        yield SimEvent(route.type, EVENT_TYPES[route.type].topic.value, route.key, line)
+        yield SimEvent(route.type, topic_of(route.type).value, route.key, line)
 
 
 __all__ = [

@@ -21,7 +21,7 @@ from random import Random
 from typing import Any, Final, NamedTuple
 from uuid import UUID
 
-from polystream.domain.events import EVENT_TYPES, encode
+from polystream.domain.events import ENVELOPE_MODELS, EVENT_TYPES, encode
 
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 DAY_MS: Final = 86_400_000
@@ -149,7 +149,7 @@ def validated_event(
     """
     spec = EVENT_TYPES[event_type]
     model = spec.payload_model.model_validate(payload)
-    envelope = spec.envelope_model(
+    envelope = ENVELOPE_MODELS[event_type](
         event_id=UUID(uuid7_text(t_ms, rng)),
         type=event_type,
         schema_version=spec.schema_version,

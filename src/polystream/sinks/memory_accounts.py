@@ -126,7 +126,7 @@ Stream = tuple[str, str]
 
 def stream_of(event: Envelope[Any]) -> Stream:
     """The per-user, per-topic stream of an account event (every one carries a user id)."""
-    return event.payload.user_id, EVENT_TYPES[event.type].topic.value
+    return event.payload.user_id, EVENT_TYPES[event.type].family.value
 
 
 class SubscriptionStatus(StrEnum):

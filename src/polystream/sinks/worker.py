@@ -43,6 +43,7 @@ from polystream.domain.events import (
     dead_letter_headers,
     decode,
     event_types_for,
+    topic_of,
 )
 from polystream.sinks.ports import EventStore, Outcome, PermanentStoreError, TransientStoreError
 from polystream.sinks.receipts import ReceiptLog
@@ -73,7 +74,7 @@ STORE_RETRIES = Counter(
 def primary_sink(topic: str) -> Sink | None:
     """The sink that dead-letters the invalid records of ``topic``: the first store sink (in
     `Sink` order) that consumes any of its event types."""
-    consumers = {s for spec in EVENT_TYPES.values() if spec.topic == topic for s in spec.consumers}
+    consumers = {s for t in EVENT_TYPES if topic_of(t) == topic for s in EVENT_TYPES[t].consumers}
     for sink in Sink:
         if sink is not Sink.AUDIT and sink in consumers:
             return sink
