@@ -9,7 +9,8 @@ import os
 import socket
 
 from polystream.bus.kafka import KafkaEventConsumer, KafkaEventPublisher
-from polystream.domain.events import CONSUMER_GROUPS, Sink, topics_for
+from polystream.bus.topology import CONSUMER_GROUPS, topics_for
+from polystream.domain.events import Sink
 from polystream.settings import Settings
 from polystream.sinks.ports import EventStore
 from polystream.sinks.receipts import RedisReceiptLog

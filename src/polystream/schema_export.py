@@ -21,18 +21,14 @@ from pathlib import Path
 from typing import Any, Final
 
 from polystream import __version__
-from polystream.domain.events import (
+from polystream.bus.topology import (
     CONSUMER_GROUPS,
-    ENVELOPE_MODELS,
-    EVENT_TYPES,
-    MAX_EVENT_BYTES,
     TOPIC_PARTITIONS,
     DeadLetterHeader,
-    Receipt,
-    Sink,
     Topic,
     topic_of,
 )
+from polystream.domain.events import ENVELOPE_MODELS, EVENT_TYPES, MAX_EVENT_BYTES, Receipt, Sink
 
 __all__ = [
     "ASYNCAPI_FILE",

@@ -14,7 +14,8 @@ from argon2 import PasswordHasher
 
 from polystream.bus.memory import InMemoryEventPublisher
 from polystream.bus.ports import Delivered, PublishError
-from polystream.domain.events import EVENT_TYPES, MAX_ASSET_BYTES, Topic, topic_of
+from polystream.bus.topology import Topic, topic_of
+from polystream.domain.events import EVENT_TYPES, MAX_ASSET_BYTES
 from polystream.domain.examples import TITLE_ID, USER_ID
 
 from .cases import (

@@ -25,8 +25,8 @@ from pydantic import SecretStr
 from polystream.api import ApiDeps, create_app
 from polystream.api.bootstrap import build_deps
 from polystream.bus.admin import end_offsets, ensure_topics
-from polystream.bus.topics import topic_specs
-from polystream.domain.events import EVENT_TYPES, Receipt, ReceiptStatus, Sink, Topic, topic_of
+from polystream.bus.topology import Topic, topic_of, topic_specs
+from polystream.domain.events import EVENT_TYPES, Receipt, ReceiptStatus, Sink
 from polystream.settings import Settings
 
 from .cases import BAD, CARD_BAD, OPERATOR_CALLS, REGISTER, VALID, Call

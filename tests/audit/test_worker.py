@@ -26,20 +26,22 @@ from polystream.audit.worker import (
 )
 from polystream.bus.memory import InMemoryBroker, InMemoryEventConsumer, InMemoryEventPublisher
 from polystream.bus.ports import BusError, Record, TopicSpec
-from polystream.domain.events import (
-    EVENT_TYPES,
+from polystream.bus.topology import (
     TOPIC_PARTITIONS,
     DeadLetterHeader,
+    Topic,
+    dead_letter_headers,
+    topic_of,
+    topics_for,
+)
+from polystream.domain.events import (
+    EVENT_TYPES,
     Envelope,
     Receipt,
     ReceiptStatus,
     Sink,
-    Topic,
-    dead_letter_headers,
     encode,
     find_card_data,
-    topic_of,
-    topics_for,
 )
 from polystream.domain.examples import example_event
 from polystream.settings import Settings

@@ -20,14 +20,8 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from polystream.domain.events import (
-    Envelope,
-    ReceiptStatus,
-    Sink,
-    event_types_for,
-    find_card_data,
-    topic_of,
-)
+from polystream.bus.topology import topic_of
+from polystream.domain.events import Envelope, ReceiptStatus, Sink, event_types_for, find_card_data
 from polystream.domain.examples import EXAMPLE_PASSWORD_HASH, EXAMPLE_TIME, example_event
 from polystream.settings import PostgresSettings, Settings
 from polystream.sinks.memory_accounts import (

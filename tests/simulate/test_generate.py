@@ -14,7 +14,8 @@ from typing import Any
 
 import argon2
 
-from polystream.domain.events import EVENT_TYPES, Envelope, decode, encode, topic_of
+from polystream.bus.topology import topic_of
+from polystream.domain.events import EVENT_TYPES, Envelope, decode, encode
 from polystream.domain.examples import example_event
 from polystream.simulate import SimConfig, SimEvent, generate, generate_envelopes
 from polystream.simulate.wire import TimeText, to_ms, uuid7_text

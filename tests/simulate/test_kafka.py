@@ -19,9 +19,9 @@ from jsonschema import Draft202012Validator
 from typer.testing import CliRunner
 
 from polystream.bus.admin import end_offsets, ensure_topics
-from polystream.bus.topics import topic_specs
+from polystream.bus.topology import topic_of, topic_specs
 from polystream.cli import simulate as cli
-from polystream.domain.events import EVENT_TYPES, topic_of
+from polystream.domain.events import EVENT_TYPES
 from polystream.settings import Settings
 from polystream.simulate import SimConfig, generate
 

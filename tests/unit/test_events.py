@@ -23,22 +23,17 @@ from polystream.domain.errors import (
     UnsupportedSchemaVersion,
 )
 from polystream.domain.events import (
-    CONSUMER_GROUPS,
     EVENT_TYPES,
     MAX_ASSET_BYTES,
     MAX_EVENT_BYTES,
     PLANS,
     REDACTED,
-    TOPIC_PARTITIONS,
-    DeadLetterHeader,
     Envelope,
     PlanCode,
     PlaybackProgress,
     RatingSubmitted,
     Sink,
-    Topic,
     contains_card_data,
-    dead_letter_headers,
     decode,
     decode_dict,
     encode,
@@ -50,8 +45,6 @@ from polystream.domain.events import (
     pseudonymise,
     redact,
     sensitive_paths,
-    topic_of,
-    topics_for,
 )
 from polystream.domain.examples import example_event, example_fields, example_payload
 
@@ -149,27 +142,7 @@ def test_registry_is_consistent() -> None:
         assert spec.type == event_type
         assert spec.key_field in spec.payload_model.model_fields
         assert Sink.AUDIT in spec.consumers
-        assert topic_of(event_type) not in (Topic.DEADLETTER, Topic.RECEIPTS)
         assert spec.description
-    assert set(TOPIC_PARTITIONS) == set(Topic)
-    assert set(CONSUMER_GROUPS) == set(Sink)
-
-
-def test_topics_per_family() -> None:
-    expected = {
-        "user.": Topic.USERS,
-        "preferences.": Topic.USERS,
-        "subscription.": Topic.SUBSCRIPTIONS,
-        "payment.": Topic.SUBSCRIPTIONS,
-        "session.": Topic.SESSIONS,
-        "playback.": Topic.PLAYBACK,
-        "rating.": Topic.RATINGS,
-        "catalog.": Topic.CATALOG,
-        "flag.": Topic.FLAGS,
-    }
-    for event_type in EVENT_TYPES:
-        (topic,) = (t for prefix, t in expected.items() if event_type.startswith(prefix))
-        assert topic_of(event_type) is topic, event_type
 
 
 def test_keys() -> None:
@@ -196,8 +169,6 @@ def test_consumers_per_sink() -> None:
         "playback.", "rating.", "subscription.", "session.", "flag.set", "user.erased"
     ) | {"catalog.title_upserted", "catalog.title_removed"}
     assert set(event_types_for(Sink.AUDIT)) == set(EVENT_TYPES)
-    assert set(topics_for(Sink.AUDIT)) == set(Topic)
-    assert topics_for(Sink.MONGO) == (Topic.CATALOG,)
 
 
 def test_plans_catalogue() -> None:
@@ -809,26 +780,6 @@ def test_errors_survive_pickling() -> None:
     )
     unknown = pickle.loads(pickle.dumps(UnknownEventType("r", event_type="a.b")))
     assert (unknown.reason, unknown.event_type, unknown.code) == ("r", "a.b", "unknown_type")
-
-
-def test_dead_letter_headers() -> None:
-    error = UnsupportedSchemaVersion("v2 unsupported", event_type="rating.submitted")
-    headers = dead_letter_headers(
-        error, topic=Topic.RATINGS, partition=3, offset=42, consumer=Sink.POSTGRES
-    )
-    assert headers == {
-        DeadLetterHeader.REASON: b"unsupported_version",
-        DeadLetterHeader.DETAIL: b"v2 unsupported",
-        DeadLetterHeader.TOPIC: b"polystream.ratings",
-        DeadLetterHeader.PARTITION: b"3",
-        DeadLetterHeader.OFFSET: b"42",
-        DeadLetterHeader.CONSUMER: b"postgres",
-        DeadLetterHeader.EVENT_TYPE: b"rating.submitted",
-    }
-    rejected = dead_letter_headers(
-        "store_rejected", topic="t", partition=0, offset=1, consumer="mongo", detail="why"
-    )
-    assert rejected["dlq.reason"] == b"store_rejected" and rejected["dlq.detail"] == b"why"
 
 
 # --- redaction ------------------------------------------------------------------------------

@@ -11,18 +11,15 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from polystream import schema_export
+from polystream.bus.topology import CONSUMER_GROUPS, TOPIC_PARTITIONS, Topic, topic_of
 from polystream.domain import examples
 from polystream.domain.events import (
-    CONSUMER_GROUPS,
     EVENT_TYPES,
-    TOPIC_PARTITIONS,
     Sink,
-    Topic,
     encode,
     event_types_for,
     personal_paths,
     sensitive_paths,
-    topic_of,
 )
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"

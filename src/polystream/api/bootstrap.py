@@ -18,7 +18,8 @@ from polystream.api.deps import ApiDeps
 from polystream.audit.worker import open_audit_index
 from polystream.bootstrap import receipt_log
 from polystream.bus.kafka import KafkaEventPublisher
-from polystream.domain.events import EVENT_TYPES, topic_of
+from polystream.bus.topology import topic_of
+from polystream.domain.events import EVENT_TYPES
 from polystream.settings import KafkaSettings, Settings, load_settings
 
 CLIENT_ID = "polystream-api"

@@ -31,8 +31,9 @@ from polystream.api.errors import (
 from polystream.api.events.schemas import CommandAccepted, CommandOutcome, EventStatus
 from polystream.api.events.service import wait_for_status
 from polystream.bus.ports import BusError
+from polystream.bus.topology import topic_of
 from polystream.domain.errors import EventValidationError, OversizedEvent
-from polystream.domain.events import Envelope, Payload, encode, new_event, redact, topic_of
+from polystream.domain.events import Envelope, Payload, encode, new_event, redact
 
 log = logging.getLogger("polystream.api.commands")
 

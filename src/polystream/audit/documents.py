@@ -51,9 +51,9 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field
 
 from polystream.bus.ports import Record
+from polystream.bus.topology import DeadLetterHeader
 from polystream.domain.events import (
     REDACTED,
-    DeadLetterHeader,
     Envelope,
     Receipt,
     ReceiptStatus,

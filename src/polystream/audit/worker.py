@@ -58,18 +58,9 @@ from polystream.bus.ports import (
     PublishError,
     Record,
 )
+from polystream.bus.topology import CONSUMER_GROUPS, Topic, dead_letter_headers, topics_for
 from polystream.domain.errors import InvalidEvent
-from polystream.domain.events import (
-    CONSUMER_GROUPS,
-    Receipt,
-    ReceiptStatus,
-    Sink,
-    Topic,
-    UserErased,
-    dead_letter_headers,
-    decode,
-    topics_for,
-)
+from polystream.domain.events import Receipt, ReceiptStatus, Sink, UserErased, decode
 from polystream.settings import Settings
 from polystream.sinks.ports import StoreError
 from polystream.sinks.receipts import ReceiptLog

@@ -14,7 +14,7 @@ from rich.console import Console
 
 from polystream import bootstrap
 from polystream.bus.admin import ensure_topics
-from polystream.bus.topics import topic_specs
+from polystream.bus.topology import topic_specs
 from polystream.domain.events import Sink
 from polystream.settings import Settings, load_settings
 from polystream.sinks.worker import WorkerConfig

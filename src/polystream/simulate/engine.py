@@ -41,6 +41,7 @@ from itertools import accumulate, islice
 from random import Random
 from typing import Any, Final, Generic, TypeVar
 
+from polystream.bus.topology import topic_of
 from polystream.domain.events import (
     EVENT_TYPES,
     PLANS,
@@ -49,7 +50,6 @@ from polystream.domain.events import (
     ImageType,
     PlanCode,
     decode,
-    topic_of,
 )
 from polystream.simulate import vocabulary as vocab
 from polystream.simulate.catalog import (

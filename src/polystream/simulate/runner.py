@@ -19,8 +19,9 @@ from typing import IO, Final
 from pydantic import BaseModel, ConfigDict
 
 from polystream.bus.ports import BulkEventPublisher, PublishError
+from polystream.bus.topology import topic_of
 from polystream.domain.errors import InvalidEvent
-from polystream.domain.events import decode, topic_of
+from polystream.domain.events import decode
 from polystream.simulate.wire import SimEvent
 
 Send = Callable[[str, str, bytes], None]

@@ -32,6 +32,7 @@ from polystream.bus.ports import (
     PublishError,
     Record,
 )
+from polystream.bus.topology import Topic, dead_letter_headers, topic_of
 from polystream.domain.errors import InvalidEvent
 from polystream.domain.events import (
     EVENT_TYPES,
@@ -39,11 +40,8 @@ from polystream.domain.events import (
     Receipt,
     ReceiptStatus,
     Sink,
-    Topic,
-    dead_letter_headers,
     decode,
     event_types_for,
-    topic_of,
 )
 from polystream.sinks.ports import EventStore, Outcome, PermanentStoreError, TransientStoreError
 from polystream.sinks.receipts import ReceiptLog

@@ -127,16 +127,6 @@ from polystream.domain.events.sessions import (
     SessionLoginStarted,
     SessionRefreshed,
 )
-from polystream.domain.events.topology import (
-    CONSUMER_GROUPS,
-    FAMILY_TOPICS,
-    TOPIC_PARTITIONS,
-    DeadLetterHeader,
-    Topic,
-    dead_letter_headers,
-    topic_of,
-    topics_for,
-)
 from polystream.domain.events.types import (
     PERSONAL,
     SENSITIVE,
@@ -182,10 +172,8 @@ from polystream.domain.events.vocabulary import (
 )
 
 __all__ = [
-    "CONSUMER_GROUPS",
     "ENVELOPE_MODELS",
     "EVENT_TYPES",
-    "FAMILY_TOPICS",
     "MAX_ASSET_BYTES",
     "MAX_EVENT_BYTES",
     "MAX_FLAG_VALUE_BYTES",
@@ -194,7 +182,6 @@ __all__ = [
     "PLANS",
     "REDACTED",
     "SENSITIVE",
-    "TOPIC_PARTITIONS",
     "AssetKind",
     "AssetUploaded",
     "BirthYear",
@@ -205,7 +192,6 @@ __all__ = [
     "Cents",
     "CountryCode",
     "CurrencyCode",
-    "DeadLetterHeader",
     "Device",
     "DeviceKind",
     "DisplayName",
@@ -273,14 +259,12 @@ __all__ = [
     "TitleRemoved",
     "TitleText",
     "TitleUpserted",
-    "Topic",
     "UserErased",
     "UserProfileUpdated",
     "UserRegistered",
     "UtcDatetime",
     "Weight",
     "contains_card_data",
-    "dead_letter_headers",
     "decode",
     "decode_dict",
     "encode",
@@ -294,6 +278,4 @@ __all__ = [
     "pseudonymise",
     "redact",
     "sensitive_paths",
-    "topic_of",
-    "topics_for",
 ]

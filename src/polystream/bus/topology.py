@@ -1,7 +1,9 @@
 """The Kafka topology: topics and their partitions, consumer groups, dead-letter headers.
 
 The event contract names the aggregate family of every event type and the sinks that consume
-it (:mod:`polystream.domain.events.registry`); this module says how that is laid out on Kafka.
+it (:mod:`polystream.domain.events.registry`); this module says how that is laid out on Kafka:
+one topic per family (keyed by the aggregate id the registry names), a dead-letter topic and a
+receipts topic, and one consumer group per sink.
 """
 
 from __future__ import annotations
@@ -11,8 +13,10 @@ from enum import StrEnum
 from types import MappingProxyType
 from typing import Final
 
+from polystream.bus.ports import TopicSpec
 from polystream.domain.errors import InvalidEvent
-from polystream.domain.events.registry import EVENT_TYPES, Family, Sink, families_for
+from polystream.domain.events import EVENT_TYPES, Family, Sink, families_for
+from polystream.settings import KafkaSettings
 
 
 class Topic(StrEnum):
@@ -27,6 +31,43 @@ class Topic(StrEnum):
     FLAGS = "polystream.flags"
     DEADLETTER = "polystream.deadletter"
     RECEIPTS = "polystream.receipts"
+
+
+#: Partitions per topic. Playback heartbeats are by far the busiest stream, so it gets the
+#: most; flags change rarely. Partitions bound the parallelism of a sink (one consumer per
+#: partition per group), so these are also the maximum worker counts per sink.
+TOPIC_PARTITIONS: Final[Mapping[Topic, int]] = MappingProxyType(
+    {
+        Topic.USERS: 6,
+        Topic.SUBSCRIPTIONS: 6,
+        Topic.SESSIONS: 6,
+        Topic.PLAYBACK: 12,
+        Topic.RATINGS: 6,
+        Topic.CATALOG: 6,
+        Topic.FLAGS: 3,
+        Topic.DEADLETTER: 3,
+        Topic.RECEIPTS: 6,
+    }
+)
+
+_DAY_MS: Final = 24 * 3600 * 1000
+
+# Dead letters wait for a human; receipts only feed the audit trail.
+_TOPIC_CONFIG: Final[dict[Topic, dict[str, str]]] = {
+    Topic.DEADLETTER: {"retention.ms": str(30 * _DAY_MS)},
+    Topic.RECEIPTS: {"retention.ms": str(7 * _DAY_MS)},
+}
+
+
+def topic_specs(settings: KafkaSettings) -> list[TopicSpec]:
+    """Every topic of the layout, as the admin client creates it."""
+    # An explicitly set partition count applies to every topic (a small test stack, or a big
+    # cluster); otherwise each topic keeps the default sized for its traffic.
+    override = settings.partitions if "partitions" in settings.model_fields_set else None
+    return [
+        TopicSpec(topic.value, override or TOPIC_PARTITIONS[topic], _TOPIC_CONFIG.get(topic, {}))
+        for topic in Topic
+    ]
 
 
 #: The topic of each aggregate family. One topic per family: the events of a family are
@@ -55,24 +96,6 @@ def topics_for(sink: Sink) -> tuple[Topic, ...]:
     if sink is Sink.AUDIT:
         topics |= {Topic.RECEIPTS, Topic.DEADLETTER}
     return tuple(topic for topic in Topic if topic in topics)
-
-
-#: Partitions per topic. Playback heartbeats are by far the busiest stream, so it gets the
-#: most; flags change rarely. Partitions bound the parallelism of a sink (one consumer per
-#: partition per group), so these are also the maximum worker counts per sink.
-TOPIC_PARTITIONS: Final[Mapping[Topic, int]] = MappingProxyType(
-    {
-        Topic.USERS: 6,
-        Topic.SUBSCRIPTIONS: 6,
-        Topic.SESSIONS: 6,
-        Topic.PLAYBACK: 12,
-        Topic.RATINGS: 6,
-        Topic.CATALOG: 6,
-        Topic.FLAGS: 3,
-        Topic.DEADLETTER: 3,
-        Topic.RECEIPTS: 6,
-    }
-)
 
 
 #: Consumer group of each sink. One group per store is deliberate: a slow store delays only
@@ -135,5 +158,6 @@ __all__ = [
     "Topic",
     "dead_letter_headers",
     "topic_of",
+    "topic_specs",
     "topics_for",
 ]
