@@ -105,7 +105,7 @@ def test_movie_validates_against_the_title_schema() -> None:
     from polystream.domain.events import new_event
 
     event = json.loads(
-        encode(new_event("catalog.title_upserted", examples.movie_title(), source="t"))
+        encode(new_event(examples.movie_title(), source="t"))
     )
     assert list(validator("catalog.title_upserted").iter_errors(event)) == []
 

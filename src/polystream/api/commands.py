@@ -33,7 +33,7 @@ from polystream.api.events.service import wait_for_status
 from polystream.bus.ports import BusError
 from polystream.bus.topology import topic_of
 from polystream.domain.errors import EventValidationError, OversizedEvent
-from polystream.domain.events import Envelope, Payload, encode, new_event, redact
+from polystream.domain.events import Envelope, Payload, encode, new_event, parse_payload, redact
 
 log = logging.getLogger("polystream.api.commands")
 
@@ -94,8 +94,10 @@ Options = Annotated[CommandOptions, Depends(command_options)]
 
 @dataclass(frozen=True, slots=True)
 class Command:
-    event_type: str
-    payload: Payload | Mapping[str, Any]
+    #: The payload class of the event to publish (its event type is the class's).
+    payload_model: type[Payload]
+    #: The payload's fields as the request gave them; validated by the contract.
+    payload: Mapping[str, Any]
     #: Creations answer 201 (not 200) once stored.
     creates: bool = False
     resource_id: str | None = None
@@ -111,12 +113,8 @@ def status_url(event: Envelope[Any]) -> str:
 
 def build_event(runtime: ApiRuntime, command: Command, options: CommandOptions) -> Envelope[Any]:
     try:
-        return new_event(
-            command.event_type,
-            command.payload,
-            source=runtime.deps.source,
-            trace_id=options.trace_id,
-        )
+        payload = parse_payload(command.payload_model, command.payload)
+        return new_event(payload, source=runtime.deps.source, trace_id=options.trace_id)
     except EventValidationError as exc:
         raise ApiError(
             422,

@@ -72,9 +72,11 @@ from polystream.domain.events.codec import (
     encode,
     new_event,
     new_trace_id,
+    parse_payload,
 )
 from polystream.domain.events.envelope import (
     ENVELOPE_MODELS,
+    AnyEvent,
     Envelope,
 )
 from polystream.domain.events.flags import (
@@ -119,6 +121,7 @@ from polystream.domain.events.registry import (
     Sink,
     event_types_for,
     families_for,
+    spec_of,
 )
 from polystream.domain.events.sessions import (
     LoginMethod,
@@ -182,6 +185,7 @@ __all__ = [
     "PLANS",
     "REDACTED",
     "SENSITIVE",
+    "AnyEvent",
     "AssetKind",
     "AssetUploaded",
     "BirthYear",
@@ -274,8 +278,10 @@ __all__ = [
     "looks_like_card_number",
     "new_event",
     "new_trace_id",
+    "parse_payload",
     "personal_paths",
     "pseudonymise",
     "redact",
     "sensitive_paths",
+    "spec_of",
 ]

@@ -9,7 +9,7 @@ import os
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 from pydantic_core import ErrorDetails
@@ -24,8 +24,8 @@ from polystream.domain.errors import (
 )
 from polystream.domain.events.envelope import ENVELOPE_MODELS, EVENT_TYPE_PATTERN, Envelope
 from polystream.domain.events.limits import MAX_EVENT_BYTES
-from polystream.domain.events.payload import Payload
-from polystream.domain.events.registry import EVENT_TYPES, EventSpec
+from polystream.domain.events.payload import P
+from polystream.domain.events.registry import EVENT_TYPES, EventSpec, spec_of
 
 
 def new_trace_id() -> str:
@@ -50,54 +50,48 @@ def _field_error(detail: ErrorDetails, prefix: tuple[str | int, ...]) -> FieldEr
 
 
 def new_event(
-    type: str,
-    payload: Payload | Mapping[str, Any],
+    payload: P,
     *,
     source: str,
     trace_id: str | None = None,
     occurred_at: datetime | None = None,
-) -> Envelope[Any]:
-    """Wrap a payload in an envelope: fresh UUIDv7 id, key from the registry, UTC time.
+) -> Envelope[P]:
+    """Wrap a payload in an envelope: fresh UUIDv7 id, type and key from the registry, UTC time.
 
-    ``payload`` is either the payload model of ``type`` or a mapping validated into it.
-    Raises :class:`UnknownEventType` or :class:`EventValidationError`.
+    The event type is the payload's (``type(payload).event_type``). Raises
+    :class:`UnknownEventType` for a payload class that is not registered, or
+    :class:`EventValidationError`.
     """
-    spec = EVENT_TYPES.get(type)
-    if spec is None:
-        raise UnknownEventType(f"unknown event type {type!r}", event_type=type)
-    if isinstance(payload, Payload):
-        if not isinstance(payload, spec.payload_model):
-            raise EventValidationError.from_errors(
-                (
-                    FieldError(
-                        "payload",
-                        f"{type} needs a {spec.payload_model.__name__}, "
-                        f"got a {payload.__class__.__name__}",
-                        "model_type",
-                    ),
-                ),
-                event_type=type,
-            )
-        model = payload
-    else:
-        try:
-            model = spec.payload_model.model_validate(payload)
-        except ValidationError as exc:
-            raise EventValidationError.from_errors(
-                _field_errors(exc, ("payload",)), event_type=type
-            ) from None
+    spec = spec_of(type(payload))
     try:
-        return ENVELOPE_MODELS[spec.type](
-            type=type,
+        event = ENVELOPE_MODELS[spec.type](
+            type=spec.type,
             schema_version=spec.schema_version,
             occurred_at=datetime.now(UTC) if occurred_at is None else occurred_at,
-            key=spec.key_of(model),
+            key=spec.key_of(payload),
             source=source,
             trace_id=trace_id or new_trace_id(),
-            payload=model,
+            payload=payload,
         )
     except ValidationError as exc:
-        raise EventValidationError.from_errors(_field_errors(exc), event_type=type) from None
+        raise EventValidationError.from_errors(_field_errors(exc), event_type=spec.type) from None
+    # The concrete model of the payload's own type: its payload is exactly a P.
+    return cast(Envelope[P], event)
+
+
+def parse_payload(model: type[P], data: Mapping[str, Any]) -> P:
+    """Validate ``data`` (JSON-like fields, e.g. from an HTTP request) into ``model``.
+
+    Raises :class:`EventValidationError` whose field paths start at ``payload``, as they would
+    on the whole event, or :class:`UnknownEventType` for a model that is not registered.
+    """
+    spec = spec_of(model)
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise EventValidationError.from_errors(
+            _field_errors(exc, ("payload",)), event_type=spec.type
+        ) from None
 
 
 def encode(envelope: Envelope[Any]) -> bytes:
@@ -200,4 +194,4 @@ def _require_generated_fields(spec: EventSpec, event_id: object, occurred_at: ob
         raise EventValidationError.from_errors(missing, event_type=spec.type)
 
 
-__all__ = ["decode", "decode_dict", "encode", "new_event", "new_trace_id"]
+__all__ = ["decode", "decode_dict", "encode", "new_event", "new_trace_id", "parse_payload"]

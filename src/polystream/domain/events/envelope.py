@@ -15,12 +15,13 @@ from polystream.domain.events.payload import ClosedModel, Payload
 from polystream.domain.events.registry import EVENT_TYPES
 from polystream.domain.events.types import UtcDatetime
 
-P = TypeVar("P", bound=Payload)
+# Covariant: events are frozen facts, so an Envelope[UserRegistered] is an Envelope[Payload].
+P_co = TypeVar("P_co", bound=Payload, covariant=True)
 
 EVENT_TYPE_PATTERN: Final = r"^[a-z]+(?:\.[a-z_]+)+$"
 
 
-class Envelope(ClosedModel, Generic[P]):
+class Envelope(ClosedModel, Generic[P_co]):
     """What travels on Kafka: routing and tracing metadata around one typed payload.
 
     ``Envelope[RatingSubmitted]`` is the concrete model of one event type. Build events with
@@ -49,7 +50,7 @@ class Envelope(ClosedModel, Generic[P]):
     trace_id: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")] = (
         Field(description="Correlates the events caused by one request (W3C trace id).")
     )
-    payload: P
+    payload: P_co
 
     @model_validator(mode="after")
     def _agrees_with_registry(self) -> Self:
@@ -72,6 +73,11 @@ class Envelope(ClosedModel, Generic[P]):
         return self
 
 
+#: Any event: an envelope around the payload of whichever registered type. Functions that
+#: handle one family say so with a precise type (``Envelope[UserRegistered]``, or a union of
+#: payload classes); the rest take this and dispatch on the payload's class.
+AnyEvent = Envelope[Payload]
+
 #: The concrete envelope model of each event type, ``Envelope[payload model]``.
 ENVELOPE_MODELS: Final[Mapping[str, type[Envelope[Any]]]] = MappingProxyType(
     {
@@ -81,4 +87,4 @@ ENVELOPE_MODELS: Final[Mapping[str, type[Envelope[Any]]]] = MappingProxyType(
 )
 
 
-__all__ = ["ENVELOPE_MODELS", "EVENT_TYPE_PATTERN", "Envelope"]
+__all__ = ["ENVELOPE_MODELS", "EVENT_TYPE_PATTERN", "AnyEvent", "Envelope"]

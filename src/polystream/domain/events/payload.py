@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar, TypeVar
+
 from pydantic import BaseModel, ConfigDict
 
 
@@ -16,5 +18,13 @@ class ClosedModel(BaseModel):
 class Payload(ClosedModel):
     """Base class of every event payload."""
 
+    #: The event type this payload is the fact of (``"rating.submitted"``), so that building
+    #: and dispatching events goes by class. Set once per registered class, by the registry
+    #: (:mod:`polystream.domain.events.registry`), which is the one table of event types.
+    event_type: ClassVar[str]
 
-__all__ = ["ClosedModel", "Payload"]
+
+P = TypeVar("P", bound=Payload)
+
+
+__all__ = ["ClosedModel", "P", "Payload"]

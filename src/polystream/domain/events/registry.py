@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Final, cast
 
+from polystream.domain.errors import UnknownEventType
 from polystream.domain.events.billing import (
     PaymentFailed,
     PaymentRefunded,
@@ -97,6 +98,9 @@ def _spec(
 ) -> EventSpec:
     if key_field not in payload_model.model_fields:
         raise TypeError(f"{payload_model.__name__} has no key field {key_field!r}")
+    if "event_type" in vars(payload_model):
+        raise TypeError(f"{payload_model.__name__} is registered twice")
+    payload_model.event_type = event_type
     return EventSpec(
         type=event_type,
         schema_version=schema_version,
@@ -167,6 +171,15 @@ EVENT_TYPES: Final[dict[str, EventSpec]] = {
 }
 
 
+def spec_of(payload_model: type[Payload]) -> EventSpec:
+    """The spec of a payload class. Raises :class:`UnknownEventType` for a class that is not
+    registered (a shared base such as ``Payload`` itself)."""
+    spec = EVENT_TYPES.get(vars(payload_model).get("event_type", ""))
+    if spec is None or spec.payload_model is not payload_model:
+        raise UnknownEventType(f"{payload_model.__name__} is not the payload of an event type")
+    return spec
+
+
 def event_types_for(sink: Sink) -> tuple[str, ...]:
     """The event types a sink consumes, in registry order."""
     return tuple(t for t, spec in EVENT_TYPES.items() if sink in spec.consumers)
@@ -185,4 +198,5 @@ __all__ = [
     "Sink",
     "event_types_for",
     "families_for",
+    "spec_of",
 ]
