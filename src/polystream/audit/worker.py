@@ -58,7 +58,13 @@ from polystream.bus.ports import (
     PublishError,
     Record,
 )
-from polystream.bus.topology import CONSUMER_GROUPS, Topic, dead_letter_headers, topics_for
+from polystream.bus.topology import (
+    CONSUMER_GROUPS,
+    DeadLetterHeader,
+    Topic,
+    dead_letter_headers,
+    topics_for,
+)
 from polystream.domain.errors import InvalidEvent
 from polystream.domain.events import Receipt, ReceiptStatus, Sink, UserErased, decode
 from polystream.settings import Settings
@@ -364,7 +370,7 @@ class AuditWorker:
         headers = dead_letter_headers(reason, topic=rec.topic, partition=rec.partition,
                                       offset=rec.offset, consumer=Sink.AUDIT, detail=detail)
         if event_type is not None:
-            headers.setdefault("dlq.event.type", event_type.encode())
+            headers.setdefault(DeadLetterHeader.EVENT_TYPE, event_type.encode())
         key = rec.key.decode(errors="replace") if rec.key else f"{rec.topic}:{rec.partition}"
         self.publisher.publish_fire(self.config.deadletter_topic, key, rec.value or b"",
                                     headers)

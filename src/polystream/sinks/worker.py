@@ -32,7 +32,7 @@ from polystream.bus.ports import (
     PublishError,
     Record,
 )
-from polystream.bus.topology import Topic, dead_letter_headers, topic_of
+from polystream.bus.topology import DeadLetterHeader, Topic, dead_letter_headers, topic_of
 from polystream.domain.errors import InvalidEvent
 from polystream.domain.events import (
     EVENT_TYPES,
@@ -367,7 +367,7 @@ class SinkWorker:
             detail=detail,
         )
         if event_type is not None:
-            headers.setdefault("dlq.event.type", event_type.encode())
+            headers.setdefault(DeadLetterHeader.EVENT_TYPE, event_type.encode())
         key = rec.key.decode(errors="replace") if rec.key else f"{rec.topic}:{rec.partition}"
         self.publisher.publish_fire(Topic.DEADLETTER.value, key, rec.value or b"", headers)
 

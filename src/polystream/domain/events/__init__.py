@@ -78,6 +78,7 @@ from polystream.domain.events.envelope import (
     ENVELOPE_MODELS,
     AnyEvent,
     Envelope,
+    typed_event,
 )
 from polystream.domain.events.flags import (
     FlagScalar,
@@ -284,4 +285,5 @@ __all__ = [
     "redact",
     "sensitive_paths",
     "spec_of",
+    "typed_event",
 ]

@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from types import MappingProxyType
-from typing import Annotated, Any, Final, Generic, Self, TypeVar
+from typing import Annotated, Any, Final, Generic, Self, TypeVar, cast
 from uuid import UUID
 
 from pydantic import Field, StrictInt, StringConstraints, model_validator
 from uuid6 import uuid7
 
-from polystream.domain.events.payload import ClosedModel, Payload
+from polystream.domain.events.payload import ClosedModel, P, Payload
 from polystream.domain.events.registry import EVENT_TYPES
 from polystream.domain.events.types import UtcDatetime
 
@@ -78,6 +78,21 @@ class Envelope(ClosedModel, Generic[P_co]):
 #: payload classes); the rest take this and dispatch on the payload's class.
 AnyEvent = Envelope[Payload]
 
+def typed_event(event: AnyEvent, payload: P) -> Envelope[P]:
+    """``event``, typed by the class of its payload as a ``match`` on it has just found::
+
+        match event.payload:
+            case TitleUpserted() as title:
+                document = title_document(typed_event(event, title))  # Envelope[TitleUpserted]
+
+    Checked: ``payload`` must be the event's own payload.
+    """
+    if event.payload is not payload:
+        raise ValueError("payload is not the payload of this event")
+    # Sound: the envelope is frozen and covariant in its payload, which is a P.
+    return cast(Envelope[P], event)
+
+
 #: The concrete envelope model of each event type, ``Envelope[payload model]``.
 ENVELOPE_MODELS: Final[Mapping[str, type[Envelope[Any]]]] = MappingProxyType(
     {
@@ -87,4 +102,4 @@ ENVELOPE_MODELS: Final[Mapping[str, type[Envelope[Any]]]] = MappingProxyType(
 )
 
 
-__all__ = ["ENVELOPE_MODELS", "EVENT_TYPE_PATTERN", "AnyEvent", "Envelope"]
+__all__ = ["ENVELOPE_MODELS", "EVENT_TYPE_PATTERN", "AnyEvent", "Envelope", "typed_event"]
