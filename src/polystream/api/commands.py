@@ -33,7 +33,7 @@ from polystream.api.events.service import wait_for_status
 from polystream.bus.ports import BusError
 from polystream.bus.topology import topic_of
 from polystream.domain.errors import EventValidationError, OversizedEvent
-from polystream.domain.events import Envelope, Payload, encode, new_event, parse_payload, redact
+from polystream.domain.events import AnyEvent, Payload, encode, new_event, parse_payload, redact
 
 log = logging.getLogger("polystream.api.commands")
 
@@ -105,13 +105,13 @@ class Command:
     where: Mapping[str, str] = field(default_factory=dict)
 
 
-def status_url(event: Envelope[Any]) -> str:
+def status_url(event: AnyEvent) -> str:
     # The type hint lets the status endpoint list the stores still pending before any of them
     # has written a receipt (receipts are the only place the API could learn the type from).
     return f"/events/{event.event_id}?type={event.type}"
 
 
-def build_event(runtime: ApiRuntime, command: Command, options: CommandOptions) -> Envelope[Any]:
+def build_event(runtime: ApiRuntime, command: Command, options: CommandOptions) -> AnyEvent:
     try:
         payload = parse_payload(command.payload_model, command.payload)
         return new_event(payload, source=runtime.deps.source, trace_id=options.trace_id)
@@ -123,7 +123,7 @@ def build_event(runtime: ApiRuntime, command: Command, options: CommandOptions) 
         ) from None
 
 
-async def publish(runtime: ApiRuntime, event: Envelope[Any]) -> None:
+async def publish(runtime: ApiRuntime, event: AnyEvent) -> None:
     try:
         raw = encode(event)
     except OversizedEvent as exc:

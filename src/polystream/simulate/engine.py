@@ -45,9 +45,9 @@ from polystream.bus.topology import topic_of
 from polystream.domain.events import (
     EVENT_TYPES,
     PLANS,
+    AnyEvent,
     AssetKind,
     AssetUploaded,
-    Envelope,
     FlagSet,
     ImageType,
     Payload,
@@ -1454,7 +1454,7 @@ def generate(config: SimConfig, limit: int | None = None) -> Iterator[SimEvent]:
     return events if limit is None else islice(events, limit)
 
 
-def generate_envelopes(config: SimConfig, limit: int | None = None) -> Iterator[Envelope[Any]]:
+def generate_envelopes(config: SimConfig, limit: int | None = None) -> Iterator[AnyEvent]:
     """:func:`generate`, decoded with full validation (slower; for tests and tools)."""
     for event in generate(config, limit):
         yield decode(event.value)

@@ -22,7 +22,12 @@ from polystream.domain.errors import (
     UnknownEventType,
     UnsupportedSchemaVersion,
 )
-from polystream.domain.events.envelope import ENVELOPE_MODELS, EVENT_TYPE_PATTERN, Envelope
+from polystream.domain.events.envelope import (
+    ENVELOPE_MODELS,
+    EVENT_TYPE_PATTERN,
+    AnyEvent,
+    Envelope,
+)
 from polystream.domain.events.limits import MAX_EVENT_BYTES
 from polystream.domain.events.payload import P
 from polystream.domain.events.registry import EVENT_TYPES, EventSpec, spec_of
@@ -94,7 +99,7 @@ def parse_payload(model: type[P], data: Mapping[str, Any]) -> P:
         ) from None
 
 
-def encode(envelope: Envelope[Any]) -> bytes:
+def encode(envelope: AnyEvent) -> bytes:
     """Compact UTF-8 JSON for Kafka. Raises :class:`OversizedEvent` above the limit."""
     raw = envelope.__pydantic_serializer__.to_json(envelope)
     if len(raw) > MAX_EVENT_BYTES:
@@ -118,7 +123,7 @@ class _Header(BaseModel):
     occurred_at: Any = None
 
 
-def decode(raw: bytes | bytearray | memoryview) -> Envelope[Any]:
+def decode(raw: bytes | bytearray | memoryview) -> AnyEvent:
     """Parse and validate one Kafka record value.
 
     Cheap checks first: size, then the header (``type`` and ``schema_version``, read by a
@@ -145,7 +150,7 @@ def decode(raw: bytes | bytearray | memoryview) -> Envelope[Any]:
         raise EventValidationError.from_errors(_field_errors(exc), event_type=spec.type) from None
 
 
-def decode_dict(obj: Mapping[str, Any]) -> Envelope[Any]:
+def decode_dict(obj: Mapping[str, Any]) -> AnyEvent:
     """Validate an already-parsed event (the JSON form, e.g. from an HTTP body or the audit)."""
     spec = _spec_for_header(obj.get("type"), obj.get("schema_version"))
     _require_generated_fields(spec, obj.get("event_id"), obj.get("occurred_at"))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from types import MappingProxyType
-from typing import Annotated, Any, Final, Generic, Self, TypeVar, cast
+from typing import Annotated, Final, Generic, Self, TypeVar, cast
 from uuid import UUID
 
 from pydantic import Field, StrictInt, StringConstraints, model_validator
@@ -94,7 +94,7 @@ def typed_event(event: AnyEvent, payload: P) -> Envelope[P]:
 
 
 #: The concrete envelope model of each event type, ``Envelope[payload model]``.
-ENVELOPE_MODELS: Final[Mapping[str, type[Envelope[Any]]]] = MappingProxyType(
+ENVELOPE_MODELS: Final[Mapping[str, type[AnyEvent]]] = MappingProxyType(
     {
         event_type: Envelope[spec.payload_model]  # type: ignore[name-defined]
         for event_type, spec in EVENT_TYPES.items()

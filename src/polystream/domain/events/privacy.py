@@ -14,7 +14,7 @@ from functools import cache
 from typing import Any, Final
 
 from polystream.domain.events.cards import CARD_KEYS, normalise_key
-from polystream.domain.events.envelope import ENVELOPE_MODELS, Envelope
+from polystream.domain.events.envelope import ENVELOPE_MODELS, AnyEvent, Envelope
 from polystream.domain.events.registry import EVENT_TYPES, EventSpec
 
 REDACTED: Final = "***"
@@ -110,7 +110,7 @@ def _iter_dicts(value: Any) -> Iterator[dict[str, Any]]:
 
 
 def _as_json_data(
-    event: Envelope[Any] | Mapping[str, Any],
+    event: AnyEvent | Mapping[str, Any],
 ) -> tuple[dict[str, Any], EventSpec | None]:
     if isinstance(event, Envelope):
         return event.model_dump(mode="json"), EVENT_TYPES.get(event.type)
@@ -121,7 +121,7 @@ def _as_json_data(
     return data, spec
 
 
-def redact(event: Envelope[Any] | Mapping[str, Any]) -> dict[str, Any]:
+def redact(event: AnyEvent | Mapping[str, Any]) -> dict[str, Any]:
     """A JSON-shaped copy of an event with every secret replaced by ``"***"``.
 
     Secrets are the fields marked ``x-sensitive`` in the event's schema, plus, anywhere and
@@ -139,7 +139,7 @@ def redact(event: Envelope[Any] | Mapping[str, Any]) -> dict[str, Any]:
     return data
 
 
-def pseudonymise(event: Envelope[Any] | Mapping[str, Any], *, secret: bytes) -> dict[str, Any]:
+def pseudonymise(event: AnyEvent | Mapping[str, Any], *, secret: bytes) -> dict[str, Any]:
     """:func:`redact`, then personal fields replaced by a keyed hash (``"hmac:<hex>"``).
 
     The same person gets the same pseudonym under the same ``secret``, so the audit can
