@@ -22,39 +22,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final, overload
 
-from polystream.domain.events import (
-    EVENT_TYPES,
-    AnyEvent,
-    AssetUploaded,
-    Envelope,
-    FlagSet,
-    ImageType,
-    Payload,
-    PaymentFailed,
-    PaymentRefunded,
-    PaymentSucceeded,
-    PlaybackProgress,
-    PlaybackStarted,
-    PlaybackStopped,
-    PreferencesUpdated,
-    RatingRetracted,
-    RatingSubmitted,
-    RelationAdded,
-    RelationRemoved,
-    SessionEnded,
-    SessionLoginStarted,
-    SessionRefreshed,
-    SubscriptionCanceled,
-    SubscriptionPlanChanged,
-    SubscriptionRenewed,
-    SubscriptionStarted,
-    TitleRemoved,
-    TitleUpserted,
-    UserErased,
-    UserProfileUpdated,
-    UserRegistered,
-    new_event,
-)
+from polystream.domain import events as ev
+from polystream.domain.events import EVENT_TYPES, AnyEvent, Envelope, ImageType, Payload, new_event
 from polystream.domain.events.payload import P
 
 #: The instant every example happens at, unless overridden.
@@ -103,9 +72,9 @@ def image_asset(
     title_id: str = TITLE_ID,
     kind: str = "poster",
     content_type: ImageType | str = ImageType.PNG,
-) -> AssetUploaded:
+) -> ev.AssetUploaded:
     """An ``AssetUploaded`` payload for ``data``, with size and checksum computed."""
-    return AssetUploaded.model_validate(
+    return ev.AssetUploaded.model_validate(
         {
             "asset_id": asset_id,
             "title_id": title_id,
@@ -220,7 +189,7 @@ def _movie() -> dict[str, Any]:
 _EXAMPLE_PNG: Final = png_image()
 
 _FIELDS: Final[dict[type[Payload], Callable[[], dict[str, Any]]]] = {
-    UserRegistered: lambda: {
+    ev.UserRegistered: lambda: {
         "user_id": USER_ID,
         "email": "ana.silva@example.com",
         "display_name": "Ana",
@@ -228,9 +197,9 @@ _FIELDS: Final[dict[type[Payload], Callable[[], dict[str, Any]]]] = {
         "birth_year": 1990,
         "password_hash": EXAMPLE_PASSWORD_HASH,
     },
-    UserProfileUpdated: lambda: {"user_id": USER_ID, "display_name": "Ana S.", "country": "ES"},
-    UserErased: lambda: {"user_id": USER_ID, "reason": "user_request"},
-    PreferencesUpdated: lambda: {
+    ev.UserProfileUpdated: lambda: {"user_id": USER_ID, "display_name": "Ana S.", "country": "ES"},
+    ev.UserErased: lambda: {"user_id": USER_ID, "reason": "user_request"},
+    ev.PreferencesUpdated: lambda: {
         "user_id": USER_ID,
         "genres": ["drama", "science_fiction"],
         "languages": ["pt-BR", "en"],
@@ -240,20 +209,20 @@ _FIELDS: Final[dict[type[Payload], Callable[[], dict[str, Any]]]] = {
         "autoplay_previews": False,
         "maturity_limit": "18+",
     },
-    SubscriptionStarted: lambda: {
+    ev.SubscriptionStarted: lambda: {
         "subscription_id": SUBSCRIPTION_ID,
         "user_id": USER_ID,
         "plan": "standard",
         "period_start": EXAMPLE_TIME,
         "period_end": EXAMPLE_TIME + timedelta(days=31),
     },
-    SubscriptionPlanChanged: lambda: {
+    ev.SubscriptionPlanChanged: lambda: {
         "subscription_id": SUBSCRIPTION_ID,
         "user_id": USER_ID,
         "from_plan": "standard",
         "to_plan": "premium",
     },
-    SubscriptionRenewed: lambda: {
+    ev.SubscriptionRenewed: lambda: {
         "subscription_id": SUBSCRIPTION_ID,
         "user_id": USER_ID,
         "plan": "premium",
@@ -261,15 +230,15 @@ _FIELDS: Final[dict[type[Payload], Callable[[], dict[str, Any]]]] = {
         "period_end": EXAMPLE_TIME + timedelta(days=59),
         "payment_id": PAYMENT_ID,
     },
-    SubscriptionCanceled: lambda: {
+    ev.SubscriptionCanceled: lambda: {
         "subscription_id": SUBSCRIPTION_ID,
         "user_id": USER_ID,
         "reason": "user_request",
         "ends_at": EXAMPLE_TIME + timedelta(days=59),
     },
-    PaymentSucceeded: _card_payment,
-    PaymentFailed: lambda: {**_card_payment(), "failure_reason": "insufficient_funds"},
-    PaymentRefunded: lambda: {
+    ev.PaymentSucceeded: _card_payment,
+    ev.PaymentFailed: lambda: {**_card_payment(), "failure_reason": "insufficient_funds"},
+    ev.PaymentRefunded: lambda: {
         "payment_id": PAYMENT_ID,
         "refund_id": "0194a1b2-0000-7000-8000-0000000000c2",
         "subscription_id": SUBSCRIPTION_ID,
@@ -278,7 +247,7 @@ _FIELDS: Final[dict[type[Payload], Callable[[], dict[str, Any]]]] = {
         "currency": "EUR",
         "reason": "requested_by_customer",
     },
-    SessionLoginStarted: lambda: {
+    ev.SessionLoginStarted: lambda: {
         "session_id": SESSION_ID,
         "user_id": USER_ID,
         "method": "password",
@@ -287,38 +256,38 @@ _FIELDS: Final[dict[type[Payload], Callable[[], dict[str, Any]]]] = {
         "user_agent": "PolystreamTV/4.2 (Linux; Android 12)",
         "expires_at": EXAMPLE_TIME + timedelta(hours=12),
     },
-    SessionRefreshed: lambda: {
+    ev.SessionRefreshed: lambda: {
         "session_id": SESSION_ID,
         "user_id": USER_ID,
         "ip_address": "2001:db8::7",
         "expires_at": EXAMPLE_TIME + timedelta(hours=13),
     },
-    SessionEnded: lambda: {"session_id": SESSION_ID, "user_id": USER_ID, "reason": "logout"},
-    PlaybackStarted: lambda: {**_playback(), "position_seconds": 0},
-    PlaybackProgress: _playback,
-    PlaybackStopped: lambda: {**_playback(), "position_seconds": 1800, "reason": "user"},
-    RatingSubmitted: lambda: {
+    ev.SessionEnded: lambda: {"session_id": SESSION_ID, "user_id": USER_ID, "reason": "logout"},
+    ev.PlaybackStarted: lambda: {**_playback(), "position_seconds": 0},
+    ev.PlaybackProgress: _playback,
+    ev.PlaybackStopped: lambda: {**_playback(), "position_seconds": 1800, "reason": "user"},
+    ev.RatingSubmitted: lambda: {
         "user_id": USER_ID,
         "title_id": TITLE_ID,
         "stars": 4,
         "review": "Slow start, stunning second season.",
     },
-    RatingRetracted: lambda: {"user_id": USER_ID, "title_id": TITLE_ID},
-    TitleUpserted: _series,
-    TitleRemoved: lambda: {"title_id": TITLE_ID, "version": 4},
-    RelationAdded: lambda: {
+    ev.RatingRetracted: lambda: {"user_id": USER_ID, "title_id": TITLE_ID},
+    ev.TitleUpserted: _series,
+    ev.TitleRemoved: lambda: {"title_id": TITLE_ID, "version": 4},
+    ev.RelationAdded: lambda: {
         "from_title_id": TITLE_ID,
         "to_title_id": OTHER_TITLE_ID,
         "kind": "same_director",
         "weight": 0.8,
     },
-    RelationRemoved: lambda: {
+    ev.RelationRemoved: lambda: {
         "from_title_id": TITLE_ID,
         "to_title_id": OTHER_TITLE_ID,
         "kind": "same_director",
     },
-    AssetUploaded: lambda: image_asset(_EXAMPLE_PNG).model_dump(),
-    FlagSet: lambda: {
+    ev.AssetUploaded: lambda: image_asset(_EXAMPLE_PNG).model_dump(),
+    ev.FlagSet: lambda: {
         "name": "player.next-episode-countdown",
         "value": {"enabled": True, "seconds": 10},
         "scope": "global",
@@ -347,9 +316,9 @@ def example_payload(event_type: type[Payload] | str, /, **overrides: Any) -> Pay
     return model.model_validate({**_FIELDS[model](), **overrides})
 
 
-def movie_title(**overrides: Any) -> TitleUpserted:
+def movie_title(**overrides: Any) -> ev.TitleUpserted:
     """A valid ``TitleUpserted`` payload for a movie (the default example is a series)."""
-    return TitleUpserted.model_validate({**_movie(), **overrides})
+    return ev.TitleUpserted.model_validate({**_movie(), **overrides})
 
 
 @overload

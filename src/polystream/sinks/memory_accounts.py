@@ -49,26 +49,8 @@ from enum import StrEnum
 from typing import Any, Final, Protocol, assert_never
 from uuid import UUID
 
-from polystream.domain.events import (
-    EVENT_TYPES,
-    AnyEvent,
-    PaymentFailed,
-    PaymentRefunded,
-    PaymentSucceeded,
-    PlanCode,
-    PreferencesUpdated,
-    RatingRetracted,
-    RatingSubmitted,
-    Sink,
-    SubscriptionCanceled,
-    SubscriptionPlanChanged,
-    SubscriptionRenewed,
-    SubscriptionStarted,
-    UserErased,
-    UserProfileUpdated,
-    UserRegistered,
-    event_types_for,
-)
+from polystream.domain import events as ev
+from polystream.domain.events import EVENT_TYPES, AnyEvent, PlanCode, Sink, event_types_for
 from polystream.sinks.ports import (
     DUPLICATE,
     STALE,
@@ -87,19 +69,19 @@ ACCOUNT_EVENT_TYPES: Final = frozenset(event_types_for(Sink.POSTGRES))
 
 #: The payloads of those event types (a test checks the two agree).
 AccountPayload = (
-    UserRegistered
-    | UserProfileUpdated
-    | UserErased
-    | PreferencesUpdated
-    | SubscriptionStarted
-    | SubscriptionPlanChanged
-    | SubscriptionRenewed
-    | SubscriptionCanceled
-    | PaymentSucceeded
-    | PaymentFailed
-    | PaymentRefunded
-    | RatingSubmitted
-    | RatingRetracted
+    ev.UserRegistered
+    | ev.UserProfileUpdated
+    | ev.UserErased
+    | ev.PreferencesUpdated
+    | ev.SubscriptionStarted
+    | ev.SubscriptionPlanChanged
+    | ev.SubscriptionRenewed
+    | ev.SubscriptionCanceled
+    | ev.PaymentSucceeded
+    | ev.PaymentFailed
+    | ev.PaymentRefunded
+    | ev.RatingSubmitted
+    | ev.RatingRetracted
 )
 
 
@@ -325,9 +307,9 @@ class AccountReader(Protocol):
 def _free_text(payload: AccountPayload) -> dict[str, str | None]:
     """The free-text fields this sink stores (ids, codes and hashes are patterns)."""
     match payload:
-        case UserRegistered() | UserProfileUpdated():
+        case ev.UserRegistered() | ev.UserProfileUpdated():
             return {"display_name": payload.display_name}
-        case RatingSubmitted():
+        case ev.RatingSubmitted():
             return {"review": payload.review}
         case _:
             return {}
@@ -485,29 +467,29 @@ class AccountState:
     def _decide(self, p: AccountPayload, at: datetime) -> Outcome:
         """What the event with payload ``p``, which happened ``at``, does to the state."""
         match p:
-            case UserRegistered():
+            case ev.UserRegistered():
                 return self._user_registered(p, at)
-            case UserProfileUpdated():
+            case ev.UserProfileUpdated():
                 return self._user_profile_updated(p, at)
-            case UserErased():
+            case ev.UserErased():
                 return self._user_erased(p, at)
-            case PreferencesUpdated():
+            case ev.PreferencesUpdated():
                 return self._preferences_updated(p, at)
-            case SubscriptionStarted():
+            case ev.SubscriptionStarted():
                 return self._subscription_started(p, at)
-            case SubscriptionPlanChanged():
+            case ev.SubscriptionPlanChanged():
                 return self._subscription_plan_changed(p, at)
-            case SubscriptionRenewed():
+            case ev.SubscriptionRenewed():
                 return self._subscription_renewed(p, at)
-            case SubscriptionCanceled():
+            case ev.SubscriptionCanceled():
                 return self._subscription_canceled(p, at)
-            case PaymentSucceeded() | PaymentFailed():
+            case ev.PaymentSucceeded() | ev.PaymentFailed():
                 return self._payment_recorded(p, at)
-            case PaymentRefunded():
+            case ev.PaymentRefunded():
                 return self._payment_refunded(p, at)
-            case RatingSubmitted():
+            case ev.RatingSubmitted():
                 return self._rating_submitted(p, at)
-            case RatingRetracted():
+            case ev.RatingRetracted():
                 return self._rating_retracted(p, at)
             case _:
                 assert_never(p)
@@ -524,7 +506,7 @@ class AccountState:
             return rejected(Reason.USER_ERASED)
         return user
 
-    def _user_registered(self, p: UserRegistered, at: datetime) -> Outcome:
+    def _user_registered(self, p: ev.UserRegistered, at: datetime) -> Outcome:
         if p.user_id in self.users:
             return rejected(Reason.USER_EXISTS)
         if p.email in self.user_by_email:
@@ -533,7 +515,7 @@ class AccountState:
         self._put_user(user, p.password_hash)
         return STORED
 
-    def _user_profile_updated(self, p: UserProfileUpdated, at: datetime) -> Outcome:
+    def _user_profile_updated(self, p: ev.UserProfileUpdated, at: datetime) -> Outcome:
         user = self._live_user(p.user_id)
         if isinstance(user, Outcome):
             return user
@@ -552,7 +534,7 @@ class AccountState:
         self._put_user(changed, self.password_hashes[p.user_id])
         return STORED
 
-    def _user_erased(self, p: UserErased, at: datetime) -> Outcome:
+    def _user_erased(self, p: ev.UserErased, at: datetime) -> Outcome:
         user = self.users.get(p.user_id)
         if user is None:
             return rejected(Reason.UNKNOWN_USER)
@@ -579,7 +561,7 @@ class AccountState:
                 self._put_payment(self.payments[payment_id], None)
         return STORED
 
-    def _preferences_updated(self, p: PreferencesUpdated, at: datetime) -> Outcome:
+    def _preferences_updated(self, p: ev.PreferencesUpdated, at: datetime) -> Outcome:
         user = self._live_user(p.user_id)
         if isinstance(user, Outcome):
             return user
@@ -600,7 +582,7 @@ class AccountState:
         self.dirty_preferences[p.user_id] = None
         return STORED
 
-    def _subscription_started(self, p: SubscriptionStarted, at: datetime) -> Outcome:
+    def _subscription_started(self, p: ev.SubscriptionStarted, at: datetime) -> Outcome:
         user = self._live_user(p.user_id, other_topic=True)
         if isinstance(user, Outcome):
             return user
@@ -639,7 +621,7 @@ class AccountState:
             return rejected(Reason.SUBSCRIPTION_CANCELED)
         return subscription
 
-    def _subscription_plan_changed(self, p: SubscriptionPlanChanged, at: datetime) -> Outcome:
+    def _subscription_plan_changed(self, p: ev.SubscriptionPlanChanged, at: datetime) -> Outcome:
         subscription = self._changeable(at, p.subscription_id, p.user_id)
         if isinstance(subscription, Outcome):
             return subscription
@@ -648,7 +630,7 @@ class AccountState:
         self._put_subscription(replace(subscription, plan=p.to_plan, updated_at=at))
         return STORED
 
-    def _subscription_renewed(self, p: SubscriptionRenewed, at: datetime) -> Outcome:
+    def _subscription_renewed(self, p: ev.SubscriptionRenewed, at: datetime) -> Outcome:
         subscription = self._changeable(at, p.subscription_id, p.user_id)
         if isinstance(subscription, Outcome):
             return subscription
@@ -663,7 +645,7 @@ class AccountState:
         self._put_subscription(renewed)
         return STORED
 
-    def _subscription_canceled(self, p: SubscriptionCanceled, at: datetime) -> Outcome:
+    def _subscription_canceled(self, p: ev.SubscriptionCanceled, at: datetime) -> Outcome:
         current = self.subscriptions.get(p.subscription_id)
         if (
             current is not None
@@ -685,7 +667,7 @@ class AccountState:
         self._put_subscription(canceled)
         return STORED
 
-    def _payment_recorded(self, p: PaymentSucceeded | PaymentFailed, at: datetime) -> Outcome:
+    def _payment_recorded(self, p: ev.PaymentSucceeded | ev.PaymentFailed, at: datetime) -> Outcome:
         if p.payment_id in self.payments:
             return rejected(Reason.PAYMENT_EXISTS)
         subscription = self.subscriptions.get(p.subscription_id)
@@ -695,7 +677,7 @@ class AccountState:
             return rejected(Reason.NOT_SUBSCRIPTION_OWNER)
         if subscription.status is SubscriptionStatus.CANCELED:
             return rejected(Reason.SUBSCRIPTION_CANCELED)
-        failed = isinstance(p, PaymentFailed)
+        failed = isinstance(p, ev.PaymentFailed)
         payment = Payment(
             p.payment_id,
             p.subscription_id,
@@ -705,14 +687,14 @@ class AccountState:
             p.card_brand.value,
             p.card_last4,
             PaymentStatus.FAILED if failed else PaymentStatus.SUCCEEDED,
-            p.failure_reason.value if isinstance(p, PaymentFailed) else None,
+            p.failure_reason.value if isinstance(p, ev.PaymentFailed) else None,
             occurred_at=at,
             updated_at=at,
         )
         self._put_payment(payment, p.card_token)
         return STORED
 
-    def _payment_refunded(self, p: PaymentRefunded, at: datetime) -> Outcome:
+    def _payment_refunded(self, p: ev.PaymentRefunded, at: datetime) -> Outcome:
         payment = self.payments.get(p.payment_id)
         if payment is None:
             return missing_prerequisite(Reason.UNKNOWN_PAYMENT)
@@ -742,7 +724,7 @@ class AccountState:
         rating = self.ratings.get(key)
         return rating.rated_at if rating is not None else self.retractions.get(key)
 
-    def _rating_submitted(self, p: RatingSubmitted, at: datetime) -> Outcome:
+    def _rating_submitted(self, p: ev.RatingSubmitted, at: datetime) -> Outcome:
         user = self._live_user(p.user_id, other_topic=True)
         if isinstance(user, Outcome):
             return user
@@ -753,7 +735,7 @@ class AccountState:
         self._put_rating(Rating(p.user_id, p.title_id, p.stars, p.review, at))
         return STORED
 
-    def _rating_retracted(self, p: RatingRetracted, at: datetime) -> Outcome:
+    def _rating_retracted(self, p: ev.RatingRetracted, at: datetime) -> Outcome:
         user = self._live_user(p.user_id, other_topic=True)
         if isinstance(user, Outcome):
             return user

@@ -20,30 +20,8 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import date, datetime
 from typing import Any, Final
 
-from polystream.domain.events import (
-    PLANS,
-    AnyEvent,
-    FlagSet,
-    Genre,
-    Payload,
-    PlanCode,
-    PlaybackProgress,
-    PlaybackStarted,
-    PlaybackStopped,
-    RatingRetracted,
-    RatingSubmitted,
-    SessionEnded,
-    SessionLoginStarted,
-    SessionRefreshed,
-    Sink,
-    SubscriptionCanceled,
-    SubscriptionPlanChanged,
-    SubscriptionRenewed,
-    SubscriptionStarted,
-    TitleRemoved,
-    TitleUpserted,
-    UserErased,
-)
+from polystream.domain import events as ev
+from polystream.domain.events import PLANS, AnyEvent, Genre, Payload, PlanCode, Sink
 from polystream.sinks.ports import Outcome, PermanentStoreError, rejected
 from polystream.sinks.redis_live import (
     DAY_MS,
@@ -65,11 +43,11 @@ from polystream.sinks.redis_live import (
 
 _LIMITS: Final = {code.value: plan.max_streams for code, plan in PLANS.items()}
 _PLAYBACK: Final[frozenset[type[Payload]]] = frozenset(
-    {PlaybackStarted, PlaybackProgress, PlaybackStopped}
+    {ev.PlaybackStarted, ev.PlaybackProgress, ev.PlaybackStopped}
 )
 _WAITING: Final = "wwaiting for an earlier event of this user"
 #: Types without an ``applied:`` marker (the script's ``UNMARKED``): idempotent by state.
-_UNMARKED: Final[frozenset[type[Payload]]] = frozenset({PlaybackProgress})
+_UNMARKED: Final[frozenset[type[Payload]]] = frozenset({ev.PlaybackProgress})
 _SWEEP_EVERY: Final = 10_000
 
 _Value = str | dict[str, str] | set[str] | dict[str, float]
@@ -550,9 +528,9 @@ class _Apply:
         cur_t, cur_eid = ks.hmget(pk, "t", "eid")
         if not self.newer(cur_t, cur_eid):
             return "ta newer subscription event of this user is already applied"
-        if self.model is SubscriptionCanceled:
+        if self.model is ev.SubscriptionCanceled:
             ks.hset(pk, status="canceled", ends_at=self.a(8))
-        elif self.model is SubscriptionPlanChanged:
+        elif self.model is ev.SubscriptionPlanChanged:
             ks.hset(pk, plan=self.a(6))
         else:
             ks.hset(pk, plan=self.a(6), status="active", period_end=self.a(7))
@@ -565,10 +543,10 @@ class _Apply:
         if self.erased(user):
             return "tthe user is erased"
         xk = self.k("sessions", user)
-        if self.model is SessionLoginStarted:
+        if self.model is ev.SessionLoginStarted:
             ks.zadd(xk, int(self.a(6)), sid, gt=True)
             counter = "logins"
-        elif self.model is SessionRefreshed:
+        elif self.model is ev.SessionRefreshed:
             ks.zadd(xk, int(self.a(6)), sid, xx=True, gt=True)
             counter = "session_refreshes"
         else:
@@ -702,22 +680,22 @@ class _Apply:
 
 #: The script's ``handlers`` table, keyed by payload class.
 _HANDLERS: Final[dict[type[Payload], Callable[[_Apply], str]]] = {
-    PlaybackStarted: _Apply.playback_started,
-    PlaybackProgress: lambda a: a.playback_progress(False),
-    PlaybackStopped: lambda a: a.playback_progress(True),
-    RatingSubmitted: _Apply.rate,
-    RatingRetracted: _Apply.rate,
-    SubscriptionStarted: _Apply.subscription,
-    SubscriptionPlanChanged: _Apply.subscription,
-    SubscriptionRenewed: _Apply.subscription,
-    SubscriptionCanceled: _Apply.subscription,
-    SessionLoginStarted: _Apply.session,
-    SessionRefreshed: _Apply.session,
-    SessionEnded: _Apply.session,
-    TitleUpserted: _Apply.title_upserted,
-    TitleRemoved: _Apply.title_removed,
-    FlagSet: _Apply.flag_set,
-    UserErased: _Apply.user_erased,
+    ev.PlaybackStarted: _Apply.playback_started,
+    ev.PlaybackProgress: lambda a: a.playback_progress(False),
+    ev.PlaybackStopped: lambda a: a.playback_progress(True),
+    ev.RatingSubmitted: _Apply.rate,
+    ev.RatingRetracted: _Apply.rate,
+    ev.SubscriptionStarted: _Apply.subscription,
+    ev.SubscriptionPlanChanged: _Apply.subscription,
+    ev.SubscriptionRenewed: _Apply.subscription,
+    ev.SubscriptionCanceled: _Apply.subscription,
+    ev.SessionLoginStarted: _Apply.session,
+    ev.SessionRefreshed: _Apply.session,
+    ev.SessionEnded: _Apply.session,
+    ev.TitleUpserted: _Apply.title_upserted,
+    ev.TitleRemoved: _Apply.title_removed,
+    ev.FlagSet: _Apply.flag_set,
+    ev.UserErased: _Apply.user_erased,
 }
 
 

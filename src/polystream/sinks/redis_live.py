@@ -160,30 +160,8 @@ from redis.exceptions import (
 )
 from redis.retry import Retry
 
-from polystream.domain.events import (
-    PLANS,
-    AnyEvent,
-    FlagSet,
-    Genre,
-    PlanCode,
-    PlaybackProgress,
-    PlaybackStarted,
-    PlaybackStopped,
-    RatingRetracted,
-    RatingSubmitted,
-    ReceiptStatus,
-    SessionEnded,
-    SessionLoginStarted,
-    SessionRefreshed,
-    Sink,
-    SubscriptionCanceled,
-    SubscriptionPlanChanged,
-    SubscriptionRenewed,
-    SubscriptionStarted,
-    TitleRemoved,
-    TitleUpserted,
-    UserErased,
-)
+from polystream.domain import events as ev
+from polystream.domain.events import PLANS, AnyEvent, Genre, PlanCode, ReceiptStatus, Sink
 from polystream.settings import RedisSettings
 from polystream.sinks.ports import (
     DUPLICATE,
@@ -407,22 +385,22 @@ def ranked(rows: Sequence[tuple[str, float]]) -> list[tuple[str, float]]:
 
 #: The payloads the live store acts on (the Redis sink's share of the registry).
 LivePayload = (
-    PlaybackStarted
-    | PlaybackProgress
-    | PlaybackStopped
-    | RatingSubmitted
-    | RatingRetracted
-    | SubscriptionStarted
-    | SubscriptionPlanChanged
-    | SubscriptionRenewed
-    | SubscriptionCanceled
-    | SessionLoginStarted
-    | SessionRefreshed
-    | SessionEnded
-    | TitleUpserted
-    | TitleRemoved
-    | FlagSet
-    | UserErased
+    ev.PlaybackStarted
+    | ev.PlaybackProgress
+    | ev.PlaybackStopped
+    | ev.RatingSubmitted
+    | ev.RatingRetracted
+    | ev.SubscriptionStarted
+    | ev.SubscriptionPlanChanged
+    | ev.SubscriptionRenewed
+    | ev.SubscriptionCanceled
+    | ev.SessionLoginStarted
+    | ev.SessionRefreshed
+    | ev.SessionEnded
+    | ev.TitleUpserted
+    | ev.TitleRemoved
+    | ev.FlagSet
+    | ev.UserErased
 )
 
 #: Their event types (a test checks them against the registry's consumers).
@@ -445,40 +423,40 @@ def _payload_fields(p: LivePayload, t: int) -> list[Any]:
     """The script's ``A[4]`` onwards for payload ``p`` of an event that happened at ``t`` ms."""
     # Heartbeats first: three events in four.
     match p:
-        case PlaybackProgress():
+        case ev.PlaybackProgress():
             return _playback(p, [])
-        case PlaybackStarted():
+        case ev.PlaybackStarted():
             return _playback(p, [day_name(t // DAY_MS)])
-        case PlaybackStopped():
+        case ev.PlaybackStopped():
             return _playback(p, [p.reason.value])
-        case RatingSubmitted():
+        case ev.RatingSubmitted():
             return [p.user_id, p.title_id, p.stars]
-        case RatingRetracted():
+        case ev.RatingRetracted():
             return [p.user_id, p.title_id, 0]
-        case SubscriptionStarted() | SubscriptionRenewed():
+        case ev.SubscriptionStarted() | ev.SubscriptionRenewed():
             return [p.user_id, p.subscription_id, p.plan.value, to_ms(p.period_end)]
-        case SubscriptionPlanChanged():
+        case ev.SubscriptionPlanChanged():
             return [p.user_id, p.subscription_id, p.to_plan.value, ""]
-        case SubscriptionCanceled():
+        case ev.SubscriptionCanceled():
             return [p.user_id, p.subscription_id, "", "", to_ms(p.ends_at)]
-        case SessionLoginStarted() | SessionRefreshed():
+        case ev.SessionLoginStarted() | ev.SessionRefreshed():
             return [p.user_id, p.session_id, to_ms(p.expires_at), day_name(t // DAY_MS)]
-        case SessionEnded():
+        case ev.SessionEnded():
             return [p.user_id, p.session_id, "", day_name(t // DAY_MS)]
-        case TitleUpserted():
+        case ev.TitleUpserted():
             return [p.title_id, p.version, *(genre.value for genre in p.genres)]
-        case TitleRemoved():
+        case ev.TitleRemoved():
             return [p.title_id, p.version]
-        case FlagSet():
+        case ev.FlagSet():
             return [p.name, flag_json(p.value), scope_user(p.scope)]
-        case UserErased():
+        case ev.UserErased():
             return [p.user_id]
         case _:
             assert_never(p)
 
 
 def _playback(
-    p: PlaybackStarted | PlaybackProgress | PlaybackStopped, extra: list[Any]
+    p: ev.PlaybackStarted | ev.PlaybackProgress | ev.PlaybackStopped, extra: list[Any]
 ) -> list[Any]:
     return [
         p.viewing_session_id,

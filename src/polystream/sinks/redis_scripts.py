@@ -54,25 +54,7 @@ from collections.abc import Mapping
 from string import Template
 from typing import Final
 
-from polystream.domain.events import (
-    FlagSet,
-    Payload,
-    PlaybackProgress,
-    PlaybackStarted,
-    PlaybackStopped,
-    RatingRetracted,
-    RatingSubmitted,
-    SessionEnded,
-    SessionLoginStarted,
-    SessionRefreshed,
-    SubscriptionCanceled,
-    SubscriptionPlanChanged,
-    SubscriptionRenewed,
-    SubscriptionStarted,
-    TitleRemoved,
-    TitleUpserted,
-    UserErased,
-)
+from polystream.domain.events import EVENT_TYPES, Payload
 from polystream.domain.events.envelope import EVENT_TYPE_PATTERN
 
 
@@ -619,28 +601,11 @@ def _lua_event_type(model: type[Payload]) -> str:
     return f"'{model.event_type}'"
 
 
-#: The event types the script names, from their payload classes: ``@{PlaybackStarted}`` in
-#: the template becomes ``'playback.started'``.
+#: The event types the script may name, from their payload classes: ``@{PlaybackStarted}``
+#: in the template becomes ``'playback.started'``.
 _EVENT_TYPES: Final = {
-    model.__name__: _lua_event_type(model)
-    for model in (
-        PlaybackStarted,
-        PlaybackProgress,
-        PlaybackStopped,
-        SubscriptionCanceled,
-        SubscriptionPlanChanged,
-        SessionLoginStarted,
-        SessionRefreshed,
-        RatingSubmitted,
-        RatingRetracted,
-        SubscriptionStarted,
-        SubscriptionRenewed,
-        SessionEnded,
-        TitleUpserted,
-        TitleRemoved,
-        FlagSet,
-        UserErased,
-    )
+    spec.payload_model.__name__: _lua_event_type(spec.payload_model)
+    for spec in EVENT_TYPES.values()
 }
 
 

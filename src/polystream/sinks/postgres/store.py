@@ -39,23 +39,8 @@ from uuid import UUID
 import psycopg
 from psycopg import errors as pgerrors
 
-from polystream.domain.events import (
-    AnyEvent,
-    PaymentFailed,
-    PaymentRefunded,
-    PaymentSucceeded,
-    PreferencesUpdated,
-    RatingRetracted,
-    RatingSubmitted,
-    Sink,
-    SubscriptionCanceled,
-    SubscriptionPlanChanged,
-    SubscriptionRenewed,
-    SubscriptionStarted,
-    UserErased,
-    UserProfileUpdated,
-    UserRegistered,
-)
+from polystream.domain import events as ev
+from polystream.domain.events import AnyEvent, Sink
 from polystream.settings import PostgresSettings
 from polystream.sinks.memory_accounts import (
     CONSUMER,
@@ -476,20 +461,22 @@ def _load(conn: Connection, state: AccountState, events: Sequence[AnyEvent]) -> 
         payload = account_payload(event)
         user_ids.add(payload.user_id)
         match payload:
-            case UserRegistered() | UserProfileUpdated():
+            case ev.UserRegistered() | ev.UserProfileUpdated():
                 if payload.email is not None:
                     emails.add(payload.email)
-            case UserErased() | PreferencesUpdated():
+            case ev.UserErased() | ev.PreferencesUpdated():
                 preference_users.add(payload.user_id)
-            case SubscriptionStarted():
+            case ev.SubscriptionStarted():
                 subscription_ids.add(payload.subscription_id)
                 subscribers.add(payload.user_id)
-            case SubscriptionPlanChanged() | SubscriptionRenewed() | SubscriptionCanceled():
+            case (
+                ev.SubscriptionPlanChanged() | ev.SubscriptionRenewed() | ev.SubscriptionCanceled()
+            ):
                 subscription_ids.add(payload.subscription_id)
-            case PaymentSucceeded() | PaymentFailed() | PaymentRefunded():
+            case ev.PaymentSucceeded() | ev.PaymentFailed() | ev.PaymentRefunded():
                 payment_ids.add(payload.payment_id)
                 subscription_ids.add(payload.subscription_id)
-            case RatingSubmitted() | RatingRetracted():
+            case ev.RatingSubmitted() | ev.RatingRetracted():
                 rating_keys.add((payload.user_id, payload.title_id))
             case _:
                 assert_never(payload)
