@@ -28,6 +28,10 @@ Design rules that explain most of the choices:
   aggregates use ``occurred_at`` as their event-time guard.
 * Numbers that are ids, counts or money are strict integers (``"5"`` and ``5.0`` are
   refused) and booleans are strict: lax coercion hides producer bugs.
+* Each payload class knows its event type (``RatingSubmitted.event_type``, set by the
+  registry): events are built from a payload (``new_event(payload, source=...)``) and
+  consumers dispatch on the payload's class (``match event.payload``), never on the type
+  string, so mypy checks that each handler gets the payload it expects.
 """
 
 from polystream.domain.events.billing import (

@@ -25,8 +25,9 @@ class Envelope(ClosedModel, Generic[P_co]):
     """What travels on Kafka: routing and tracing metadata around one typed payload.
 
     ``Envelope[RatingSubmitted]`` is the concrete model of one event type. Build events with
-    :func:`new_event` and read them with :func:`decode`; both pick the payload model from
-    :data:`EVENT_TYPES`, and the bare ``Envelope`` cannot know which payload to expect.
+    :func:`new_event` (the type is the payload's class's) and read them with :func:`decode`
+    (the model is the one registered for the record's type); the bare ``Envelope`` cannot
+    know which payload to expect.
     """
 
     event_id: UUID = Field(
@@ -77,6 +78,7 @@ class Envelope(ClosedModel, Generic[P_co]):
 #: handle one family say so with a precise type (``Envelope[UserRegistered]``, or a union of
 #: payload classes); the rest take this and dispatch on the payload's class.
 AnyEvent = Envelope[Payload]
+
 
 def typed_event(event: AnyEvent, payload: P) -> Envelope[P]:
     """``event``, typed by the class of its payload as a ``match`` on it has just found::
