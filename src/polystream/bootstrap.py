@@ -10,7 +10,8 @@ import socket
 
 from polystream.audit.worker import AuditConfig, AuditWorker
 from polystream.bus.kafka import KafkaEventConsumer, KafkaEventPublisher
-from polystream.domain.events import Sink, topics_for
+from polystream.bus.topology import consumer_group, topics_for
+from polystream.domain.events import Sink
 from polystream.settings import Settings
 from polystream.sinks.ports import EventStore
 from polystream.sinks.receipts import RedisReceiptLog
@@ -27,7 +28,7 @@ def publisher(settings: Settings, role: str) -> KafkaEventPublisher:
 
 def group_id(settings: Settings, sink: Sink) -> str:
     """The consumer group of ``sink`` in this deployment."""
-    return f"{settings.kafka.group_prefix}-{sink.value}"
+    return consumer_group(settings.kafka.group_prefix, sink)
 
 
 def receipt_log(settings: Settings) -> RedisReceiptLog:

@@ -17,7 +17,8 @@ from polystream.audit.memory import InMemoryAuditIndex
 from polystream.audit.worker import AuditWorker
 from polystream.bus.memory import InMemoryBroker, InMemoryEventConsumer, InMemoryEventPublisher
 from polystream.bus.ports import TopicSpec
-from polystream.domain.events import CONSUMER_GROUPS, TOPIC_PARTITIONS, Sink, Topic, topics_for
+from polystream.bus.topology import CONSUMER_GROUPS, TOPIC_PARTITIONS, Topic, topics_for
+from polystream.domain.events import Sink
 from polystream.sinks.memory_accounts import InMemoryAccountStore
 from polystream.sinks.memory_catalog import InMemoryCatalogStore
 from polystream.sinks.memory_live import InMemoryLiveStore

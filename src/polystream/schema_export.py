@@ -21,16 +21,14 @@ from pathlib import Path
 from typing import Any, Final
 
 from polystream import __version__
-from polystream.domain.events import (
+from polystream.bus.topology import (
     CONSUMER_GROUPS,
-    EVENT_TYPES,
-    MAX_EVENT_BYTES,
     TOPIC_PARTITIONS,
     DeadLetterHeader,
-    Receipt,
-    Sink,
     Topic,
+    topic_of,
 )
+from polystream.domain.events import ENVELOPE_MODELS, EVENT_TYPES, MAX_EVENT_BYTES, Receipt, Sink
 
 __all__ = [
     "ASYNCAPI_FILE",
@@ -71,7 +69,7 @@ def event_schema_id(event_type: str) -> str:
 def event_schema(event_type: str) -> dict[str, Any]:
     """The JSON Schema of one event type as it appears on the wire."""
     spec = EVENT_TYPES[event_type]
-    schema = spec.envelope_model.model_json_schema()
+    schema = ENVELOPE_MODELS[event_type].model_json_schema()
     properties: dict[str, Any] = schema["properties"]
     # The generic envelope says "some type, some version"; this schema is for one of each.
     properties["type"] = {"const": spec.type, "title": "Type", "type": "string"}
@@ -88,7 +86,7 @@ def event_schema(event_type: str) -> dict[str, Any]:
     schema["$id"] = event_schema_id(event_type)
     schema["title"] = f"{spec.type} v{spec.schema_version}"
     schema["description"] = _docstring(spec.payload_model.__doc__)
-    schema["x-topic"] = spec.topic.value
+    schema["x-topic"] = topic_of(event_type).value
     schema["x-key"] = f"payload.{spec.key_field}"
     schema["x-consumers"] = [sink.value for sink in spec.consumers]
     schema["x-max-bytes"] = MAX_EVENT_BYTES
@@ -233,7 +231,7 @@ def asyncapi_document() -> dict[str, Any]:
         elif topic is Topic.DEADLETTER:
             names = ["dead-letter"]
         else:
-            names = [t for t, spec in EVENT_TYPES.items() if spec.topic is topic]
+            names = [t for t, spec in EVENT_TYPES.items() if topic_of(t) is topic]
         keys = sorted({f"payload.{EVENT_TYPES[n].key_field}" for n in names if n in EVENT_TYPES})
         description = _TOPIC_DESCRIPTIONS[topic]
         if keys:
@@ -272,7 +270,7 @@ def asyncapi_document() -> dict[str, Any]:
                 "bindings": _group_binding(Sink.AUDIT),
             }
             continue
-        names = [t for t, spec in EVENT_TYPES.items() if spec.topic is topic]
+        names = [t for t, spec in EVENT_TYPES.items() if topic_of(t) is topic]
         operations[f"{_channel_id(topic)}.send"] = {
             "action": "send",
             "channel": channel,

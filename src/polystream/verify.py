@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
 
-from polystream.domain.events import Envelope, Sink, event_types_for
+from polystream.domain.events import AnyEvent, Sink, event_types_for
 from polystream.sinks.memory_accounts import InMemoryAccountStore
 from polystream.sinks.memory_catalog import InMemoryCatalogStore
 from polystream.sinks.memory_live import InMemoryLiveStore
@@ -39,11 +39,11 @@ class Reference:
         return {Sink.POSTGRES: self.accounts, Sink.MONGO: self.catalog, Sink.REDIS: self.live}
 
 
-def expected_state(events: Iterable[Envelope[Any]], *, batch: int = 1000) -> Reference:
+def expected_state(events: Iterable[AnyEvent], *, batch: int = 1000) -> Reference:
     """Apply the events in order, each to the stores that consume it."""
     ref = Reference()
     wanted = {sink: frozenset(event_types_for(sink)) for sink in ref.stores()}
-    pending: dict[Sink, list[Envelope[Any]]] = {sink: [] for sink in wanted}
+    pending: dict[Sink, list[AnyEvent]] = {sink: [] for sink in wanted}
 
     def flush(sink: Sink) -> None:
         if pending[sink]:
@@ -82,7 +82,7 @@ class Scope:
         self.shared = frozenset(shared)
 
     @classmethod
-    def of(cls, events: Iterable[Envelope[Any]]) -> Scope:
+    def of(cls, events: Iterable[AnyEvent]) -> Scope:
         ids: set[str] = set()
         shared: set[str] = set()
         for env in events:

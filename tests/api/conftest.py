@@ -16,16 +16,8 @@ from pydantic import SecretStr
 from polystream.api import ApiDeps, create_app
 from polystream.bus.memory import InMemoryBroker, InMemoryEventConsumer, InMemoryEventPublisher
 from polystream.bus.ports import EventPublisher, Record
-from polystream.bus.topics import topic_specs
-from polystream.domain.events import (
-    EVENT_TYPES,
-    Envelope,
-    Receipt,
-    ReceiptStatus,
-    Sink,
-    Topic,
-    decode,
-)
+from polystream.bus.topology import Topic, topic_specs
+from polystream.domain.events import EVENT_TYPES, Envelope, Receipt, ReceiptStatus, Sink, decode
 from polystream.settings import ApiSettings, KafkaSettings, Settings
 from polystream.sinks.receipts import InMemoryReceiptLog
 

@@ -25,14 +25,8 @@ from pydantic import SecretStr
 from polystream.api import ApiDeps, create_app
 from polystream.api.bootstrap import build_deps
 from polystream.bus.admin import end_offsets, ensure_topics
-from polystream.bus.topics import topic_specs
-from polystream.domain.events import (
-    EVENT_TYPES,
-    Receipt,
-    ReceiptStatus,
-    Sink,
-    Topic,
-)
+from polystream.bus.topology import Topic, topic_of, topic_specs
+from polystream.domain.events import EVENT_TYPES, Receipt, ReceiptStatus, Sink
 from polystream.settings import Settings
 
 from .cases import BAD, CARD_BAD, OPERATOR_CALLS, REGISTER, VALID, Call
@@ -41,7 +35,7 @@ from .conftest import OPERATOR_TOKEN
 pytestmark = pytest.mark.stack
 
 SCHEMAS = Path(__file__).resolve().parents[2] / "docs" / "schemas"
-EVENT_TOPICS = sorted({spec.topic.value for spec in EVENT_TYPES.values()})
+EVENT_TOPICS = sorted({topic_of(t).value for t in EVENT_TYPES})
 Offsets = dict[tuple[str, int], int]
 
 
@@ -123,7 +117,7 @@ def test_valid_commands_reach_kafka(
         case = VALID[name]
         spec = EVENT_TYPES[case.event_type]
         assert value["type"] == case.event_type
-        assert record["topic"] == spec.topic.value
+        assert record["topic"] == topic_of(spec.type).value
         key = case.key or body["resource_id"]
         assert record["key"] == key.encode() and value["key"] == key
         for field, expected in case.expect.items():

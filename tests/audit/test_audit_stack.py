@@ -25,15 +25,8 @@ from polystream.audit.worker import AuditConfig, AuditWorker
 from polystream.bus import admin
 from polystream.bus.kafka import KafkaEventConsumer, KafkaEventPublisher
 from polystream.bus.ports import TopicSpec
-from polystream.domain.events import (
-    EVENT_TYPES,
-    Envelope,
-    Receipt,
-    ReceiptStatus,
-    Sink,
-    dead_letter_headers,
-    encode,
-)
+from polystream.bus.topology import dead_letter_headers
+from polystream.domain.events import EVENT_TYPES, Envelope, Receipt, ReceiptStatus, Sink, encode
 from polystream.domain.examples import example_event
 from polystream.settings import Settings
 

@@ -25,14 +25,8 @@ from polystream.audit.documents import (
 )
 from polystream.audit.ports import AuditIndex, AuditQuery, InvalidCursor
 from polystream.bus.ports import Record
-from polystream.domain.events import (
-    DeadLetterHeader,
-    Receipt,
-    ReceiptStatus,
-    Sink,
-    dead_letter_headers,
-    encode,
-)
+from polystream.bus.topology import DeadLetterHeader, dead_letter_headers
+from polystream.domain.events import Receipt, ReceiptStatus, Sink, encode
 
 from .conftest import SECRET, event_at, now_utc
 

@@ -26,20 +26,23 @@ from polystream.audit.worker import (
 )
 from polystream.bus.memory import InMemoryBroker, InMemoryEventConsumer, InMemoryEventPublisher
 from polystream.bus.ports import BusError, Record, TopicSpec
+from polystream.bus.topology import (
+    TOPIC_PARTITIONS,
+    DeadLetterHeader,
+    Topic,
+    dead_letter_headers,
+    topic_of,
+    topics_for,
+)
 from polystream.cli.worker import START_UP_TRANSIENT
 from polystream.domain.events import (
     EVENT_TYPES,
-    TOPIC_PARTITIONS,
-    DeadLetterHeader,
     Envelope,
     Receipt,
     ReceiptStatus,
     Sink,
-    Topic,
-    dead_letter_headers,
     encode,
     find_card_data,
-    topics_for,
 )
 from polystream.domain.examples import example_event
 from polystream.runtime.supervisor import ExitCode, Role, Supervisor
@@ -63,7 +66,7 @@ class Bus:
 
     def publish(self, *events: Envelope[Any]) -> None:
         for env in events:
-            self.publisher.publish(EVENT_TYPES[env.type].topic.value, env.key,
+            self.publisher.publish(topic_of(env.type).value, env.key,
                                    encode(env)).result()
 
     def raw(self, topic: Topic | str, key: str, value: bytes,

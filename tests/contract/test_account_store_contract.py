@@ -12,7 +12,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, Protocol, get_args
 
 import psycopg
 import pytest
@@ -20,18 +20,22 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
+from polystream.bus.topology import topic_of
 from polystream.domain.events import (
-    EVENT_TYPES,
     Envelope,
+    FlagSet,
     ReceiptStatus,
     Sink,
+    UserRegistered,
     event_types_for,
     find_card_data,
 )
 from polystream.domain.examples import EXAMPLE_PASSWORD_HASH, EXAMPLE_TIME, example_event
 from polystream.settings import PostgresSettings, Settings
 from polystream.sinks.memory_accounts import (
+    ACCOUNT_EVENT_TYPES,
     DEFERRABLE_REASONS,
+    AccountPayload,
     AccountReader,
     AccountState,
     InMemoryAccountStore,
@@ -166,6 +170,18 @@ def apply_one(store: AccountStore, event: Envelope[Any]) -> Outcome:
 
 
 # --- users -----------------------------------------------------------------------------
+
+
+def test_the_store_applies_exactly_the_postgres_event_types() -> None:
+    models = {model.event_type for model in get_args(AccountPayload)}
+    assert models == ACCOUNT_EVENT_TYPES == set(event_types_for(Sink.POSTGRES))
+
+
+def test_other_event_types_are_refused_before_anything_is_applied(store: AccountStore) -> None:
+    registered = example_event(UserRegistered)
+    with pytest.raises(PermanentStoreError, match=r"flag\.set is not an account event"):
+        store.apply([registered, example_event(FlagSet)])
+    assert store.get_user(registered.payload.user_id) is None
 
 
 def test_register_then_read(store: AccountStore) -> None:
@@ -940,7 +956,7 @@ def topic_streams(events: Sequence[Envelope[Any]]) -> list[list[Envelope[Any]]]:
     """The events per partition: every account topic is keyed by user id."""
     streams: dict[tuple[str, str], list[Envelope[Any]]] = {}
     for event in events:
-        partition = (EVENT_TYPES[event.type].topic.value, event.payload.user_id)
+        partition = (topic_of(event.type).value, event.payload.user_id)
         streams.setdefault(partition, []).append(event)
     return list(streams.values())
 

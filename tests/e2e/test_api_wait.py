@@ -17,8 +17,8 @@ from polystream.api.bootstrap import build_deps
 from polystream.bootstrap import receipt_log
 from polystream.bus.admin import ensure_topics, group_lag
 from polystream.bus.kafka import KafkaEventConsumer, KafkaEventPublisher
-from polystream.bus.topics import topic_specs
-from polystream.domain.events import Sink, topics_for
+from polystream.bus.topology import topic_specs, topics_for
+from polystream.domain.events import Sink
 from polystream.settings import Settings
 from polystream.sinks.postgres.migrate import upgrade
 from polystream.sinks.postgres.store import PostgresAccountStore

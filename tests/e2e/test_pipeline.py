@@ -25,8 +25,8 @@ from pymongo import MongoClient
 
 from polystream.bus.admin import delete_topics, ensure_topics, group_lag
 from polystream.bus.kafka import KafkaEventConsumer, KafkaEventPublisher
-from polystream.bus.topics import topic_specs
-from polystream.domain.events import DeadLetterHeader, Sink, Topic, decode, topics_for
+from polystream.bus.topology import DeadLetterHeader, Topic, topic_specs, topics_for
+from polystream.domain.events import Sink, decode
 from polystream.settings import Settings
 from polystream.simulate import SimConfig, generate
 from polystream.sinks.mongo import MongoCatalogStore

@@ -19,7 +19,7 @@ from jsonschema import Draft202012Validator
 from typer.testing import CliRunner
 
 from polystream.bus.admin import end_offsets, ensure_topics
-from polystream.bus.topics import topic_specs
+from polystream.bus.topology import topic_of, topic_specs
 from polystream.cli import simulate as cli
 from polystream.domain.events import EVENT_TYPES
 from polystream.settings import Settings
@@ -41,7 +41,7 @@ def _validator(event_type: str) -> Draft202012Validator:
 def test_simulated_events_in_kafka_match_the_json_schema_and_keep_per_key_order(
     settings: Settings, unique: str
 ) -> None:
-    topics = sorted({spec.topic.value for spec in EVENT_TYPES.values()})
+    topics = sorted({topic_of(t).value for t in EVENT_TYPES})
     ensure_topics(settings.kafka, [s for s in topic_specs(settings.kafka) if s.name in topics])
     before = {topic: end_offsets(settings.kafka, topic) for topic in topics}
     source = f"simulator-test-{unique}"
@@ -89,7 +89,7 @@ def test_simulated_events_in_kafka_match_the_json_schema_and_keep_per_key_order(
         errors = sorted(_validator(event["type"]).iter_errors(event), key=str)
         assert not errors, f"{event['type']}: {errors[0].message}"
         assert event["source"] == source
-        assert topic == EVENT_TYPES[event["type"]].topic.value
+        assert topic == topic_of(event["type"]).value
         assert key.decode() == event["key"]
         by_key[event["key"]].append((partition, offset, event))
 
@@ -102,7 +102,7 @@ def test_simulated_events_in_kafka_match_the_json_schema_and_keep_per_key_order(
     in_kafka: dict[tuple[str, str], list[tuple[int, dict[str, Any]]]] = defaultdict(list)
     for key, records in by_key.items():
         for partition, offset, event in records:
-            topic = EVENT_TYPES[event["type"]].topic.value
+            topic = topic_of(event["type"]).value
             partitions_of[(topic, key)].add(partition)
             in_kafka[(topic, key)].append((offset, event))
     for topic_key, records in in_kafka.items():

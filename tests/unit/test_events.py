@@ -6,6 +6,7 @@ import base64
 import hashlib
 import json
 import pickle
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
@@ -23,22 +24,21 @@ from polystream.domain.errors import (
     UnsupportedSchemaVersion,
 )
 from polystream.domain.events import (
-    CONSUMER_GROUPS,
+    ENVELOPE_MODELS,
     EVENT_TYPES,
     MAX_ASSET_BYTES,
     MAX_EVENT_BYTES,
     PLANS,
     REDACTED,
-    TOPIC_PARTITIONS,
-    DeadLetterHeader,
+    AnyEvent,
     Envelope,
+    Payload,
     PlanCode,
     PlaybackProgress,
+    RatingRetracted,
     RatingSubmitted,
     Sink,
-    Topic,
     contains_card_data,
-    dead_letter_headers,
     decode,
     decode_dict,
     encode,
@@ -46,9 +46,12 @@ from polystream.domain.events import (
     find_card_data,
     looks_like_card_number,
     new_event,
+    parse_payload,
+    personal_paths,
     pseudonymise,
     redact,
-    topics_for,
+    sensitive_paths,
+    spec_of,
 )
 from polystream.domain.examples import example_event, example_fields, example_payload
 
@@ -65,11 +68,16 @@ def raw(obj: object) -> bytes:
     return json.dumps(obj).encode()
 
 
+def build(event_type: str, fields: Mapping[str, Any]) -> AnyEvent:
+    """An event of ``event_type`` from raw fields, validated as the API validates requests."""
+    return new_event(parse_payload(EVENT_TYPES[event_type].payload_model, fields), source="test")
+
+
 def payload_errors(event_type: str, **overrides: Any) -> EventValidationError:
     """Build ``event_type`` with ``overrides`` and return the validation error it raises."""
     fields = {**example_fields(event_type), **overrides}
     with pytest.raises(EventValidationError) as caught:
-        new_event(event_type, fields, source="test")
+        build(event_type, fields)
     return caught.value
 
 
@@ -88,7 +96,7 @@ def test_every_type_round_trips(event_type: str) -> None:
 
 
 def test_movie_variant_round_trips() -> None:
-    event = new_event("catalog.title_upserted", examples.movie_title(), source="test")
+    event = new_event(examples.movie_title(), source="test")
     assert decode(encode(event)) == event
 
 
@@ -103,7 +111,7 @@ def test_envelope_is_filled_from_the_registry() -> None:
 
 def test_new_event_defaults_to_now_in_utc() -> None:
     before = datetime.now(UTC)
-    event = new_event("rating.retracted", example_fields("rating.retracted"), source="api")
+    event = new_event(example_payload(RatingRetracted), source="api")
     assert before <= event.occurred_at <= datetime.now(UTC)
 
 
@@ -135,7 +143,7 @@ def test_asset_data_is_the_original_bytes() -> None:
     image = examples.png_image(4, 3)
     asset = examples.image_asset(image)
     assert asset.data == image
-    assert decode(encode(new_event("catalog.asset_uploaded", asset, source="t"))).payload == asset
+    assert decode(encode(new_event(asset, source="t"))).payload == asset
 
 
 # --- registry -----------------------------------------------------------------------------
@@ -146,27 +154,7 @@ def test_registry_is_consistent() -> None:
         assert spec.type == event_type
         assert spec.key_field in spec.payload_model.model_fields
         assert Sink.AUDIT in spec.consumers
-        assert spec.topic not in (Topic.DEADLETTER, Topic.RECEIPTS)
         assert spec.description
-    assert set(TOPIC_PARTITIONS) == set(Topic)
-    assert set(CONSUMER_GROUPS) == set(Sink)
-
-
-def test_topics_per_family() -> None:
-    expected = {
-        "user.": Topic.USERS,
-        "preferences.": Topic.USERS,
-        "subscription.": Topic.SUBSCRIPTIONS,
-        "payment.": Topic.SUBSCRIPTIONS,
-        "session.": Topic.SESSIONS,
-        "playback.": Topic.PLAYBACK,
-        "rating.": Topic.RATINGS,
-        "catalog.": Topic.CATALOG,
-        "flag.": Topic.FLAGS,
-    }
-    for event_type, spec in EVENT_TYPES.items():
-        (topic,) = (t for prefix, t in expected.items() if event_type.startswith(prefix))
-        assert spec.topic is topic, event_type
 
 
 def test_keys() -> None:
@@ -193,8 +181,6 @@ def test_consumers_per_sink() -> None:
         "playback.", "rating.", "subscription.", "session.", "flag.set", "user.erased"
     ) | {"catalog.title_upserted", "catalog.title_removed"}
     assert set(event_types_for(Sink.AUDIT)) == set(EVENT_TYPES)
-    assert set(topics_for(Sink.AUDIT)) == set(Topic)
-    assert topics_for(Sink.MONGO) == (Topic.CATALOG,)
 
 
 def test_plans_catalogue() -> None:
@@ -385,7 +371,7 @@ def test_failed_payment_needs_a_reason() -> None:
     fields = example_fields("payment.failed")
     del fields["failure_reason"]
     with pytest.raises(EventValidationError, match=r"payload\.failure_reason"):
-        new_event("payment.failed", fields, source="test")
+        build("payment.failed", fields)
 
 
 @pytest.mark.parametrize(
@@ -422,7 +408,7 @@ def test_implausible_birth_year(year: int) -> None:
 
 def test_profile_update_must_change_something() -> None:
     with pytest.raises(EventValidationError, match="at least one profile field"):
-        new_event("user.profile_updated", {"user_id": examples.USER_ID}, source="test")
+        build("user.profile_updated", {"user_id": examples.USER_ID})
 
 
 @pytest.mark.parametrize("user_id", ["", "has:colon", "has.dot", "-leading-dash", "x" * 65])
@@ -452,18 +438,18 @@ def test_review_bounds() -> None:
 def test_movie_needs_runtime_and_no_seasons() -> None:
     fields = example_fields("catalog.title_upserted")
     with pytest.raises(EventValidationError, match="a movie needs runtime_minutes"):
-        new_event("catalog.title_upserted", fields | {"kind": "movie"}, source="t")
+        build("catalog.title_upserted", fields | {"kind": "movie"})
     movie = examples.movie_title().model_dump()
     with pytest.raises(EventValidationError, match="a movie has no seasons"):
-        new_event("catalog.title_upserted", movie | {"seasons": fields["seasons"]}, source="t")
+        build("catalog.title_upserted", movie | {"seasons": fields["seasons"]})
 
 
 def test_series_needs_seasons_and_no_runtime() -> None:
     fields = example_fields("catalog.title_upserted")
     with pytest.raises(EventValidationError, match="at least one season"):
-        new_event("catalog.title_upserted", fields | {"seasons": []}, source="t")
+        build("catalog.title_upserted", fields | {"seasons": []})
     with pytest.raises(EventValidationError, match="no runtime_minutes"):
-        new_event("catalog.title_upserted", fields | {"runtime_minutes": 90}, source="t")
+        build("catalog.title_upserted", fields | {"runtime_minutes": 90})
 
 
 def test_season_numbers_unique() -> None:
@@ -471,7 +457,7 @@ def test_season_numbers_unique() -> None:
     first, second = fields["seasons"]
     second["number"] = first["number"]
     with pytest.raises(EventValidationError, match="season numbers must be unique"):
-        new_event("catalog.title_upserted", fields, source="t")
+        build("catalog.title_upserted", fields)
 
 
 def test_episode_numbers_unique_within_a_season() -> None:
@@ -479,7 +465,7 @@ def test_episode_numbers_unique_within_a_season() -> None:
     episodes = fields["seasons"][0]["episodes"]
     episodes[1]["number"] = episodes[0]["number"]
     with pytest.raises(EventValidationError) as caught:
-        new_event("catalog.title_upserted", fields, source="t")
+        build("catalog.title_upserted", fields)
     assert caught.value.errors[0].path == "payload.seasons[0]"
     assert "episode numbers must be unique" in caught.value.reason
 
@@ -488,7 +474,7 @@ def test_episode_ids_unique_within_a_series() -> None:
     fields = example_fields("catalog.title_upserted")
     fields["seasons"][1]["episodes"][0]["episode_id"] = "s01e01-0194a1b2"
     with pytest.raises(EventValidationError, match="episode ids must be unique"):
-        new_event("catalog.title_upserted", fields, source="t")
+        build("catalog.title_upserted", fields)
 
 
 @pytest.mark.parametrize("year", [1887, datetime.now(UTC).year + 6])
@@ -508,25 +494,21 @@ def _asset_fields(data: bytes, **overrides: Any) -> dict[str, Any]:
 def test_asset_checksum_size_and_signature_are_verified() -> None:
     image = examples.png_image()
     with pytest.raises(EventValidationError, match="sha256 does not match"):
-        new_event("catalog.asset_uploaded", _asset_fields(image, sha256="0" * 64), source="t")
+        build("catalog.asset_uploaded", _asset_fields(image, sha256="0" * 64))
     with pytest.raises(EventValidationError, match="size_bytes does not match"):
-        new_event("catalog.asset_uploaded", _asset_fields(image, size_bytes=1), source="t")
+        build("catalog.asset_uploaded", _asset_fields(image, size_bytes=1))
     with pytest.raises(EventValidationError, match="not a image/jpeg image"):
-        new_event(
-            "catalog.asset_uploaded", _asset_fields(image, content_type="image/jpeg"), source="t"
-        )
+        build("catalog.asset_uploaded", _asset_fields(image, content_type="image/jpeg"))
     with pytest.raises(EventValidationError, match="not valid base64"):
-        new_event("catalog.asset_uploaded", _asset_fields(image, data_base64="****"), source="t")
+        build("catalog.asset_uploaded", _asset_fields(image, data_base64="****"))
     with pytest.raises(EventValidationError, match="content_type"):
-        new_event(
-            "catalog.asset_uploaded", _asset_fields(image, content_type="image/gif"), source="t"
-        )
+        build("catalog.asset_uploaded", _asset_fields(image, content_type="image/gif"))
 
 
 def test_asset_size_is_bounded() -> None:
     big = examples.png_image() + b"\x00" * (MAX_ASSET_BYTES + 1)
     with pytest.raises(EventValidationError, match="size_bytes"):
-        new_event("catalog.asset_uploaded", _big_asset(big), source="t")
+        build("catalog.asset_uploaded", _big_asset(big))
 
 
 def _big_asset(data: bytes) -> dict[str, Any]:
@@ -545,7 +527,7 @@ def _big_asset(data: bytes) -> dict[str, Any]:
 def test_largest_asset_fits_in_an_event() -> None:
     image = examples.png_image()
     data = image + b"\x00" * (MAX_ASSET_BYTES - len(image))
-    event = new_event("catalog.asset_uploaded", _big_asset(data), source="t")
+    event = build("catalog.asset_uploaded", _big_asset(data))
     assert len(encode(event)) < MAX_EVENT_BYTES
     assert decode(encode(event)) == event
 
@@ -580,7 +562,7 @@ def test_bad_flag_values(value: object) -> None:
 def test_flag_value_size_limit() -> None:
     value = {f"k{i}": "x" * 200 for i in range(30)}
     with pytest.raises(EventValidationError, match="at most 4096 bytes"):
-        new_event("flag.set", example_fields("flag.set") | {"value": value}, source="t")
+        build("flag.set", example_fields("flag.set") | {"value": value})
 
 
 # --- card data ----------------------------------------------------------------------------
@@ -782,11 +764,34 @@ def test_payload_must_match_type() -> None:
         decode(raw(data))
 
 
-def test_new_event_rejects_unknown_type_and_wrong_model() -> None:
+def test_new_event_takes_the_type_from_the_payload_class() -> None:
+    event = new_event(example_payload(RatingRetracted), source="t")
+    assert event.type == RatingRetracted.event_type == "rating.retracted"
+    assert type(event) is ENVELOPE_MODELS["rating.retracted"]
+    for event_type, spec in EVENT_TYPES.items():
+        assert spec.payload_model.event_type == event_type
+        assert spec_of(spec.payload_model) is spec
+
+
+def test_only_registered_payload_classes_make_events() -> None:
     with pytest.raises(UnknownEventType):
-        new_event("rating.deleted", {}, source="t")
-    with pytest.raises(EventValidationError, match="needs a RatingRetracted"):
-        new_event("rating.retracted", example_payload("rating.submitted"), source="t")
+        new_event(Payload(), source="t")
+
+    class Unregistered(RatingRetracted):
+        pass
+
+    # Inherits event_type from its base, but is not the registered payload of that type.
+    with pytest.raises(UnknownEventType):
+        new_event(Unregistered(user_id="u1", title_id="t1"), source="t")
+    with pytest.raises(UnknownEventType):
+        parse_payload(Unregistered, {"user_id": "u1", "title_id": "t1"})
+
+
+def test_parse_payload_reports_paths_under_payload() -> None:
+    with pytest.raises(EventValidationError) as caught:
+        parse_payload(RatingSubmitted, {"user_id": "u1", "title_id": "t1", "stars": 9})
+    assert [error.path for error in caught.value.errors] == ["payload.stars"]
+    assert caught.value.event_type == "rating.submitted"
 
 
 def test_every_decode_failure_is_an_invalid_event() -> None:
@@ -806,26 +811,6 @@ def test_errors_survive_pickling() -> None:
     )
     unknown = pickle.loads(pickle.dumps(UnknownEventType("r", event_type="a.b")))
     assert (unknown.reason, unknown.event_type, unknown.code) == ("r", "a.b", "unknown_type")
-
-
-def test_dead_letter_headers() -> None:
-    error = UnsupportedSchemaVersion("v2 unsupported", event_type="rating.submitted")
-    headers = dead_letter_headers(
-        error, topic=Topic.RATINGS, partition=3, offset=42, consumer=Sink.POSTGRES
-    )
-    assert headers == {
-        DeadLetterHeader.REASON: b"unsupported_version",
-        DeadLetterHeader.DETAIL: b"v2 unsupported",
-        DeadLetterHeader.TOPIC: b"polystream.ratings",
-        DeadLetterHeader.PARTITION: b"3",
-        DeadLetterHeader.OFFSET: b"42",
-        DeadLetterHeader.CONSUMER: b"postgres",
-        DeadLetterHeader.EVENT_TYPE: b"rating.submitted",
-    }
-    rejected = dead_letter_headers(
-        "store_rejected", topic="t", partition=0, offset=1, consumer="mongo", detail="why"
-    )
-    assert rejected["dlq.reason"] == b"store_rejected" and rejected["dlq.detail"] == b"why"
 
 
 # --- redaction ------------------------------------------------------------------------------
@@ -870,7 +855,7 @@ def test_redact_handles_unknown_and_invalid_input_by_key_name() -> None:
 def test_every_sensitive_field_is_redacted() -> None:
     for event in examples.example_events():
         redacted = redact(event)
-        for path in EVENT_TYPES[event.type].sensitive_paths:
+        for path in sensitive_paths(event.type):
             node: Any = redacted
             for part in path:
                 node = node[part]
@@ -878,11 +863,11 @@ def test_every_sensitive_field_is_redacted() -> None:
 
 
 def test_sensitive_and_personal_markers() -> None:
-    assert EVENT_TYPES["user.registered"].sensitive_paths == (("payload", "password_hash"),)
-    assert EVENT_TYPES["payment.succeeded"].sensitive_paths == (("payload", "card_token"),)
-    personal = set(EVENT_TYPES["user.registered"].personal_paths)
+    assert sensitive_paths("user.registered") == (("payload", "password_hash"),)
+    assert sensitive_paths("payment.succeeded") == (("payload", "card_token"),)
+    personal = set(personal_paths("user.registered"))
     assert {("payload", "email"), ("payload", "display_name")} <= personal
-    assert ("payload", "ip_address") in EVENT_TYPES["session.login_started"].personal_paths
+    assert ("payload", "ip_address") in personal_paths("session.login_started")
 
 
 def test_pseudonymise() -> None:
@@ -922,7 +907,6 @@ def rating_events(draw: st.DrawFn) -> Envelope[Any]:
         review=draw(reviews),
     )
     return new_event(
-        "rating.submitted",
         payload,
         source=draw(st.sampled_from(["api", "simulator"])),
         occurred_at=draw(instants),
@@ -949,7 +933,8 @@ def playback_events(draw: st.DrawFn) -> Envelope[Any]:
     }
     if event_type == "playback.stopped":
         fields["reason"] = draw(st.sampled_from(["user", "completed", "error", "idle_timeout"]))
-    return new_event(event_type, fields, source="simulator", occurred_at=draw(instants))
+    payload = parse_payload(EVENT_TYPES[event_type].payload_model, fields)
+    return new_event(payload, source="simulator", occurred_at=draw(instants))
 
 
 @settings(max_examples=200, deadline=None)

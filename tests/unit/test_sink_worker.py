@@ -8,16 +8,8 @@ from typing import Any
 from polystream.bus.memory import InMemoryBroker, InMemoryEventConsumer, InMemoryEventPublisher
 from polystream.bus.partitioner import partition_for
 from polystream.bus.ports import TopicSpec
-from polystream.domain.events import (
-    TOPIC_PARTITIONS,
-    DeadLetterHeader,
-    Envelope,
-    ReceiptStatus,
-    Sink,
-    Topic,
-    encode,
-    topics_for,
-)
+from polystream.bus.topology import TOPIC_PARTITIONS, DeadLetterHeader, Topic, topics_for
+from polystream.domain.events import Envelope, ReceiptStatus, Sink, encode
 from polystream.domain.examples import example_event
 from polystream.sinks.ports import (
     DUPLICATE,

@@ -18,6 +18,7 @@ from polystream.api.deps import ApiDeps
 from polystream.audit.worker import open_audit_index
 from polystream.bootstrap import receipt_log
 from polystream.bus.kafka import KafkaEventPublisher
+from polystream.bus.topology import topic_of
 from polystream.domain.events import EVENT_TYPES
 from polystream.settings import KafkaSettings, Settings, load_settings
 
@@ -45,7 +46,7 @@ class KafkaReadiness:
         self._settings = settings
         self._admin: AdminClient | None = None
         self._lock = threading.Lock()
-        self._topics = sorted({spec.topic.value for spec in EVENT_TYPES.values()})
+        self._topics = sorted({topic_of(t).value for t in EVENT_TYPES})
 
     def __call__(self) -> None:
         with self._lock:

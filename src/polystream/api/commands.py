@@ -31,8 +31,9 @@ from polystream.api.errors import (
 from polystream.api.events.schemas import CommandAccepted, CommandOutcome, EventStatus
 from polystream.api.events.service import wait_for_status
 from polystream.bus.ports import BusError
+from polystream.bus.topology import topic_of
 from polystream.domain.errors import EventValidationError, OversizedEvent
-from polystream.domain.events import EVENT_TYPES, Envelope, Payload, encode, new_event, redact
+from polystream.domain.events import AnyEvent, Payload, encode, new_event, parse_payload, redact
 
 log = logging.getLogger("polystream.api.commands")
 
@@ -93,8 +94,10 @@ Options = Annotated[CommandOptions, Depends(command_options)]
 
 @dataclass(frozen=True, slots=True)
 class Command:
-    event_type: str
-    payload: Payload | Mapping[str, Any]
+    #: The payload class of the event to publish (its event type is the class's).
+    payload_model: type[Payload]
+    #: The payload's fields as the request gave them; validated by the contract.
+    payload: Mapping[str, Any]
     #: Creations answer 201 (not 200) once stored.
     creates: bool = False
     resource_id: str | None = None
@@ -102,20 +105,16 @@ class Command:
     where: Mapping[str, str] = field(default_factory=dict)
 
 
-def status_url(event: Envelope[Any]) -> str:
+def status_url(event: AnyEvent) -> str:
     # The type hint lets the status endpoint list the stores still pending before any of them
     # has written a receipt (receipts are the only place the API could learn the type from).
     return f"/events/{event.event_id}?type={event.type}"
 
 
-def build_event(runtime: ApiRuntime, command: Command, options: CommandOptions) -> Envelope[Any]:
+def build_event(runtime: ApiRuntime, command: Command, options: CommandOptions) -> AnyEvent:
     try:
-        return new_event(
-            command.event_type,
-            command.payload,
-            source=runtime.deps.source,
-            trace_id=options.trace_id,
-        )
+        payload = parse_payload(command.payload_model, command.payload)
+        return new_event(payload, source=runtime.deps.source, trace_id=options.trace_id)
     except EventValidationError as exc:
         raise ApiError(
             422,
@@ -124,8 +123,7 @@ def build_event(runtime: ApiRuntime, command: Command, options: CommandOptions) 
         ) from None
 
 
-async def publish(runtime: ApiRuntime, event: Envelope[Any]) -> None:
-    spec = EVENT_TYPES[event.type]
+async def publish(runtime: ApiRuntime, event: AnyEvent) -> None:
     try:
         raw = encode(event)
     except OversizedEvent as exc:
@@ -136,7 +134,7 @@ async def publish(runtime: ApiRuntime, event: Envelope[Any]) -> None:
         ) from None
     timeout = runtime.settings.api.publish_timeout_s
     try:
-        future = runtime.deps.publisher.publish(spec.topic.value, event.key, raw)
+        future = runtime.deps.publisher.publish(topic_of(event.type).value, event.key, raw)
         await asyncio.wait_for(asyncio.wrap_future(future), timeout)
     except BusError as exc:  # PublishError, or any other refusal of the bus
         log.error("publish of %s %s failed: %s", event.type, event.event_id, exc)

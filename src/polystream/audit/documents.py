@@ -51,10 +51,10 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field
 
 from polystream.bus.ports import Record
+from polystream.bus.topology import DeadLetterHeader
 from polystream.domain.events import (
     REDACTED,
-    DeadLetterHeader,
-    Envelope,
+    AnyEvent,
     Receipt,
     ReceiptStatus,
     find_card_data,
@@ -283,7 +283,7 @@ def lineage_entry(
 
 
 def event_document(
-    env: Envelope[Any],
+    env: AnyEvent,
     record: Record | None,
     *,
     secret: bytes,

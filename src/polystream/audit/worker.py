@@ -51,15 +51,9 @@ from polystream.audit.documents import (
 )
 from polystream.audit.ports import AuditIndex, AuditIndexError, AuditIndexUnavailable
 from polystream.bus.ports import BulkEventPublisher, EventConsumer, Record
+from polystream.bus.topology import Topic
 from polystream.domain.errors import InvalidEvent
-from polystream.domain.events import (
-    Receipt,
-    ReceiptStatus,
-    Sink,
-    Topic,
-    UserErased,
-    decode,
-)
+from polystream.domain.events import Receipt, ReceiptStatus, Sink, UserErased, decode
 from polystream.runtime.deadletters import DeadLetters
 from polystream.runtime.loop import BatchContext, ConsumerLoop, LoopConfig, NotDurable
 from polystream.runtime.retry import ConfigurationError

@@ -28,10 +28,10 @@ import redis
 
 from polystream.bus.admin import delete_groups, ensure_topics, group_lag, start_group_at_end
 from polystream.bus.kafka import KafkaEventPublisher
-from polystream.bus.topics import topic_specs
+from polystream.bus.topology import topic_specs, topics_for
 from polystream.chaos.deployment import Deployment
 from polystream.chaos.processes import PolystreamProcess
-from polystream.domain.events import EVENT_TYPES, Sink, decode, topics_for
+from polystream.domain.events import EVENT_TYPES, Sink, decode
 from polystream.settings import Settings
 from polystream.simulate import SimConfig, generate, read_recorded
 

@@ -11,7 +11,8 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from polystream.domain.events import Sink, Topic, decode
+from polystream.bus.topology import Topic
+from polystream.domain.events import Sink, decode
 from polystream.embedded import EmbeddedPlatform
 from polystream.simulate import SimConfig, generate
 

@@ -27,6 +27,7 @@ from rich.progress import (
 from rich.table import Table
 
 from polystream.bus.ports import BulkEventPublisher, BusError, PublishError
+from polystream.bus.topology import topic_of
 from polystream.domain.events import EVENT_TYPES
 from polystream.settings import Settings, load_settings
 from polystream.simulate.catalog import CatalogImportError, load_catalog
@@ -55,9 +56,9 @@ def open_publisher(settings: Settings, *, ensure_topics: bool) -> BulkEventPubli
     from polystream.bus.admin import end_offsets
     from polystream.bus.admin import ensure_topics as create_topics
     from polystream.bus.kafka import KafkaEventPublisher
-    from polystream.bus.topics import topic_specs
+    from polystream.bus.topology import topic_specs
 
-    wanted = sorted({spec.topic.value for spec in EVENT_TYPES.values()})
+    wanted = sorted({topic_of(t).value for t in EVENT_TYPES})
     if ensure_topics:
         create_topics(settings.kafka, [s for s in topic_specs(settings.kafka) if s.name in wanted])
     else:

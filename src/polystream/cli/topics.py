@@ -8,7 +8,7 @@ from rich.table import Table
 
 from polystream.bus.admin import ensure_topics
 from polystream.bus.ports import BusError
-from polystream.bus.topics import topic_specs
+from polystream.bus.topology import topic_specs
 from polystream.settings import load_settings
 
 app = typer.Typer(no_args_is_help=True, help="Kafka topics: one per aggregate family, plus "

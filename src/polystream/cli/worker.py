@@ -18,7 +18,7 @@ from polystream.audit.ports import AuditIndexUnavailable
 from polystream.audit.worker import AuditConfig
 from polystream.bus.admin import ensure_topics
 from polystream.bus.ports import BusError
-from polystream.bus.topics import topic_specs
+from polystream.bus.topology import topic_specs
 from polystream.domain.events import Sink
 from polystream.runtime.retry import ConfigurationError
 from polystream.runtime.supervisor import (

@@ -2,8 +2,11 @@
 
 Every factory takes keyword overrides, so a test states only what it is about::
 
-    example_event("rating.submitted", stars=5)
-    example_payload("playback.progress", position_seconds=120)
+    example_event(RatingSubmitted, stars=5)
+    example_payload(PlaybackProgress, position_seconds=120)
+
+(an event type's name works too, ``example_event("rating.submitted")``, for tests that go
+through every registered type).
 
 Examples are deterministic (fixed ids and times) except ``event_id`` and ``trace_id``,
 which :func:`~polystream.domain.events.new_event` always makes fresh.
@@ -17,17 +20,11 @@ import zlib
 from base64 import b64encode
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any, Final
+from typing import Any, Final, overload
 
-from polystream.domain.events import (
-    EVENT_TYPES,
-    AssetUploaded,
-    Envelope,
-    ImageType,
-    Payload,
-    TitleUpserted,
-    new_event,
-)
+from polystream.domain import events as ev
+from polystream.domain.events import EVENT_TYPES, AnyEvent, Envelope, ImageType, Payload, new_event
+from polystream.domain.events.payload import P
 
 #: The instant every example happens at, unless overridden.
 EXAMPLE_TIME: Final = datetime(2025, 1, 15, 12, 0, tzinfo=UTC)
@@ -75,9 +72,9 @@ def image_asset(
     title_id: str = TITLE_ID,
     kind: str = "poster",
     content_type: ImageType | str = ImageType.PNG,
-) -> AssetUploaded:
+) -> ev.AssetUploaded:
     """An ``AssetUploaded`` payload for ``data``, with size and checksum computed."""
-    return AssetUploaded.model_validate(
+    return ev.AssetUploaded.model_validate(
         {
             "asset_id": asset_id,
             "title_id": title_id,
@@ -191,8 +188,8 @@ def _movie() -> dict[str, Any]:
 
 _EXAMPLE_PNG: Final = png_image()
 
-_FIELDS: Final[dict[str, Callable[[], dict[str, Any]]]] = {
-    "user.registered": lambda: {
+_FIELDS: Final[dict[type[Payload], Callable[[], dict[str, Any]]]] = {
+    ev.UserRegistered: lambda: {
         "user_id": USER_ID,
         "email": "ana.silva@example.com",
         "display_name": "Ana",
@@ -200,9 +197,9 @@ _FIELDS: Final[dict[str, Callable[[], dict[str, Any]]]] = {
         "birth_year": 1990,
         "password_hash": EXAMPLE_PASSWORD_HASH,
     },
-    "user.profile_updated": lambda: {"user_id": USER_ID, "display_name": "Ana S.", "country": "ES"},
-    "user.erased": lambda: {"user_id": USER_ID, "reason": "user_request"},
-    "preferences.updated": lambda: {
+    ev.UserProfileUpdated: lambda: {"user_id": USER_ID, "display_name": "Ana S.", "country": "ES"},
+    ev.UserErased: lambda: {"user_id": USER_ID, "reason": "user_request"},
+    ev.PreferencesUpdated: lambda: {
         "user_id": USER_ID,
         "genres": ["drama", "science_fiction"],
         "languages": ["pt-BR", "en"],
@@ -212,20 +209,20 @@ _FIELDS: Final[dict[str, Callable[[], dict[str, Any]]]] = {
         "autoplay_previews": False,
         "maturity_limit": "18+",
     },
-    "subscription.started": lambda: {
+    ev.SubscriptionStarted: lambda: {
         "subscription_id": SUBSCRIPTION_ID,
         "user_id": USER_ID,
         "plan": "standard",
         "period_start": EXAMPLE_TIME,
         "period_end": EXAMPLE_TIME + timedelta(days=31),
     },
-    "subscription.plan_changed": lambda: {
+    ev.SubscriptionPlanChanged: lambda: {
         "subscription_id": SUBSCRIPTION_ID,
         "user_id": USER_ID,
         "from_plan": "standard",
         "to_plan": "premium",
     },
-    "subscription.renewed": lambda: {
+    ev.SubscriptionRenewed: lambda: {
         "subscription_id": SUBSCRIPTION_ID,
         "user_id": USER_ID,
         "plan": "premium",
@@ -233,15 +230,15 @@ _FIELDS: Final[dict[str, Callable[[], dict[str, Any]]]] = {
         "period_end": EXAMPLE_TIME + timedelta(days=59),
         "payment_id": PAYMENT_ID,
     },
-    "subscription.canceled": lambda: {
+    ev.SubscriptionCanceled: lambda: {
         "subscription_id": SUBSCRIPTION_ID,
         "user_id": USER_ID,
         "reason": "user_request",
         "ends_at": EXAMPLE_TIME + timedelta(days=59),
     },
-    "payment.succeeded": _card_payment,
-    "payment.failed": lambda: {**_card_payment(), "failure_reason": "insufficient_funds"},
-    "payment.refunded": lambda: {
+    ev.PaymentSucceeded: _card_payment,
+    ev.PaymentFailed: lambda: {**_card_payment(), "failure_reason": "insufficient_funds"},
+    ev.PaymentRefunded: lambda: {
         "payment_id": PAYMENT_ID,
         "refund_id": "0194a1b2-0000-7000-8000-0000000000c2",
         "subscription_id": SUBSCRIPTION_ID,
@@ -250,7 +247,7 @@ _FIELDS: Final[dict[str, Callable[[], dict[str, Any]]]] = {
         "currency": "EUR",
         "reason": "requested_by_customer",
     },
-    "session.login_started": lambda: {
+    ev.SessionLoginStarted: lambda: {
         "session_id": SESSION_ID,
         "user_id": USER_ID,
         "method": "password",
@@ -259,38 +256,38 @@ _FIELDS: Final[dict[str, Callable[[], dict[str, Any]]]] = {
         "user_agent": "PolystreamTV/4.2 (Linux; Android 12)",
         "expires_at": EXAMPLE_TIME + timedelta(hours=12),
     },
-    "session.refreshed": lambda: {
+    ev.SessionRefreshed: lambda: {
         "session_id": SESSION_ID,
         "user_id": USER_ID,
         "ip_address": "2001:db8::7",
         "expires_at": EXAMPLE_TIME + timedelta(hours=13),
     },
-    "session.ended": lambda: {"session_id": SESSION_ID, "user_id": USER_ID, "reason": "logout"},
-    "playback.started": lambda: {**_playback(), "position_seconds": 0},
-    "playback.progress": _playback,
-    "playback.stopped": lambda: {**_playback(), "position_seconds": 1800, "reason": "user"},
-    "rating.submitted": lambda: {
+    ev.SessionEnded: lambda: {"session_id": SESSION_ID, "user_id": USER_ID, "reason": "logout"},
+    ev.PlaybackStarted: lambda: {**_playback(), "position_seconds": 0},
+    ev.PlaybackProgress: _playback,
+    ev.PlaybackStopped: lambda: {**_playback(), "position_seconds": 1800, "reason": "user"},
+    ev.RatingSubmitted: lambda: {
         "user_id": USER_ID,
         "title_id": TITLE_ID,
         "stars": 4,
         "review": "Slow start, stunning second season.",
     },
-    "rating.retracted": lambda: {"user_id": USER_ID, "title_id": TITLE_ID},
-    "catalog.title_upserted": _series,
-    "catalog.title_removed": lambda: {"title_id": TITLE_ID, "version": 4},
-    "catalog.relation_added": lambda: {
+    ev.RatingRetracted: lambda: {"user_id": USER_ID, "title_id": TITLE_ID},
+    ev.TitleUpserted: _series,
+    ev.TitleRemoved: lambda: {"title_id": TITLE_ID, "version": 4},
+    ev.RelationAdded: lambda: {
         "from_title_id": TITLE_ID,
         "to_title_id": OTHER_TITLE_ID,
         "kind": "same_director",
         "weight": 0.8,
     },
-    "catalog.relation_removed": lambda: {
+    ev.RelationRemoved: lambda: {
         "from_title_id": TITLE_ID,
         "to_title_id": OTHER_TITLE_ID,
         "kind": "same_director",
     },
-    "catalog.asset_uploaded": lambda: image_asset(_EXAMPLE_PNG).model_dump(),
-    "flag.set": lambda: {
+    ev.AssetUploaded: lambda: image_asset(_EXAMPLE_PNG).model_dump(),
+    ev.FlagSet: lambda: {
         "name": "player.next-episode-countdown",
         "value": {"enabled": True, "seconds": 10},
         "scope": "global",
@@ -298,33 +295,63 @@ _FIELDS: Final[dict[str, Callable[[], dict[str, Any]]]] = {
 }
 
 
-def example_fields(event_type: str) -> dict[str, Any]:
-    """The example payload of ``event_type`` as a fresh, mutable dict (Python values)."""
-    return _FIELDS[event_type]()
+def _model(event_type: type[Payload] | str) -> type[Payload]:
+    return EVENT_TYPES[event_type].payload_model if isinstance(event_type, str) else event_type
 
 
-def example_payload(event_type: str, **overrides: Any) -> Payload:
-    """A valid payload of ``event_type``; ``overrides`` replace top-level fields."""
-    fields = {**example_fields(event_type), **overrides}
-    return EVENT_TYPES[event_type].payload_model.model_validate(fields)
+def example_fields(event_type: type[Payload] | str, /) -> dict[str, Any]:
+    """The example payload of a payload class (or event type name) as a fresh, mutable dict
+    (Python values)."""
+    return _FIELDS[_model(event_type)]()
 
 
-def movie_title(**overrides: Any) -> TitleUpserted:
-    """A valid ``catalog.title_upserted`` payload for a movie (the default example is a series)."""
-    return TitleUpserted.model_validate({**_movie(), **overrides})
+@overload
+def example_payload(event_type: type[P], /, **overrides: Any) -> P: ...
+@overload
+def example_payload(event_type: str, /, **overrides: Any) -> Payload: ...
+def example_payload(event_type: type[Payload] | str, /, **overrides: Any) -> Payload:
+    """A valid payload of a payload class (or event type name); ``overrides`` replace
+    top-level fields."""
+    model = _model(event_type)
+    return model.model_validate({**_FIELDS[model](), **overrides})
 
 
+def movie_title(**overrides: Any) -> ev.TitleUpserted:
+    """A valid ``TitleUpserted`` payload for a movie (the default example is a series)."""
+    return ev.TitleUpserted.model_validate({**_movie(), **overrides})
+
+
+@overload
+def example_event(
+    event_type: type[P],
+    /,
+    *,
+    source: str = ...,
+    occurred_at: datetime = ...,
+    trace_id: str | None = ...,
+    **overrides: Any,
+) -> Envelope[P]: ...
+@overload
 def example_event(
     event_type: str,
+    /,
+    *,
+    source: str = ...,
+    occurred_at: datetime = ...,
+    trace_id: str | None = ...,
+    **overrides: Any,
+) -> AnyEvent: ...
+def example_event(
+    event_type: type[Payload] | str,
+    /,
     *,
     source: str = "examples",
     occurred_at: datetime = EXAMPLE_TIME,
     trace_id: str | None = None,
     **overrides: Any,
-) -> Envelope[Any]:
-    """A valid event of ``event_type`` around :func:`example_payload`."""
+) -> AnyEvent:
+    """A valid event around :func:`example_payload`."""
     return new_event(
-        event_type,
         example_payload(event_type, **overrides),
         source=source,
         trace_id=trace_id,
@@ -332,9 +359,9 @@ def example_event(
     )
 
 
-def example_events() -> list[Envelope[Any]]:
+def example_events() -> list[AnyEvent]:
     """One example event per registered type, in registry order."""
-    return [example_event(event_type) for event_type in EVENT_TYPES]
+    return [example_event(spec.payload_model) for spec in EVENT_TYPES.values()]
 
 
 __all__ = [

@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from polystream.bus.ports import BulkEventPublisher, Record
+from polystream.bus.topology import DeadLetterHeader, Topic, dead_letter_headers
 from polystream.domain.errors import InvalidEvent
-from polystream.domain.events import DeadLetterHeader, Topic, dead_letter_headers
 
 #: ``claim(name)`` is True the first time ``name`` is claimed.
 Claim = Callable[[str], bool]

@@ -41,14 +41,18 @@ from itertools import accumulate, islice
 from random import Random
 from typing import Any, Final, Generic, TypeVar
 
+from polystream.bus.topology import topic_of
+from polystream.domain import events as ev
 from polystream.domain.events import (
     EVENT_TYPES,
     PLANS,
+    AnyEvent,
     AssetKind,
-    Envelope,
     ImageType,
+    Payload,
     PlanCode,
     decode,
+    spec_of,
 )
 from polystream.simulate import vocabulary as vocab
 from polystream.simulate.catalog import (
@@ -251,7 +255,7 @@ T = TypeVar("T")
 _PLAN_CODES: Final = tuple(plan.value for plan in PlanCode)
 _PLAN_WEIGHTS: Final = (30, 45, 25)
 _ALNUM: Final = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
-_TOPIC: Final = {event_type: spec.topic.value for event_type, spec in EVENT_TYPES.items()}
+_TOPIC: Final = {event_type: topic_of(event_type).value for event_type in EVENT_TYPES}
 
 
 class _Weighted(Generic[T]):
@@ -428,18 +432,21 @@ class Simulation:
     def _at(self, t: int, handler: Handler, arg: Any) -> None:
         heapq.heappush(self._heap, (t, next(self._seq), handler, arg))
 
-    def _emit(self, event_type: str, t: int, key: str, trace: str, payload: str) -> None:
+    def _emit(self, model: type[Payload], t: int, key: str, trace: str, payload: str) -> None:
+        event_type = model.event_type
         self._out.append(
             SimEvent(event_type, _TOPIC[event_type], key,
                      self.enc.envelope(event_type, t, key, trace, payload))
         )  # fmt: skip
 
-    def _emit_validated(self, event_type: str, t: int, trace: str, payload: dict[str, Any]) -> None:
+    def _emit_validated(
+        self, model: type[Payload], t: int, trace: str, payload: dict[str, Any]
+    ) -> None:
         value = validated_event(
-            event_type, payload, t_ms=t, rng=self.rng, source=self.config.source, trace=trace
+            model, payload, t_ms=t, rng=self.rng, source=self.config.source, trace=trace
         )
-        key = payload[EVENT_TYPES[event_type].key_field]
-        self._out.append(SimEvent(event_type, _TOPIC[event_type], key, value))
+        key = payload[spec_of(model).key_field]
+        self._out.append(SimEvent(model.event_type, _TOPIC[model.event_type], key, value))
 
     def _id(self, t: int) -> str:
         return uuid7_text(t, self.rng)
@@ -495,7 +502,7 @@ class Simulation:
         # Titles first, then their images, then the relations between them: a relation
         # never points at a title that has not been published yet.
         for title in self.titles:
-            self._emit_validated("catalog.title_upserted", t, trace, title.payload)
+            self._emit_validated(ev.TitleUpserted, t, trace, title.payload)
             t += 1
             yield from self._drain()
         if self.config.posters:
@@ -526,14 +533,14 @@ class Simulation:
                 "sha256": hashlib.sha256(data).hexdigest(),
                 "data_base64": _b64(data),
             }
-            self._emit_validated("catalog.asset_uploaded", t, trace, payload)
+            self._emit_validated(ev.AssetUploaded, t, trace, payload)
             t += step
         return t
 
     def _emit_relation_added(self, t: int, trace: str, relation: Relation) -> None:
         a, b, kind, weight = relation
         payload = {"from_title_id": a, "to_title_id": b, "kind": kind, "weight": weight}
-        self._emit_validated("catalog.relation_added", t, trace, payload)
+        self._emit_validated(ev.RelationAdded, t, trace, payload)
 
     def _on_catalog_edit(self, t: int, _: Any) -> None:
         self._at(t + self._exp_ms(self.b.catalog_edit_hours * HOUR_MS), self._on_catalog_edit, None)
@@ -579,7 +586,7 @@ class Simulation:
             payload["synopsis"] = base if len(base) + len(extra) > 4000 else f"{base} {extra}"
         title.payload = payload
         title.refresh_items()
-        self._emit_validated("catalog.title_upserted", t, self._trace(), payload)
+        self._emit_validated(ev.TitleUpserted, t, self._trace(), payload)
 
     def _people_pool(self) -> tuple[list[str], list[str]]:
         if self._people is None:
@@ -613,7 +620,7 @@ class Simulation:
         self.by_id[fresh.title_id] = fresh
         self.sampler = _Sampler(self.titles)
         trace = self._trace()
-        self._emit_validated("catalog.title_upserted", t, trace, fresh.payload)
+        self._emit_validated(ev.TitleUpserted, t, trace, fresh.payload)
         if self.config.posters:
             self._at(t + self._between(1000, 60_000), self._on_new_assets, (fresh, trace))
         self._at(t + self._between(60_000, 600_000), self._on_new_relations, fresh)
@@ -651,7 +658,7 @@ class Simulation:
             a, b, kind = keys[rng.randrange(len(keys))]
             del self.relations[(a, b, kind)]
             payload = {"from_title_id": a, "to_title_id": b, "kind": kind}
-            self._emit_validated("catalog.relation_removed", t, self._trace(), payload)
+            self._emit_validated(ev.RelationRemoved, t, self._trace(), payload)
             return
         if len(self.sampler.live) < 2:
             return
@@ -681,7 +688,7 @@ class Simulation:
         self.relations = {k: w for k, w in self.relations.items() if gone not in (k[0], k[1])}
         payload = {"title_id": gone, "version": title.version + 1}
         title.payload = {**title.payload, "version": title.version + 1}
-        self._emit_validated("catalog.title_removed", t, self._trace(), payload)
+        self._emit_validated(ev.TitleRemoved, t, self._trace(), payload)
 
     # -- flags -----------------------------------------------------------------------------
 
@@ -711,7 +718,7 @@ class Simulation:
     def _emit_flag(self, t: int, name: str) -> None:
         value, scope = self._flag_payload(name)
         payload = {"name": name, "value": value, "scope": scope}
-        self._emit_validated("flag.set", t, self._trace(), payload)
+        self._emit_validated(ev.FlagSet, t, self._trace(), payload)
 
     def _on_flag(self, t: int, _: Any) -> None:
         self._at(t + self._exp_ms(self.b.flag_change_hours * HOUR_MS), self._on_flag, None)
@@ -807,7 +814,7 @@ class Simulation:
             f'{quote(user.display_name)},"country":"{country}","birth_year":{user.birth_year},'
             f'"password_hash":"{self.hash}"}}'
         )
-        self._emit("user.registered", t, user.user_id, self._trace(), payload)
+        self._emit(ev.UserRegistered, t, user.user_id, self._trace(), payload)
 
         if rng.random() < 0.85:
             self._at(t + self._between(20_000, 600_000), self._on_preferences, user)
@@ -859,7 +866,7 @@ class Simulation:
             f'"autoplay_previews":{json_bool(rng.random() < 0.5)},'
             f'"maturity_limit":"{_MATURITY_LIMITS.pick(rng)}"}}'
         )
-        self._emit("preferences.updated", t, user.user_id, self._trace(), payload)
+        self._emit(ev.PreferencesUpdated, t, user.user_id, self._trace(), payload)
 
     def _on_profile(self, t: int, user: _User) -> None:
         if user.erasing:
@@ -888,7 +895,7 @@ class Simulation:
             f'{{"user_id":"{user.user_id}","email":{email},"display_name":{display_name},'
             f'"country":{country},"birth_year":{birth_year}}}'
         )
-        self._emit("user.profile_updated", t, user.user_id, self._trace(), payload)
+        self._emit(ev.UserProfileUpdated, t, user.user_id, self._trace(), payload)
 
     def _on_erase(self, t: int, user: _User) -> None:
         if user.erasing:
@@ -909,7 +916,7 @@ class Simulation:
         user, trace = arg
         user.erased = True
         payload = f'{{"user_id":"{user.user_id}","reason":"user_request"}}'
-        self._emit("user.erased", t, user.user_id, trace, payload)
+        self._emit(ev.UserErased, t, user.user_id, trace, payload)
 
     # -- billing ---------------------------------------------------------------------------
 
@@ -937,7 +944,7 @@ class Simulation:
             f'{{"subscription_id":"{sub.sub_id}","user_id":"{user.user_id}","plan":"{sub.plan}",'
             f'"period_start":"{ptime(sub.period_start)}","period_end":"{ptime(sub.period_end)}"}}'
         )
-        self._emit("subscription.started", t, user.user_id, self._trace(), payload)
+        self._emit(ev.SubscriptionStarted, t, user.user_id, self._trace(), payload)
 
     def _pay(self, t: int, sub: _Sub, success: bool) -> str | None:
         """Emit a payment attempt for ``sub``'s plan; the payment id if it succeeded."""
@@ -953,7 +960,7 @@ class Simulation:
             f'"card_last4":"{last4}"'
         )
         if success:
-            self._emit("payment.succeeded", t, user.user_id, self._trace(), head + "}")
+            self._emit(ev.PaymentSucceeded, t, user.user_id, self._trace(), head + "}")
             if rng.random() < self.b.refund_share:
                 self._at(
                     t + self._between(DAY_MS, 5 * DAY_MS),
@@ -963,7 +970,7 @@ class Simulation:
             return payment_id
         reason = _FAILURES.pick(rng)
         self._emit(
-            "payment.failed", t, user.user_id, self._trace(),
+            ev.PaymentFailed, t, user.user_id, self._trace(),
             f'{head},"failure_reason":"{reason}"}}',
         )  # fmt: skip
         if reason in ("expired_card", "card_declined", "fraud_suspected"):
@@ -1049,14 +1056,14 @@ class Simulation:
             f'"plan":"{sub.plan}","period_start":"{ptime(sub.period_start)}",'
             f'"period_end":"{ptime(sub.period_end)}","payment_id":"{payment_id}"}}'
         )
-        self._emit("subscription.renewed", t, sub.user.user_id, self._trace(), payload)
+        self._emit(ev.SubscriptionRenewed, t, sub.user.user_id, self._trace(), payload)
 
     def _emit_cancel(self, t: int, sub: _Sub, reason: str, ends_at: int, trace: str) -> None:
         payload = (
             f'{{"subscription_id":"{sub.sub_id}","user_id":"{sub.user.user_id}",'
             f'"reason":"{reason}","ends_at":"{self._ptime(ends_at)}"}}'
         )
-        self._emit("subscription.canceled", t, sub.user.user_id, trace, payload)
+        self._emit(ev.SubscriptionCanceled, t, sub.user.user_id, trace, payload)
 
     def _on_cancel_unpaid(self, t: int, sub: _Sub) -> None:
         if sub.user.erasing or sub.status not in (_PENDING, _PAST_DUE):
@@ -1084,7 +1091,7 @@ class Simulation:
             f'"from_plan":"{sub.plan}","to_plan":"{to_plan}"}}'
         )
         sub.plan = to_plan
-        self._emit("subscription.plan_changed", t, sub.user.user_id, self._trace(), payload)
+        self._emit(ev.SubscriptionPlanChanged, t, sub.user.user_id, self._trace(), payload)
 
     def _on_refund(self, t: int, arg: tuple[_Sub, str, int, str]) -> None:
         sub, payment_id, amount, currency = arg
@@ -1096,7 +1103,7 @@ class Simulation:
             f'"subscription_id":"{sub.sub_id}","user_id":"{sub.user.user_id}",'
             f'"amount_cents":{amount},"currency":"{currency}","reason":"{reason}"}}'
         )
-        self._emit("payment.refunded", t, sub.user.user_id, self._trace(), payload)
+        self._emit(ev.PaymentRefunded, t, sub.user.user_id, self._trace(), payload)
 
     # -- sessions --------------------------------------------------------------------------
 
@@ -1129,7 +1136,7 @@ class Simulation:
             f'"device":{device.json},"ip_address":"{device.ip}",'
             f'"user_agent":{quote(device.user_agent)},"expires_at":"{self._ptime(device.expires)}"}}'
         )
-        self._emit("session.login_started", t, user.user_id, device.trace, payload)
+        self._emit(ev.SessionLoginStarted, t, user.user_id, device.trace, payload)
         if not self._can_watch(user, t) or rng.random() < self.b.browse_only_share:
             end = t + self._between(MINUTE_MS, 15 * MINUTE_MS)
             if rng.random() < self.b.rate_when_browsing and self.sampler.live:
@@ -1161,7 +1168,7 @@ class Simulation:
         user = device.user
         device.session = None
         payload = f'{{"session_id":"{session_id}","user_id":"{user.user_id}","reason":"{reason}"}}'
-        self._emit("session.ended", t, user.user_id, device.trace, payload)
+        self._emit(ev.SessionEnded, t, user.user_id, device.trace, payload)
         if not user.erasing:
             self._at(t + self._next_login_gap(user), self._on_login, device)
 
@@ -1182,7 +1189,7 @@ class Simulation:
             f'{{"session_id":"{session_id}","user_id":"{device.user.user_id}",'
             f'"ip_address":"{device.ip}","expires_at":"{self._ptime(device.expires)}"}}'
         )
-        self._emit("session.refreshed", t, device.user.user_id, device.trace, payload)
+        self._emit(ev.SessionRefreshed, t, device.user.user_id, device.trace, payload)
 
     # -- playback --------------------------------------------------------------------------
 
@@ -1268,7 +1275,7 @@ class Simulation:
         )
         viewing.tail = f',"duration_seconds":{duration},"device":{device.json}'
         self._emit(
-            "playback.started", t, user.user_id, viewing.trace,
+            ev.PlaybackStarted, t, user.user_id, viewing.trace,
             f"{viewing.head}{pos}{viewing.tail}}}",
         )  # fmt: skip
         title.watching += 1  # over-limit attempts too: a title is never removed mid-stream
@@ -1307,7 +1314,7 @@ class Simulation:
         viewing.pos += self.b.heartbeat_s
         device = viewing.device
         self._emit(
-            "playback.progress", t, device.user.user_id, viewing.trace,
+            ev.PlaybackProgress, t, device.user.user_id, viewing.trace,
             f"{viewing.head}{viewing.pos}{viewing.tail}}}",
         )  # fmt: skip
         if t - device.last_refresh >= self.refresh_ms:
@@ -1322,7 +1329,7 @@ class Simulation:
         title = viewing.title
         viewing.pos = viewing.stop_pos
         self._emit(
-            "playback.stopped", t, user.user_id, viewing.trace,
+            ev.PlaybackStopped, t, user.user_id, viewing.trace,
             f'{viewing.head}{viewing.pos}{viewing.tail},"reason":"{viewing.reason}"}}',
         )  # fmt: skip
         title.watching -= 1
@@ -1383,7 +1390,7 @@ class Simulation:
             f'{{"user_id":"{user.user_id}","title_id":"{title.title_id}","stars":{stars},'
             f'"review":{review}}}'
         )
-        self._emit("rating.submitted", t, user.user_id, self._trace(), payload)
+        self._emit(ev.RatingSubmitted, t, user.user_id, self._trace(), payload)
         if rng.random() < self.b.retract_share:
             self._at(t + self._between(HOUR_MS, 30 * DAY_MS), self._on_retract, (user, title))
 
@@ -1393,7 +1400,7 @@ class Simulation:
             return
         del user.ratings[title.title_id]
         payload = f'{{"user_id":"{user.user_id}","title_id":"{title.title_id}"}}'
-        self._emit("rating.retracted", t, user.user_id, self._trace(), payload)
+        self._emit(ev.RatingRetracted, t, user.user_id, self._trace(), payload)
 
 
 def _ipv4(rng: Random) -> str:
@@ -1425,7 +1432,7 @@ def generate(config: SimConfig, limit: int | None = None) -> Iterator[SimEvent]:
     return events if limit is None else islice(events, limit)
 
 
-def generate_envelopes(config: SimConfig, limit: int | None = None) -> Iterator[Envelope[Any]]:
+def generate_envelopes(config: SimConfig, limit: int | None = None) -> Iterator[AnyEvent]:
     """:func:`generate`, decoded with full validation (slower; for tests and tools)."""
     for event in generate(config, limit):
         yield decode(event.value)

@@ -19,8 +19,9 @@ from typing import IO, Final
 from pydantic import BaseModel, ConfigDict
 
 from polystream.bus.ports import BulkEventPublisher, PublishError
+from polystream.bus.topology import topic_of
 from polystream.domain.errors import InvalidEvent
-from polystream.domain.events import EVENT_TYPES, decode
+from polystream.domain.events import decode
 from polystream.simulate.wire import SimEvent
 
 Send = Callable[[str, str, bytes], None]
@@ -253,7 +254,7 @@ def read_recorded(
         if number in skip:
             continue
         route = _Route.model_validate_json(line)
-        yield SimEvent(route.type, EVENT_TYPES[route.type].topic.value, route.key, line)
+        yield SimEvent(route.type, topic_of(route.type).value, route.key, line)
 
 
 __all__ = [

@@ -21,7 +21,7 @@ from random import Random
 from typing import Any, Final, NamedTuple
 from uuid import UUID
 
-from polystream.domain.events import EVENT_TYPES, encode
+from polystream.domain.events import ENVELOPE_MODELS, EVENT_TYPES, Payload, encode, spec_of
 
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 DAY_MS: Final = 86_400_000
@@ -134,7 +134,7 @@ class Encoder:
 
 
 def validated_event(
-    event_type: str,
+    model: type[Payload],
     payload: dict[str, Any],
     *,
     t_ms: int,
@@ -147,17 +147,17 @@ def validated_event(
     Raises the contract's validation errors, which for the simulator means a bug (or, for an
     imported catalog, a row that slipped past the import checks).
     """
-    spec = EVENT_TYPES[event_type]
-    model = spec.payload_model.model_validate(payload)
-    envelope = spec.envelope_model(
+    spec = spec_of(model)
+    fields = model.model_validate(payload)
+    envelope = ENVELOPE_MODELS[spec.type](
         event_id=UUID(uuid7_text(t_ms, rng)),
-        type=event_type,
+        type=spec.type,
         schema_version=spec.schema_version,
         occurred_at=from_ms(t_ms),
-        key=spec.key_of(model),
+        key=spec.key_of(fields),
         source=source,
         trace_id=trace,
-        payload=model,
+        payload=fields,
     )
     return encode(envelope)
 

@@ -42,33 +42,15 @@ are final and recorded in the ledger, exactly like any other.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Final, Protocol
+from typing import Any, Final, Protocol, assert_never
 from uuid import UUID
 
-from polystream.domain.events import (
-    EVENT_TYPES,
-    Envelope,
-    PaymentFailed,
-    PaymentRefunded,
-    PaymentSucceeded,
-    PlanCode,
-    PreferencesUpdated,
-    RatingRetracted,
-    RatingSubmitted,
-    Sink,
-    SubscriptionCanceled,
-    SubscriptionPlanChanged,
-    SubscriptionRenewed,
-    SubscriptionStarted,
-    UserErased,
-    UserProfileUpdated,
-    UserRegistered,
-    event_types_for,
-)
+from polystream.domain import events as ev
+from polystream.domain.events import EVENT_TYPES, AnyEvent, PlanCode, Sink, event_types_for
 from polystream.sinks.ports import (
     DUPLICATE,
     STALE,
@@ -84,6 +66,23 @@ CONSUMER: Final = Sink.POSTGRES.value
 
 #: The event types an account store applies (the PostgreSQL sink's share of the registry).
 ACCOUNT_EVENT_TYPES: Final = frozenset(event_types_for(Sink.POSTGRES))
+
+#: The payloads of those event types (a test checks the two agree).
+AccountPayload = (
+    ev.UserRegistered
+    | ev.UserProfileUpdated
+    | ev.UserErased
+    | ev.PreferencesUpdated
+    | ev.SubscriptionStarted
+    | ev.SubscriptionPlanChanged
+    | ev.SubscriptionRenewed
+    | ev.SubscriptionCanceled
+    | ev.PaymentSucceeded
+    | ev.PaymentFailed
+    | ev.PaymentRefunded
+    | ev.RatingSubmitted
+    | ev.RatingRetracted
+)
 
 
 class Reason(StrEnum):
@@ -124,9 +123,17 @@ DEFERRABLE_REASONS: Final = frozenset(
 Stream = tuple[str, str]
 
 
-def stream_of(event: Envelope[Any]) -> Stream:
+def account_payload(event: AnyEvent) -> AccountPayload:
+    """The payload of an account event; :class:`PermanentStoreError` for any other event."""
+    payload = event.payload
+    if not isinstance(payload, AccountPayload):
+        raise PermanentStoreError(event.event_id, f"{event.type} is not an account event")
+    return payload
+
+
+def stream_of(event: AnyEvent) -> Stream:
     """The per-user, per-topic stream of an account event (every one carries a user id)."""
-    return event.payload.user_id, EVENT_TYPES[event.type].topic.value
+    return account_payload(event).user_id, EVENT_TYPES[event.type].family.value
 
 
 class SubscriptionStatus(StrEnum):
@@ -297,27 +304,28 @@ class AccountReader(Protocol):
 # --- the rules ------------------------------------------------------------------------
 
 
-#: The free-text fields this sink stores, by event type (ids, codes and hashes are patterns).
-_FREE_TEXT: Final[Mapping[str, tuple[str, ...]]] = {
-    "user.registered": ("display_name",),
-    "user.profile_updated": ("display_name",),
-    "rating.submitted": ("review",),
-}
+def _free_text(payload: AccountPayload) -> dict[str, str | None]:
+    """The free-text fields this sink stores (ids, codes and hashes are patterns)."""
+    match payload:
+        case ev.UserRegistered() | ev.UserProfileUpdated():
+            return {"display_name": payload.display_name}
+        case ev.RatingSubmitted():
+            return {"review": payload.review}
+        case _:
+            return {}
 
 
-def check_batch(events: Sequence[Envelope[Any]]) -> None:
+def check_batch(events: Sequence[AnyEvent]) -> None:
     """Refuse, before anything is applied, an event no account store can ever apply.
 
     Runs first so a batch is applied whole or not at all: the worker dead-letters the
     named event and redelivers the others, which must then still be new.
     """
     for event in events:
-        if event.type not in ACCOUNT_EVENT_TYPES:
-            raise PermanentStoreError(event.event_id, f"{event.type} is not an account event")
+        payload = account_payload(event)
         # PostgreSQL text cannot hold NUL, and the contract's free-text types allow control
         # characters. Both stores refuse it, so that they agree.
-        for field in _FREE_TEXT.get(event.type, ()):
-            text = getattr(event.payload, field)
+        for field, text in _free_text(payload).items():
             if text is not None and "\x00" in text:
                 raise PermanentStoreError(event.event_id, f"{field} contains a NUL character")
 
@@ -357,21 +365,6 @@ class AccountState:
         self.dirty_ratings: dict[tuple[str, str], None] = {}
         self.erased_users: dict[str, None] = {}
         self.new_processed: list[ProcessedEvent] = []
-        self._handlers: Mapping[str, Callable[[Envelope[Any]], Outcome]] = {
-            "user.registered": self._user_registered,
-            "user.profile_updated": self._user_profile_updated,
-            "user.erased": self._user_erased,
-            "preferences.updated": self._preferences_updated,
-            "subscription.started": self._subscription_started,
-            "subscription.plan_changed": self._subscription_plan_changed,
-            "subscription.renewed": self._subscription_renewed,
-            "subscription.canceled": self._subscription_canceled,
-            "payment.succeeded": self._payment_recorded,
-            "payment.failed": self._payment_recorded,
-            "payment.refunded": self._payment_refunded,
-            "rating.submitted": self._rating_submitted,
-            "rating.retracted": self._rating_retracted,
-        }
 
     # -- loading (PostgreSQL) and writing rows ------------------------------------------
 
@@ -445,7 +438,7 @@ class AccountState:
 
     # -- applying events -------------------------------------------------------------
 
-    def apply(self, event: Envelope[Any], deferred: set[Stream] | None = None) -> Outcome:
+    def apply(self, event: AnyEvent, deferred: set[Stream] | None = None) -> Outcome:
         """Apply one event (already checked by :func:`check_batch`) and record it in the
         ledger, whatever the outcome: a refused event must stay refused on replay, even if
         a later event would now let it through.
@@ -459,7 +452,7 @@ class AccountState:
             return DUPLICATE
         if deferred is not None and stream_of(event) in deferred:
             return missing_prerequisite(Reason.WAITING)
-        outcome = self._handlers[event.type](event)
+        outcome = self._decide(account_payload(event), event.occurred_at)
         if outcome.retryable:
             # The handlers return before changing anything when a prerequisite is missing.
             if deferred is not None:
@@ -470,6 +463,36 @@ class AccountState:
         self.processed[event.event_id] = entry
         self.new_processed.append(entry)
         return outcome
+
+    def _decide(self, p: AccountPayload, at: datetime) -> Outcome:
+        """What the event with payload ``p``, which happened ``at``, does to the state."""
+        match p:
+            case ev.UserRegistered():
+                return self._user_registered(p, at)
+            case ev.UserProfileUpdated():
+                return self._user_profile_updated(p, at)
+            case ev.UserErased():
+                return self._user_erased(p, at)
+            case ev.PreferencesUpdated():
+                return self._preferences_updated(p, at)
+            case ev.SubscriptionStarted():
+                return self._subscription_started(p, at)
+            case ev.SubscriptionPlanChanged():
+                return self._subscription_plan_changed(p, at)
+            case ev.SubscriptionRenewed():
+                return self._subscription_renewed(p, at)
+            case ev.SubscriptionCanceled():
+                return self._subscription_canceled(p, at)
+            case ev.PaymentSucceeded() | ev.PaymentFailed():
+                return self._payment_recorded(p, at)
+            case ev.PaymentRefunded():
+                return self._payment_refunded(p, at)
+            case ev.RatingSubmitted():
+                return self._rating_submitted(p, at)
+            case ev.RatingRetracted():
+                return self._rating_retracted(p, at)
+            case _:
+                assert_never(p)
 
     def _live_user(self, user_id: str, *, other_topic: bool = False) -> User | Outcome:
         """The user, not erased. ``other_topic``: the event comes from another topic than the
@@ -483,23 +506,20 @@ class AccountState:
             return rejected(Reason.USER_ERASED)
         return user
 
-    def _user_registered(self, event: Envelope[Any]) -> Outcome:
-        p: UserRegistered = event.payload
+    def _user_registered(self, p: ev.UserRegistered, at: datetime) -> Outcome:
         if p.user_id in self.users:
             return rejected(Reason.USER_EXISTS)
         if p.email in self.user_by_email:
             return rejected(Reason.EMAIL_TAKEN)
-        at = event.occurred_at
         user = User(p.user_id, p.email, p.display_name, p.country, p.birth_year, at, at)
         self._put_user(user, p.password_hash)
         return STORED
 
-    def _user_profile_updated(self, event: Envelope[Any]) -> Outcome:
-        p: UserProfileUpdated = event.payload
+    def _user_profile_updated(self, p: ev.UserProfileUpdated, at: datetime) -> Outcome:
         user = self._live_user(p.user_id)
         if isinstance(user, Outcome):
             return user
-        if event.occurred_at < user.updated_at:
+        if at < user.updated_at:
             return Outcome(STALE.status, Reason.NEWER_STATE)
         if p.email is not None and self.user_by_email.get(p.email, p.user_id) != p.user_id:
             return rejected(Reason.EMAIL_TAKEN)
@@ -509,13 +529,12 @@ class AccountState:
             display_name=user.display_name if p.display_name is None else p.display_name,
             country=user.country if p.country is None else p.country,
             birth_year=user.birth_year if p.birth_year is None else p.birth_year,
-            updated_at=event.occurred_at,
+            updated_at=at,
         )
         self._put_user(changed, self.password_hashes[p.user_id])
         return STORED
 
-    def _user_erased(self, event: Envelope[Any]) -> Outcome:
-        p: UserErased = event.payload
+    def _user_erased(self, p: ev.UserErased, at: datetime) -> Outcome:
         user = self.users.get(p.user_id)
         if user is None:
             return rejected(Reason.UNKNOWN_USER)
@@ -523,7 +542,6 @@ class AccountState:
             return Outcome(STALE.status, Reason.ALREADY_ERASED)
         # Erasure wins whatever its event time: a profile edit that happened "later" must
         # not keep personal data alive.
-        at = event.occurred_at
         erased = User(
             p.user_id, None, None, None, None, user.created_at, max(at, user.updated_at), at
         )
@@ -543,13 +561,12 @@ class AccountState:
                 self._put_payment(self.payments[payment_id], None)
         return STORED
 
-    def _preferences_updated(self, event: Envelope[Any]) -> Outcome:
-        p: PreferencesUpdated = event.payload
+    def _preferences_updated(self, p: ev.PreferencesUpdated, at: datetime) -> Outcome:
         user = self._live_user(p.user_id)
         if isinstance(user, Outcome):
             return user
         current = self.preferences.get(p.user_id)
-        if current is not None and event.occurred_at < current.updated_at:
+        if current is not None and at < current.updated_at:
             return Outcome(STALE.status, Reason.NEWER_STATE)
         self.preferences[p.user_id] = Preferences(
             user_id=p.user_id,
@@ -560,13 +577,12 @@ class AccountState:
             autoplay_next_episode=p.autoplay_next_episode,
             autoplay_previews=p.autoplay_previews,
             maturity_limit=p.maturity_limit.value,
-            updated_at=event.occurred_at,
+            updated_at=at,
         )
         self.dirty_preferences[p.user_id] = None
         return STORED
 
-    def _subscription_started(self, event: Envelope[Any]) -> Outcome:
-        p: SubscriptionStarted = event.payload
+    def _subscription_started(self, p: ev.SubscriptionStarted, at: datetime) -> Outcome:
         user = self._live_user(p.user_id, other_topic=True)
         if isinstance(user, Outcome):
             return user
@@ -574,7 +590,6 @@ class AccountState:
             return rejected(Reason.SUBSCRIPTION_EXISTS)
         if p.user_id in self.active_subscription:
             return rejected(Reason.ALREADY_SUBSCRIBED)
-        at = event.occurred_at
         self._put_subscription(
             Subscription(
                 p.subscription_id,
@@ -590,7 +605,7 @@ class AccountState:
         return STORED
 
     def _changeable(
-        self, event: Envelope[Any], subscription_id: str, user_id: str
+        self, at: datetime, subscription_id: str, user_id: str
     ) -> Subscription | Outcome:
         subscription = self.subscriptions.get(subscription_id)
         if subscription is None:
@@ -600,25 +615,23 @@ class AccountState:
             return rejected(Reason.NOT_SUBSCRIPTION_OWNER)
         # Stale before canceled: a change that happened before the cancellation but arrived
         # after it is simply old news, not a change the user attempted on a dead subscription.
-        if event.occurred_at < subscription.updated_at:
+        if at < subscription.updated_at:
             return Outcome(STALE.status, Reason.NEWER_STATE)
         if subscription.status is SubscriptionStatus.CANCELED:
             return rejected(Reason.SUBSCRIPTION_CANCELED)
         return subscription
 
-    def _subscription_plan_changed(self, event: Envelope[Any]) -> Outcome:
-        p: SubscriptionPlanChanged = event.payload
-        subscription = self._changeable(event, p.subscription_id, p.user_id)
+    def _subscription_plan_changed(self, p: ev.SubscriptionPlanChanged, at: datetime) -> Outcome:
+        subscription = self._changeable(at, p.subscription_id, p.user_id)
         if isinstance(subscription, Outcome):
             return subscription
         if subscription.plan != p.from_plan:
             return rejected(Reason.PLAN_MISMATCH)
-        self._put_subscription(replace(subscription, plan=p.to_plan, updated_at=event.occurred_at))
+        self._put_subscription(replace(subscription, plan=p.to_plan, updated_at=at))
         return STORED
 
-    def _subscription_renewed(self, event: Envelope[Any]) -> Outcome:
-        p: SubscriptionRenewed = event.payload
-        subscription = self._changeable(event, p.subscription_id, p.user_id)
+    def _subscription_renewed(self, p: ev.SubscriptionRenewed, at: datetime) -> Outcome:
+        subscription = self._changeable(at, p.subscription_id, p.user_id)
         if isinstance(subscription, Outcome):
             return subscription
         renewed = replace(
@@ -626,14 +639,13 @@ class AccountState:
             plan=p.plan,
             period_start=p.period_start,
             period_end=p.period_end,
-            updated_at=event.occurred_at,
+            updated_at=at,
             last_payment_id=p.payment_id or subscription.last_payment_id,
         )
         self._put_subscription(renewed)
         return STORED
 
-    def _subscription_canceled(self, event: Envelope[Any]) -> Outcome:
-        p: SubscriptionCanceled = event.payload
+    def _subscription_canceled(self, p: ev.SubscriptionCanceled, at: datetime) -> Outcome:
         current = self.subscriptions.get(p.subscription_id)
         if (
             current is not None
@@ -641,10 +653,9 @@ class AccountState:
             and current.user_id == p.user_id
         ):
             return Outcome(STALE.status, Reason.ALREADY_CANCELED)
-        subscription = self._changeable(event, p.subscription_id, p.user_id)
+        subscription = self._changeable(at, p.subscription_id, p.user_id)
         if isinstance(subscription, Outcome):
             return subscription
-        at = event.occurred_at
         canceled = replace(
             subscription,
             status=SubscriptionStatus.CANCELED,
@@ -656,8 +667,7 @@ class AccountState:
         self._put_subscription(canceled)
         return STORED
 
-    def _payment_recorded(self, event: Envelope[Any]) -> Outcome:
-        p: PaymentSucceeded | PaymentFailed = event.payload
+    def _payment_recorded(self, p: ev.PaymentSucceeded | ev.PaymentFailed, at: datetime) -> Outcome:
         if p.payment_id in self.payments:
             return rejected(Reason.PAYMENT_EXISTS)
         subscription = self.subscriptions.get(p.subscription_id)
@@ -667,8 +677,7 @@ class AccountState:
             return rejected(Reason.NOT_SUBSCRIPTION_OWNER)
         if subscription.status is SubscriptionStatus.CANCELED:
             return rejected(Reason.SUBSCRIPTION_CANCELED)
-        failed = isinstance(p, PaymentFailed)
-        at = event.occurred_at
+        failed = isinstance(p, ev.PaymentFailed)
         payment = Payment(
             p.payment_id,
             p.subscription_id,
@@ -678,15 +687,14 @@ class AccountState:
             p.card_brand.value,
             p.card_last4,
             PaymentStatus.FAILED if failed else PaymentStatus.SUCCEEDED,
-            p.failure_reason.value if isinstance(p, PaymentFailed) else None,
+            p.failure_reason.value if isinstance(p, ev.PaymentFailed) else None,
             occurred_at=at,
             updated_at=at,
         )
         self._put_payment(payment, p.card_token)
         return STORED
 
-    def _payment_refunded(self, event: Envelope[Any]) -> Outcome:
-        p: PaymentRefunded = event.payload
+    def _payment_refunded(self, p: ev.PaymentRefunded, at: datetime) -> Outcome:
         payment = self.payments.get(p.payment_id)
         if payment is None:
             return missing_prerequisite(Reason.UNKNOWN_PAYMENT)
@@ -700,7 +708,6 @@ class AccountState:
             return rejected(Reason.REFUND_CURRENCY)
         if p.amount_cents > payment.amount_cents:
             return rejected(Reason.REFUND_TOO_LARGE)
-        at = event.occurred_at
         refunded = replace(
             payment,
             status=PaymentStatus.REFUNDED,
@@ -717,31 +724,29 @@ class AccountState:
         rating = self.ratings.get(key)
         return rating.rated_at if rating is not None else self.retractions.get(key)
 
-    def _rating_submitted(self, event: Envelope[Any]) -> Outcome:
-        p: RatingSubmitted = event.payload
+    def _rating_submitted(self, p: ev.RatingSubmitted, at: datetime) -> Outcome:
         user = self._live_user(p.user_id, other_topic=True)
         if isinstance(user, Outcome):
             return user
         key = (p.user_id, p.title_id)
         guard = self._rating_guard(key)
-        if guard is not None and event.occurred_at < guard:
+        if guard is not None and at < guard:
             return Outcome(STALE.status, Reason.NEWER_STATE)
-        self._put_rating(Rating(p.user_id, p.title_id, p.stars, p.review, event.occurred_at))
+        self._put_rating(Rating(p.user_id, p.title_id, p.stars, p.review, at))
         return STORED
 
-    def _rating_retracted(self, event: Envelope[Any]) -> Outcome:
-        p: RatingRetracted = event.payload
+    def _rating_retracted(self, p: ev.RatingRetracted, at: datetime) -> Outcome:
         user = self._live_user(p.user_id, other_topic=True)
         if isinstance(user, Outcome):
             return user
         key = (p.user_id, p.title_id)
         guard = self._rating_guard(key)
-        if guard is not None and event.occurred_at < guard:
+        if guard is not None and at < guard:
             return Outcome(STALE.status, Reason.NEWER_STATE)
         self.ratings.pop(key, None)
         # Stored even when there was nothing to retract: the tombstone is what makes a late
         # delivery of the earlier submission stale.
-        self.load_retraction(p.user_id, p.title_id, event.occurred_at)
+        self.load_retraction(p.user_id, p.title_id, at)
         self.dirty_ratings[key] = None
         return STORED
 
@@ -853,7 +858,7 @@ class InMemoryAccountStore:
         self._state = AccountState()
         self._lock = threading.RLock()
 
-    def apply(self, events: Sequence[Envelope[Any]], *, allow_defer: bool = True) -> list[Outcome]:
+    def apply(self, events: Sequence[AnyEvent], *, allow_defer: bool = True) -> list[Outcome]:
         check_batch(events)
         deferred: set[Stream] | None = set() if allow_defer else None
         with self._lock:
@@ -941,6 +946,7 @@ __all__ = [
     "CONSUMER",
     "DEFERRABLE_REASONS",
     "DUMP_KEYS",
+    "AccountPayload",
     "AccountReader",
     "AccountState",
     "Credentials",
@@ -956,6 +962,7 @@ __all__ = [
     "Subscription",
     "SubscriptionStatus",
     "User",
+    "account_payload",
     "canonical_dump",
     "check_batch",
     "stream_of",

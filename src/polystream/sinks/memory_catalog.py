@@ -40,6 +40,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Final, Literal
 
 from polystream.domain.events import (
+    AnyEvent,
     AssetKind,
     AssetUploaded,
     Envelope,
@@ -53,6 +54,7 @@ from polystream.domain.events import (
     TitleKind,
     TitleRemoved,
     TitleUpserted,
+    typed_event,
 )
 from polystream.sinks.ports import (
     DUPLICATE,
@@ -159,8 +161,8 @@ def relation_id(from_title_id: str, to_title_id: str, kind: RelationKind | str) 
     return f"{from_title_id}:{to_title_id}:{RelationKind(kind).value}"
 
 
-def title_document(event: Envelope[Any]) -> Document:
-    payload: TitleUpserted = event.payload
+def title_document(event: Envelope[TitleUpserted]) -> Document:
+    payload = event.payload
     data = payload.model_dump(mode="json", exclude={"title_id"})
     # Per-kind fields: a movie document has no seasons, a series has no runtime.
     if payload.kind is TitleKind.MOVIE:
@@ -175,8 +177,8 @@ def title_document(event: Envelope[Any]) -> Document:
     }
 
 
-def title_tombstone(event: Envelope[Any]) -> Document:
-    payload: TitleRemoved = event.payload
+def title_tombstone(event: Envelope[TitleRemoved]) -> Document:
+    payload = event.payload
     return {
         "_id": payload.title_id,
         "version": payload.version,
@@ -197,8 +199,8 @@ def title_from_document(doc: Mapping[str, Any]) -> Document | None:
     return data
 
 
-def relation_document(event: Envelope[Any]) -> Document:
-    payload: RelationAdded | RelationRemoved = event.payload
+def relation_document(event: Envelope[RelationAdded | RelationRemoved]) -> Document:
+    payload = event.payload
     doc: Document = {
         "_id": relation_id(payload.from_title_id, payload.to_title_id, payload.kind),
         "from_title_id": payload.from_title_id,
@@ -225,13 +227,13 @@ def edge_from_document(doc: Mapping[str, Any]) -> Edge:
     )
 
 
-def asset_file_document(event: Envelope[Any]) -> Document:
+def asset_file_document(event: Envelope[AssetUploaded]) -> Document:
     """The GridFS ``files`` document of an upload (GridFS spec fields plus our metadata).
 
     ``uploadDate`` is the event time, not the time of writing, so that rebuilding the store
     by replay produces the same documents.
     """
-    payload: AssetUploaded = event.payload
+    payload = event.payload
     extension = _EXTENSIONS.get(payload.content_type.value, "bin")
     return {
         "_id": payload.asset_id,
@@ -265,14 +267,14 @@ def asset_info_from_document(doc: Mapping[str, Any]) -> AssetInfo:
     )
 
 
-def asset_bytes(event: Envelope[Any]) -> bytes:
+def asset_bytes(event: Envelope[AssetUploaded]) -> bytes:
     """The decoded image of an upload, checked against the event's own size and checksum.
 
     The payload model checks this too, but a store must not trust that every event it is
     handed went through validation (an older, laxer producer; a hand-built event): bytes
     that do not match their checksum would be served as if they did.
     """
-    payload: AssetUploaded = event.payload
+    payload = event.payload
     try:
         data = base64.b64decode(payload.data_base64, validate=True)
     except (binascii.Error, ValueError):
@@ -355,19 +357,20 @@ class CatalogPlan:
 Key = tuple[Literal["title", "relation", "asset"], str]
 
 
-def key_of(event: Envelope[Any]) -> Key | None:
+def key_of(event: AnyEvent) -> Key | None:
     """The stored key an event acts on, or None for events that are not for this store."""
-    payload = event.payload
-    if isinstance(payload, TitleUpserted | TitleRemoved):
-        return ("title", payload.title_id)
-    if isinstance(payload, RelationAdded | RelationRemoved):
-        return ("relation", relation_id(payload.from_title_id, payload.to_title_id, payload.kind))
-    if isinstance(payload, AssetUploaded):
-        return ("asset", payload.asset_id)
-    return None
+    match event.payload:
+        case TitleUpserted() | TitleRemoved() as title:
+            return ("title", title.title_id)
+        case RelationAdded() | RelationRemoved() as edge:
+            return ("relation", relation_id(edge.from_title_id, edge.to_title_id, edge.kind))
+        case AssetUploaded() as asset:
+            return ("asset", asset.asset_id)
+        case _:
+            return None
 
 
-def keys_of(events: Iterable[Envelope[Any]]) -> dict[str, set[str]]:
+def keys_of(events: Iterable[AnyEvent]) -> dict[str, set[str]]:
     """The keys a batch touches, by kind of key."""
     keys: dict[str, set[str]] = {"title": set(), "relation": set(), "asset": set()}
     for event in events:
@@ -399,56 +402,60 @@ def _relation_outcome(current: RelationGuard | None, time_us: int, event_id: str
     return STALE
 
 
-def plan_batch(events: Sequence[Envelope[Any]], state: CatalogState) -> CatalogPlan:
+def plan_batch(events: Sequence[AnyEvent], state: CatalogState) -> CatalogPlan:
     """Fold ``events`` in order over ``state`` (which is not modified).
 
     Every upload is checked before anything else, so a corrupt one raises
     :class:`PermanentStoreError` before any write of the batch happens.
     """
-    decoded = {
-        index: asset_bytes(event)
-        for index, event in enumerate(events)
-        if isinstance(event.payload, AssetUploaded)
-    }
+    decoded: dict[int, bytes] = {}
+    for index, event in enumerate(events):
+        if isinstance(upload := event.payload, AssetUploaded):
+            decoded[index] = asset_bytes(typed_event(event, upload))
     titles = dict(state.titles)
     relations = dict(state.relations)
     assets = dict(state.assets)
     plan = CatalogPlan(outcomes=[])
     for index, event in enumerate(events):
-        payload = event.payload
         event_id = str(event.event_id)
         outcome: Outcome
-        if isinstance(payload, TitleUpserted | TitleRemoved):
-            removal = isinstance(payload, TitleRemoved)
-            outcome = _title_outcome(titles.get(payload.title_id), payload.version, removal)
-            if outcome.status is ReceiptStatus.STORED:
-                titles[payload.title_id] = TitleGuard(payload.version, removal, event_id)
-                plan.titles[payload.title_id] = (
-                    title_tombstone(event) if removal else title_document(event)
-                )
-        elif isinstance(payload, RelationAdded | RelationRemoved):
-            rid = relation_id(payload.from_title_id, payload.to_title_id, payload.kind)
-            time_us = to_micros(event.occurred_at)
-            outcome = _relation_outcome(relations.get(rid), time_us, event_id)
-            if outcome.status is ReceiptStatus.STORED:
-                removal = isinstance(payload, RelationRemoved)
-                relations[rid] = RelationGuard(time_us, event_id, removal)
-                plan.relations[rid] = relation_document(event)
-        elif isinstance(payload, AssetUploaded):
-            stored_sha = assets.get(payload.asset_id)
-            if stored_sha is None:
-                outcome = STORED
-                assets[payload.asset_id] = payload.sha256
-                plan.assets[payload.asset_id] = NewAsset(asset_file_document(event), decoded[index])
-            elif stored_sha == payload.sha256:
-                outcome = DUPLICATE
-            else:
+        match event.payload:
+            case TitleUpserted() | TitleRemoved() as title:
+                removal = isinstance(title, TitleRemoved)
+                outcome = _title_outcome(titles.get(title.title_id), title.version, removal)
+                if outcome.status is ReceiptStatus.STORED:
+                    titles[title.title_id] = TitleGuard(title.version, removal, event_id)
+                    plan.titles[title.title_id] = (
+                        title_tombstone(typed_event(event, title))
+                        if isinstance(title, TitleRemoved)
+                        else title_document(typed_event(event, title))
+                    )
+            case RelationAdded() | RelationRemoved() as edge:
+                rid = relation_id(edge.from_title_id, edge.to_title_id, edge.kind)
+                time_us = to_micros(event.occurred_at)
+                outcome = _relation_outcome(relations.get(rid), time_us, event_id)
+                if outcome.status is ReceiptStatus.STORED:
+                    removal = isinstance(edge, RelationRemoved)
+                    relations[rid] = RelationGuard(time_us, event_id, removal)
+                    plan.relations[rid] = relation_document(typed_event(event, edge))
+            case AssetUploaded() as asset:
+                stored_sha = assets.get(asset.asset_id)
+                if stored_sha is None:
+                    outcome = STORED
+                    assets[asset.asset_id] = asset.sha256
+                    file = asset_file_document(typed_event(event, asset))
+                    plan.assets[asset.asset_id] = NewAsset(file, decoded[index])
+                elif stored_sha == asset.sha256:
+                    outcome = DUPLICATE
+                else:
+                    outcome = rejected(
+                        f"asset {asset.asset_id} already holds other bytes; "
+                        "assets are immutable, upload new bytes under a new asset_id"
+                    )
+            case _:
                 outcome = rejected(
-                    f"asset {payload.asset_id} already holds other bytes; "
-                    "assets are immutable, upload new bytes under a new asset_id"
+                    f"{event.type} is not a catalog event (sink {Sink.MONGO.value})"
                 )
-        else:
-            outcome = rejected(f"{event.type} is not a catalog event (sink {Sink.MONGO.value})")
         plan.outcomes.append(outcome)
     return plan
 
@@ -493,7 +500,7 @@ class InMemoryCatalogStore:
         """Nothing to create; here so both stores start the same way."""
         return []
 
-    def apply(self, events: Sequence[Envelope[Any]], *, allow_defer: bool = True) -> list[Outcome]:
+    def apply(self, events: Sequence[AnyEvent], *, allow_defer: bool = True) -> list[Outcome]:
         """See :meth:`MongoCatalogStore.apply`; ``allow_defer`` changes nothing for the catalog."""
         keys = keys_of(events)
         with self._lock:

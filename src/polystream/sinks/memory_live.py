@@ -20,7 +20,8 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import date, datetime
 from typing import Any, Final
 
-from polystream.domain.events import PLANS, Envelope, Genre, PlanCode, Sink
+from polystream.domain import events as ev
+from polystream.domain.events import PLANS, AnyEvent, Genre, Payload, PlanCode, Sink
 from polystream.sinks.ports import Outcome, PermanentStoreError, rejected
 from polystream.sinks.redis_live import (
     DAY_MS,
@@ -41,10 +42,12 @@ from polystream.sinks.redis_live import (
 )
 
 _LIMITS: Final = {code.value: plan.max_streams for code, plan in PLANS.items()}
-_PLAYBACK: Final = frozenset({"playback.started", "playback.progress", "playback.stopped"})
+_PLAYBACK: Final[frozenset[type[Payload]]] = frozenset(
+    {ev.PlaybackStarted, ev.PlaybackProgress, ev.PlaybackStopped}
+)
 _WAITING: Final = "wwaiting for an earlier event of this user"
 #: Types without an ``applied:`` marker (the script's ``UNMARKED``): idempotent by state.
-_UNMARKED: Final = frozenset({"playback.progress"})
+_UNMARKED: Final[frozenset[type[Payload]]] = frozenset({ev.PlaybackProgress})
 _SWEEP_EVERY: Final = 10_000
 
 _Value = str | dict[str, str] | set[str] | dict[str, float]
@@ -276,17 +279,20 @@ def zrev_order(items: Any) -> list[tuple[str, float]]:
 
 class _Apply:
     """One event applied to the keyspace: a step of the Lua script of ``redis_scripts``, in
-    Python, in the same order and with the same names (``a(n)`` is the script's ``A[n]``)."""
+    Python, in the same order and with the same names (``a(n)`` is the script's ``A[n]``).
+    Where the script compares its ``TYPE``, this compares the payload class (``model``)."""
 
     def __init__(
         self,
         ks: _Keyspace,
         prefix: str,
         config: LiveStoreConfig,
+        model: type[Payload],
         fields: Sequence[str],
         waiting: set[str] | None = None,
     ) -> None:
         self.ks = ks
+        self.model = model
         #: The script's deferral state: None when deferral is not allowed, else the users of
         #: the batch whose playback waits (the script's ``defer_key`` set).
         self.waiting = waiting
@@ -307,15 +313,15 @@ class _Apply:
 
     def run(self) -> str:
         ks = self.ks
-        marked = self.type not in _UNMARKED
+        marked = self.model not in _UNMARKED
         marker = self.k("applied", self.eid)
         if marked:
             first = ks.get(marker)
             if first is not None:
                 return "d" + first
-        handler = _HANDLERS.get(self.type)
+        handler = _HANDLERS.get(self.model)
         waiting = self.waiting
-        if waiting is not None and self.type in _PLAYBACK and self.a(5) in waiting:
+        if waiting is not None and self.model in _PLAYBACK and self.a(5) in waiting:
             outcome = _WAITING
         elif handler is None:
             outcome = "rnot consumed by the redis sink"
@@ -522,9 +528,9 @@ class _Apply:
         cur_t, cur_eid = ks.hmget(pk, "t", "eid")
         if not self.newer(cur_t, cur_eid):
             return "ta newer subscription event of this user is already applied"
-        if self.type == "subscription.canceled":
+        if self.model is ev.SubscriptionCanceled:
             ks.hset(pk, status="canceled", ends_at=self.a(8))
-        elif self.type == "subscription.plan_changed":
+        elif self.model is ev.SubscriptionPlanChanged:
             ks.hset(pk, plan=self.a(6))
         else:
             ks.hset(pk, plan=self.a(6), status="active", period_end=self.a(7))
@@ -537,10 +543,10 @@ class _Apply:
         if self.erased(user):
             return "tthe user is erased"
         xk = self.k("sessions", user)
-        if self.type == "session.login_started":
+        if self.model is ev.SessionLoginStarted:
             ks.zadd(xk, int(self.a(6)), sid, gt=True)
             counter = "logins"
-        elif self.type == "session.refreshed":
+        elif self.model is ev.SessionRefreshed:
             ks.zadd(xk, int(self.a(6)), sid, xx=True, gt=True)
             counter = "session_refreshes"
         else:
@@ -672,23 +678,24 @@ class _Apply:
         return "s"
 
 
-_HANDLERS: Final[dict[str, Callable[[_Apply], str]]] = {
-    "playback.started": _Apply.playback_started,
-    "playback.progress": lambda a: a.playback_progress(False),
-    "playback.stopped": lambda a: a.playback_progress(True),
-    "rating.submitted": _Apply.rate,
-    "rating.retracted": _Apply.rate,
-    "subscription.started": _Apply.subscription,
-    "subscription.plan_changed": _Apply.subscription,
-    "subscription.renewed": _Apply.subscription,
-    "subscription.canceled": _Apply.subscription,
-    "session.login_started": _Apply.session,
-    "session.refreshed": _Apply.session,
-    "session.ended": _Apply.session,
-    "catalog.title_upserted": _Apply.title_upserted,
-    "catalog.title_removed": _Apply.title_removed,
-    "flag.set": _Apply.flag_set,
-    "user.erased": _Apply.user_erased,
+#: The script's ``handlers`` table, keyed by payload class.
+_HANDLERS: Final[dict[type[Payload], Callable[[_Apply], str]]] = {
+    ev.PlaybackStarted: _Apply.playback_started,
+    ev.PlaybackProgress: lambda a: a.playback_progress(False),
+    ev.PlaybackStopped: lambda a: a.playback_progress(True),
+    ev.RatingSubmitted: _Apply.rate,
+    ev.RatingRetracted: _Apply.rate,
+    ev.SubscriptionStarted: _Apply.subscription,
+    ev.SubscriptionPlanChanged: _Apply.subscription,
+    ev.SubscriptionRenewed: _Apply.subscription,
+    ev.SubscriptionCanceled: _Apply.subscription,
+    ev.SessionLoginStarted: _Apply.session,
+    ev.SessionRefreshed: _Apply.session,
+    ev.SessionEnded: _Apply.session,
+    ev.TitleUpserted: _Apply.title_upserted,
+    ev.TitleRemoved: _Apply.title_removed,
+    ev.FlagSet: _Apply.flag_set,
+    ev.UserErased: _Apply.user_erased,
 }
 
 
@@ -731,17 +738,18 @@ class InMemoryLiveStore:
 
     # --- write side ----------------------------------------------------------------------
 
-    def apply(self, events: Sequence[Envelope[Any]], *, allow_defer: bool = True) -> list[Outcome]:
+    def apply(self, events: Sequence[AnyEvent], *, allow_defer: bool = True) -> list[Outcome]:
         outcomes: list[Outcome] = []
         waiting: set[str] | None = set() if allow_defer else None
         with self._lock:
             for event in events:
-                fields = event_fields(event, self.config)
+                fields = event_fields(event)
                 if fields is None:
                     outcomes.append(rejected("not consumed by the redis sink"))
                     continue
                 self._tick()
-                code = _Apply(self._ks, self.prefix, self.config, fields, waiting).run()
+                model = type(event.payload)
+                code = _Apply(self._ks, self.prefix, self.config, model, fields, waiting).run()
                 if code.startswith("e"):
                     raise PermanentStoreError(event.event_id, code[1:])
                 outcomes.append(outcome_of(code))

@@ -78,7 +78,7 @@ from pymongo.errors import (
     WTimeoutError,
 )
 
-from polystream.domain.events import Envelope, Genre, RelationKind, Sink, TitleKind
+from polystream.domain.events import AnyEvent, Genre, RelationKind, Sink, TitleKind
 from polystream.settings import MongoSettings
 from polystream.sinks.memory_catalog import (
     ASSET_CHUNKS,
@@ -343,7 +343,7 @@ class MongoCatalogStore:
 
     # -- write side ---------------------------------------------------------------------
 
-    def apply(self, events: Sequence[Envelope[Any]], *, allow_defer: bool = True) -> list[Outcome]:
+    def apply(self, events: Sequence[AnyEvent], *, allow_defer: bool = True) -> list[Outcome]:
         """Apply a batch of catalog events; one outcome per event, in order (see module doc).
 
         Raises :class:`PermanentStoreError` for an upload whose bytes do not match its
@@ -376,7 +376,7 @@ class MongoCatalogStore:
             f"after {_MAX_ROUNDS} rounds"
         )
 
-    def _read_state(self, events: Sequence[Envelope[Any]], *, assets_only: bool) -> CatalogState:
+    def _read_state(self, events: Sequence[AnyEvent], *, assets_only: bool) -> CatalogState:
         keys = keys_of(events)
         state = CatalogState()
         if keys["title"] and not assets_only:

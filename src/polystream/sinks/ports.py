@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 from uuid import UUID
 
-from polystream.domain.events import Envelope, ReceiptStatus, Sink
+from polystream.domain.events import AnyEvent, ReceiptStatus, Sink
 
 
 class StoreError(RuntimeError):
@@ -66,7 +66,7 @@ class EventStore(Protocol):
 
     sink: Sink
 
-    def apply(self, events: Sequence[Envelope[Any]], *, allow_defer: bool = True
+    def apply(self, events: Sequence[AnyEvent], *, allow_defer: bool = True
               ) -> list[Outcome]:
         """Apply the batch in order and return one outcome per event, in the same order.
 

@@ -32,8 +32,10 @@ waiting are kept in ``defer_key``, a scratch set the caller deletes after the ba
 expires on its own).
 
 The script is rendered once per :class:`~polystream.sinks.redis_live.LiveStoreConfig`: the
-durations and plan limits are constants of the source. The key prefix is an argument, so the
-many prefixes of the tests share one cached script.
+durations and plan limits are constants of the source. So are the event types it compares
+``TYPE`` with, written ``@{PlaybackStarted}`` in the template and taken from the payload
+classes (``PlaybackStarted.event_type``), so the registry stays their one source. The key
+prefix is an argument, so the many prefixes of the tests share one cached script.
 
 Keys are derived from the prefix inside the script instead of being declared in ``KEYS``:
 several of them depend on data the script reads (a title's genres, a user's viewing
@@ -47,9 +49,13 @@ argument strings, never from their ``tonumber`` copies.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from string import Template
 from typing import Final
+
+from polystream.domain.events import EVENT_TYPES, Payload
+from polystream.domain.events.envelope import EVENT_TYPE_PATTERN
 
 
 class _LuaTemplate(Template):
@@ -79,7 +85,7 @@ local A, TYPE, EID, TS, T
 -- Deferral: the batch's scratch set of waiting users ('' = deferral not allowed).
 local DK = ARGV[2]
 local PLAYBACK = {
-  ['playback.started'] = true, ['playback.progress'] = true, ['playback.stopped'] = true,
+  [@{PlaybackStarted}] = true, [@{PlaybackProgress}] = true, [@{PlaybackStopped}] = true,
 }
 local waiting
 local function waiting_users()
@@ -312,9 +318,9 @@ local function subscription()
   if not newer(cur[1], cur[2]) then
     return 'ta newer subscription event of this user is already applied'
   end
-  if TYPE == 'subscription.canceled' then
+  if TYPE == @{SubscriptionCanceled} then
     redis.call('HSET', pk, 'status', 'canceled', 'ends_at', A[8])
-  elseif TYPE == 'subscription.plan_changed' then
+  elseif TYPE == @{SubscriptionPlanChanged} then
     redis.call('HSET', pk, 'plan', A[6])
   else
     redis.call('HSET', pk, 'plan', A[6], 'status', 'active', 'period_end', A[7])
@@ -330,10 +336,10 @@ local function session()
   if erased(user) then return 'tthe user is erased' end
   local xk = P .. ':sessions:' .. user
   local counter
-  if TYPE == 'session.login_started' then
+  if TYPE == @{SessionLoginStarted} then
     redis.call('ZADD', xk, 'GT', A[6], sid)
     counter = 'logins'
-  elseif TYPE == 'session.refreshed' then
+  elseif TYPE == @{SessionRefreshed} then
     -- XX: a refresh never resurrects a session this index does not hold.
     redis.call('ZADD', xk, 'XX', 'GT', A[6], sid)
     counter = 'session_refreshes'
@@ -471,29 +477,29 @@ local function user_erased()
 end
 
 local handlers = {
-  ['playback.started'] = playback_started,
-  ['playback.progress'] = function() return playback_progress(false) end,
-  ['playback.stopped'] = function() return playback_progress(true) end,
-  ['rating.submitted'] = rate,
-  ['rating.retracted'] = rate,
-  ['subscription.started'] = subscription,
-  ['subscription.plan_changed'] = subscription,
-  ['subscription.renewed'] = subscription,
-  ['subscription.canceled'] = subscription,
-  ['session.login_started'] = session,
-  ['session.refreshed'] = session,
-  ['session.ended'] = session,
-  ['catalog.title_upserted'] = title_upserted,
-  ['catalog.title_removed'] = title_removed,
-  ['flag.set'] = flag_set,
-  ['user.erased'] = user_erased,
+  [@{PlaybackStarted}] = playback_started,
+  [@{PlaybackProgress}] = function() return playback_progress(false) end,
+  [@{PlaybackStopped}] = function() return playback_progress(true) end,
+  [@{RatingSubmitted}] = rate,
+  [@{RatingRetracted}] = rate,
+  [@{SubscriptionStarted}] = subscription,
+  [@{SubscriptionPlanChanged}] = subscription,
+  [@{SubscriptionRenewed}] = subscription,
+  [@{SubscriptionCanceled}] = subscription,
+  [@{SessionLoginStarted}] = session,
+  [@{SessionRefreshed}] = session,
+  [@{SessionEnded}] = session,
+  [@{TitleUpserted}] = title_upserted,
+  [@{TitleRemoved}] = title_removed,
+  [@{FlagSet}] = flag_set,
+  [@{UserErased}] = user_erased,
 }
 
 local function unsupported() return 'rnot consumed by the redis sink' end
 
 -- Types without a per-event marker: their handler answers duplicates from the state itself
 -- (a reply 'd...'), and only what it stores counts.
-local UNMARKED = { ['playback.progress'] = true }
+local UNMARKED = { [@{PlaybackProgress}] = true }
 
 local replies, processed = {}, {}
 for i = 3, #ARGV do
@@ -566,6 +572,7 @@ def render_apply_script(
     """The apply script with its constants filled in."""
     limits = ", ".join(f"[{_lua_string(code)}] = {int(n)}" for code, n in plan_limits.items())
     return _APPLY_TEMPLATE.substitute(
+        _EVENT_TYPES,
         marker_ttl_s=int(marker_ttl_s),
         viewing_ttl_ms=int(viewing_ttl_ms),
         heartbeat_timeout_ms=int(heartbeat_timeout_ms),
@@ -586,6 +593,20 @@ def _lua_string(text: str) -> str:
     if not text.replace("_", "").isalnum():
         raise ValueError(f"plan code {text!r} is not a plain identifier")
     return f"'{text}'"
+
+
+def _lua_event_type(model: type[Payload]) -> str:
+    if not re.fullmatch(EVENT_TYPE_PATTERN, model.event_type):
+        raise ValueError(f"event type {model.event_type!r} is not a plain type name")
+    return f"'{model.event_type}'"
+
+
+#: The event types the script may name, from their payload classes: ``@{PlaybackStarted}``
+#: in the template becomes ``'playback.started'``.
+_EVENT_TYPES: Final = {
+    spec.payload_model.__name__: _lua_event_type(spec.payload_model)
+    for spec in EVENT_TYPES.values()
+}
 
 
 __all__ = ["render_apply_script"]

@@ -32,15 +32,13 @@ from typing import Any
 from prometheus_client import Counter, Gauge
 
 from polystream.bus.ports import BulkEventPublisher, EventConsumer, Record
+from polystream.bus.topology import UPSTREAM_TOPICS, Topic, primary_sink
 from polystream.domain.errors import InvalidEvent
 from polystream.domain.events import (
-    EVENT_TYPES,
-    READ_AFTER,
     Envelope,
     Receipt,
     ReceiptStatus,
     Sink,
-    Topic,
     decode,
     event_types_for,
 )
@@ -68,16 +66,6 @@ DEFERRED = Gauge("polystream_sink_deferred_events",
 STORE_RETRIES = Counter(
     "polystream_sink_store_retries_total", "Batches retried after a transient store error", ["sink"]
 )
-
-
-def primary_sink(topic: str) -> Sink | None:
-    """The sink that dead-letters the invalid records of ``topic``: the first store sink (in
-    `Sink` order) that consumes any of its event types."""
-    consumers = {s for spec in EVENT_TYPES.values() if spec.topic == topic for s in spec.consumers}
-    for sink in Sink:
-        if sink is not Sink.AUDIT and sink in consumers:
-            return sink
-    return None
 
 
 @dataclass
@@ -148,7 +136,7 @@ class SinkHandler:
         self._types = frozenset(event_types_for(sink))
         self._dead_letters = DeadLetters(sink.value, claim=receipts.claim if receipts else None)
         self._gate = ProgressGate(
-            {t.value: [u.value for u in ups] for t, ups in READ_AFTER.items()},
+            {t.value: [u.value for u in ups] for t, ups in UPSTREAM_TOPICS.items()},
             grace_s=config.prerequisite_grace_s, check_every_s=config.defer_retry_s)
         # Events waiting for a prerequisite from another topic, in log order per partition.
         # Their offsets are not committed until they are settled.
@@ -229,7 +217,8 @@ class SinkHandler:
         # the first waiting event of each key is offered: the ones behind it wait for it, and
         # are offered once it is settled. Everything else of a waiting key is held back too
         # (Kafka's order is per key).
-        upstream = {u.value for d in waiting for u in READ_AFTER.get(Topic(d.record.topic), ())}
+        upstream = {u.value for d in waiting
+                    for u in UPSTREAM_TOPICS.get(Topic(d.record.topic), ())}
         news = any(d.record.topic in upstream for d in fresh) or not fresh
         since = now - self._last_retry
         reoffer = bool(waiting) and ((news and since >= self.config.defer_retry_s)

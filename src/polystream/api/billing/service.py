@@ -16,6 +16,13 @@ from polystream.api.billing.schemas import (
 )
 from polystream.api.commands import Command, CommandOptions, submit
 from polystream.api.deps import ApiRuntime
+from polystream.domain.events import (
+    PaymentFailed,
+    PaymentSucceeded,
+    SubscriptionCanceled,
+    SubscriptionPlanChanged,
+    SubscriptionStarted,
+)
 
 _SUBSCRIPTION_IN_PATH = {"subscription_id": "path.subscription_id"}
 
@@ -42,7 +49,7 @@ async def start_subscription(
     return await submit(
         runtime,
         options,
-        Command("subscription.started", payload, creates=True, resource_id=subscription_id),
+        Command(SubscriptionStarted, payload, creates=True, resource_id=subscription_id),
     )
 
 
@@ -53,7 +60,7 @@ async def change_plan(
     return await submit(
         runtime,
         options,
-        Command("subscription.plan_changed", payload, where=_SUBSCRIPTION_IN_PATH),
+        Command(SubscriptionPlanChanged, payload, where=_SUBSCRIPTION_IN_PATH),
     )
 
 
@@ -69,7 +76,7 @@ async def cancel_subscription(
     return await submit(
         runtime,
         options,
-        Command("subscription.canceled", payload, where=_SUBSCRIPTION_IN_PATH),
+        Command(SubscriptionCanceled, payload, where=_SUBSCRIPTION_IN_PATH),
     )
 
 
@@ -79,10 +86,10 @@ async def record_payment(
     payment_id = str(uuid7())
     payload = body.model_dump(exclude={"outcome", "failure_reason"})
     payload["payment_id"] = payment_id
-    event_type = "payment.succeeded"
+    model: type[PaymentSucceeded | PaymentFailed] = PaymentSucceeded
     if body.outcome == "failed":
-        event_type = "payment.failed"
+        model = PaymentFailed
         payload["failure_reason"] = body.failure_reason
     return await submit(
-        runtime, options, Command(event_type, payload, creates=True, resource_id=payment_id)
+        runtime, options, Command(model, payload, creates=True, resource_id=payment_id)
     )

@@ -18,8 +18,13 @@ from polystream.api.guard import CARD_DATA_DETAIL
 from polystream.domain.events import (
     MAX_ASSET_BYTES,
     AssetKind,
+    AssetUploaded,
     ImageType,
+    RelationAdded,
     RelationKind,
+    RelationRemoved,
+    TitleRemoved,
+    TitleUpserted,
     contains_card_data,
 )
 
@@ -32,7 +37,7 @@ async def upsert_title(
 ) -> JSONResponse:
     payload = {"title_id": title_id, **body.model_dump()}
     return await submit(
-        runtime, options, Command("catalog.title_upserted", payload, where=_TITLE_IN_PATH)
+        runtime, options, Command(TitleUpserted, payload, where=_TITLE_IN_PATH)
     )
 
 
@@ -44,7 +49,7 @@ async def remove_title(
         runtime,
         options,
         Command(
-            "catalog.title_removed",
+            TitleRemoved,
             payload,
             where={**_TITLE_IN_PATH, "version": "query.version"},
         ),
@@ -54,7 +59,7 @@ async def remove_title(
 async def add_relation(
     runtime: ApiRuntime, body: AddRelation, options: CommandOptions
 ) -> JSONResponse:
-    return await submit(runtime, options, Command("catalog.relation_added", body.model_dump()))
+    return await submit(runtime, options, Command(RelationAdded, body.model_dump()))
 
 
 async def remove_relation(
@@ -66,7 +71,7 @@ async def remove_relation(
 ) -> JSONResponse:
     payload = {"from_title_id": from_title_id, "to_title_id": to_title_id, "kind": kind}
     where = {name: f"query.{name}" for name in payload}
-    return await submit(runtime, options, Command("catalog.relation_removed", payload, where=where))
+    return await submit(runtime, options, Command(RelationRemoved, payload, where=where))
 
 
 def sniff_image(data: bytes) -> ImageType | None:
@@ -142,6 +147,6 @@ async def upload_asset(
     return await submit(
         runtime,
         options,
-        Command("catalog.asset_uploaded", payload, creates=True, resource_id=asset_id,
+        Command(AssetUploaded, payload, creates=True, resource_id=asset_id,
                 where={**_TITLE_IN_PATH, "data_base64": "body.file", "kind": "body.kind"}),
     )

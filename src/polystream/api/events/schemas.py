@@ -8,6 +8,8 @@ from uuid import UUID
 
 from pydantic import BaseModel, Field
 
+from polystream.domain.events import UserRegistered
+
 SinkState = Literal["pending", "stored", "duplicate", "stale", "rejected", "dead_lettered"]
 EventState = Literal["unknown", "pending", "stored", "stale", "rejected", "dead_lettered"]
 
@@ -44,10 +46,10 @@ class CommandAccepted(BaseModel):
     """The event was published (acknowledged by every in-sync Kafka replica)."""
 
     event_id: UUID
-    type: str = Field(examples=["user.registered"])
+    type: str = Field(examples=[UserRegistered.event_type])
     status_url: str = Field(
         description="GET it for the event's status per store.",
-        examples=["/events/0194a1b2-0000-7000-8000-000000000001?type=user.registered"],
+        examples=[f"/events/0194a1b2-0000-7000-8000-000000000001?type={UserRegistered.event_type}"],
     )
     resource_id: str | None = Field(
         default=None, description="Id of the created resource (commands that create one only)."

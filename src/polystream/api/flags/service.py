@@ -7,6 +7,7 @@ from fastapi.responses import JSONResponse
 from polystream.api.commands import Command, CommandOptions, submit
 from polystream.api.deps import ApiRuntime
 from polystream.api.flags.schemas import SetFlag
+from polystream.domain.events import FlagSet
 
 
 async def set_flag(
@@ -14,5 +15,5 @@ async def set_flag(
 ) -> JSONResponse:
     payload = {"name": name, "value": body.value, "scope": body.scope}
     return await submit(
-        runtime, options, Command("flag.set", payload, where={"name": "path.name"})
+        runtime, options, Command(FlagSet, payload, where={"name": "path.name"})
     )

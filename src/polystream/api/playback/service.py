@@ -8,6 +8,7 @@ from uuid6 import uuid7
 from polystream.api.commands import Command, CommandOptions, submit
 from polystream.api.deps import ApiRuntime
 from polystream.api.playback.schemas import PlaybackHeartbeat, StartPlayback, StopPlayback
+from polystream.domain.events import PlaybackProgress, PlaybackStarted, PlaybackStopped
 
 _SESSION_IN_PATH = {"viewing_session_id": "path.session_id"}
 
@@ -18,7 +19,7 @@ async def start(runtime: ApiRuntime, body: StartPlayback, options: CommandOption
     return await submit(
         runtime,
         options,
-        Command("playback.started", payload, creates=True, resource_id=session_id),
+        Command(PlaybackStarted, payload, creates=True, resource_id=session_id),
     )
 
 
@@ -27,7 +28,7 @@ async def progress(
 ) -> JSONResponse:
     payload = {"viewing_session_id": session_id, **body.model_dump()}
     return await submit(
-        runtime, options, Command("playback.progress", payload, where=_SESSION_IN_PATH)
+        runtime, options, Command(PlaybackProgress, payload, where=_SESSION_IN_PATH)
     )
 
 
@@ -36,5 +37,5 @@ async def stop(
 ) -> JSONResponse:
     payload = {"viewing_session_id": session_id, **body.model_dump()}
     return await submit(
-        runtime, options, Command("playback.stopped", payload, where=_SESSION_IN_PATH)
+        runtime, options, Command(PlaybackStopped, payload, where=_SESSION_IN_PATH)
     )

@@ -8,6 +8,7 @@ from uuid6 import uuid7
 from polystream.api.commands import Command, CommandOptions, submit
 from polystream.api.deps import ApiRuntime
 from polystream.api.users.schemas import RegisterUser, SetPreferences, UpdateProfile
+from polystream.domain.events import PreferencesUpdated, UserProfileUpdated, UserRegistered
 
 _USER_IN_PATH = {"user_id": "path.user_id"}
 
@@ -30,7 +31,7 @@ async def register(
     return await submit(
         runtime,
         options,
-        Command("user.registered", payload, creates=True, resource_id=user_id),
+        Command(UserRegistered, payload, creates=True, resource_id=user_id),
     )
 
 
@@ -39,7 +40,7 @@ async def update_profile(
 ) -> JSONResponse:
     payload = {"user_id": user_id, **body.model_dump(exclude_unset=True)}
     return await submit(
-        runtime, options, Command("user.profile_updated", payload, where=_USER_IN_PATH)
+        runtime, options, Command(UserProfileUpdated, payload, where=_USER_IN_PATH)
     )
 
 
@@ -48,5 +49,5 @@ async def set_preferences(
 ) -> JSONResponse:
     payload = {"user_id": user_id, **body.model_dump()}
     return await submit(
-        runtime, options, Command("preferences.updated", payload, where=_USER_IN_PATH)
+        runtime, options, Command(PreferencesUpdated, payload, where=_USER_IN_PATH)
     )

@@ -33,13 +33,14 @@ import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from datetime import datetime
-from typing import Any, Final, TypeVar
+from typing import Any, Final, TypeVar, assert_never
 from uuid import UUID
 
 import psycopg
 from psycopg import errors as pgerrors
 
-from polystream.domain.events import Envelope, Sink
+from polystream.domain import events as ev
+from polystream.domain.events import AnyEvent, Sink
 from polystream.settings import PostgresSettings
 from polystream.sinks.memory_accounts import (
     CONSUMER,
@@ -54,6 +55,7 @@ from polystream.sinks.memory_accounts import (
     Subscription,
     SubscriptionStatus,
     User,
+    account_payload,
     check_batch,
 )
 from polystream.sinks.ports import Outcome, PermanentStoreError, TransientStoreError
@@ -336,7 +338,7 @@ class PostgresAccountStore:
 
     # -- EventStore ---------------------------------------------------------------------
 
-    def apply(self, events: Sequence[Envelope[Any]], *, allow_defer: bool = True) -> list[Outcome]:
+    def apply(self, events: Sequence[AnyEvent], *, allow_defer: bool = True) -> list[Outcome]:
         """See ``EventStore.apply``; what is deferred, and why, is decided by the shared
         rules (``memory_accounts``): a deferred event gets no ledger row and no row change."""
         if not events:
@@ -360,7 +362,7 @@ class PostgresAccountStore:
                         break
             return self._apply_one_by_one(events)
 
-    def _apply_batch(self, events: Sequence[Envelope[Any]]) -> list[Outcome]:
+    def _apply_batch(self, events: Sequence[AnyEvent]) -> list[Outcome]:
         conn = self._connection()
         state = AccountState()
         deferred: set[Stream] | None = set() if self._allow_defer else None
@@ -373,7 +375,7 @@ class PostgresAccountStore:
             raise _Conflict(exc) from exc
         return outcomes
 
-    def _apply_one_by_one(self, events: Sequence[Envelope[Any]]) -> list[Outcome]:
+    def _apply_one_by_one(self, events: Sequence[AnyEvent]) -> list[Outcome]:
         # No pipeline here, so that each savepoint's error surfaces at its own event. Each
         # event's writes are a consistent step on their own, so row order no longer matters.
         conn = self._connection()
@@ -444,7 +446,7 @@ class PostgresAccountStore:
 # --- load and flush -----------------------------------------------------------------------
 
 
-def _load(conn: Connection, state: AccountState, events: Sequence[Envelope[Any]]) -> None:
+def _load(conn: Connection, state: AccountState, events: Sequence[AnyEvent]) -> None:
     """Load into ``state`` every row the rules may read for ``events`` (see AccountState)."""
     event_ids: list[UUID] = []
     user_ids: set[str] = set()
@@ -456,25 +458,28 @@ def _load(conn: Connection, state: AccountState, events: Sequence[Envelope[Any]]
     rating_keys: set[tuple[str, str]] = set()
     for event in events:
         event_ids.append(event.event_id)
-        payload = event.payload
+        payload = account_payload(event)
         user_ids.add(payload.user_id)
-        family, _, fact = event.type.partition(".")
-        if family == "user":
-            if fact == "erased":
+        match payload:
+            case ev.UserRegistered() | ev.UserProfileUpdated():
+                if payload.email is not None:
+                    emails.add(payload.email)
+            case ev.UserErased() | ev.PreferencesUpdated():
                 preference_users.add(payload.user_id)
-            elif payload.email is not None:
-                emails.add(payload.email)
-        elif family == "subscription":
-            subscription_ids.add(payload.subscription_id)
-            if fact == "started":
+            case ev.SubscriptionStarted():
+                subscription_ids.add(payload.subscription_id)
                 subscribers.add(payload.user_id)
-        elif family == "payment":
-            payment_ids.add(payload.payment_id)
-            subscription_ids.add(payload.subscription_id)
-        elif family == "preferences":
-            preference_users.add(payload.user_id)
-        else:  # rating
-            rating_keys.add((payload.user_id, payload.title_id))
+            case (
+                ev.SubscriptionPlanChanged() | ev.SubscriptionRenewed() | ev.SubscriptionCanceled()
+            ):
+                subscription_ids.add(payload.subscription_id)
+            case ev.PaymentSucceeded() | ev.PaymentFailed() | ev.PaymentRefunded():
+                payment_ids.add(payload.payment_id)
+                subscription_ids.add(payload.subscription_id)
+            case ev.RatingSubmitted() | ev.RatingRetracted():
+                rating_keys.add((payload.user_id, payload.title_id))
+            case _:
+                assert_never(payload)
 
     # Queued together in the pipeline: one round trip for all of them.
     pending: list[tuple[psycopg.Cursor[Row], Callable[[Row], None]]] = []
