@@ -13,16 +13,13 @@ from polystream.stack.process import ManagedProcess, ProcessRecord, StackError
 
 
 def infra_dir() -> Path:
-    """The checkout's ``infra/`` folder (pom files and launchers for the JVM/Go servers)."""
-    here = Path(__file__).resolve()
-    for parent in here.parents:
-        candidate = parent / "infra"
-        if (candidate / "kafka" / "pom.xml").is_file():
-            return candidate
-    candidate = Path.cwd() / "infra"
-    if (candidate / "kafka" / "pom.xml").is_file():
-        return candidate
-    raise StackError("cannot find the infra/ folder of the polystream checkout; run from it")
+    """The non-Python sources of the JVM/Go servers (pom files, launchers), shipped inside the
+    package so that an installed wheel provisions exactly like a checkout."""
+    here = Path(__file__).resolve().parent / "infra"
+    if not (here / "kafka" / "pom.xml").is_file():
+        raise StackError(f"the stack's sources are missing from the installed package ({here}); "
+                         "reinstall polystream")
+    return here
 
 
 def port_open(host: str, port: int, timeout_s: float = 0.5) -> bool:

@@ -1,7 +1,7 @@
 """FerretDB 1.24 (MongoDB wire protocol over PostgreSQL), built from the Go module proxy.
 
-`infra/ferretdb/` holds a tiny Go program that embeds FerretDB as a library: the upstream
-`cmd/ferretdb` binary panics at start when built with `go install` (it expects a generated
+`infra/ferretdb/` (shipped in this package) holds a tiny Go program that embeds FerretDB as a
+library: the upstream `cmd/ferretdb` binary panics at start when built with `go install` (it expects a generated
 version file). Its data lives in a database of the stack's PostgreSQL.
 """
 

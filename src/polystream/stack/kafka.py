@@ -1,7 +1,8 @@
 """Apache Kafka as one KRaft node (broker and controller), jars from Maven Central.
 
-`infra/kafka/pom.xml` pins the version; `mvn dependency:copy-dependencies` puts the jars in the
-stack folder (the download itself is cached in ~/.m2).
+`infra/kafka/pom.xml` (shipped in this package) pins the version; `mvn
+dependency:copy-dependencies` puts the jars in the stack folder (the download itself is cached
+in ~/.m2).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """OpenSearch 2.19 from Maven Central jars, started by the one-file launcher in
-`infra/opensearch/` (a `Node` subclass with the transport, analysis, painless, reindex and
-mapper-extras modules; no security plugin, loopback only)."""
+`infra/opensearch/` of this package (a `Node` subclass with the transport, analysis, painless,
+reindex and mapper-extras modules; no security plugin, loopback only)."""
 
 from __future__ import annotations
 
