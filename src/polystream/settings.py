@@ -6,6 +6,7 @@ working directory is read too. Nothing here connects to anything.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Literal
 
@@ -117,11 +118,20 @@ class StackSettings(BaseModel):
     # All state, logs and pid files of the managed servers; relative paths are taken from the
     # current directory (the checkout, for `make`).
     home: Path = Path(".stack")
+    # Downloads kept across stack folders and CI runs (the pinned Go toolchain's zip);
+    # unset = $XDG_CACHE_HOME/polystream or ~/.cache/polystream.
+    cache_dir: Path | None = None
     start_timeout_s: float = Field(180.0, gt=0)
     stop_timeout_s: float = Field(30.0, gt=0)
 
     def resolved_home(self) -> Path:
         return self.home.expanduser().resolve()
+
+    def resolved_cache_dir(self) -> Path:
+        if self.cache_dir is not None:
+            return self.cache_dir.expanduser().resolve()
+        xdg = os.environ.get("XDG_CACHE_HOME")
+        return (Path(xdg) if xdg else Path.home() / ".cache") / "polystream"
 
 
 class Settings(BaseSettings):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import socket
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,6 +59,8 @@ class Server(ABC):
         self.log_file = home / "logs" / f"{self.name}.log"
         self.provision_log = home / "logs" / f"{self.name}-provision.log"
         self.process = ManagedProcess(self.name, home / "run", self.log_file)
+        # Set by the Stack: one line per provisioning step (downloads, builds, heartbeats).
+        self.progress: Callable[[str], None] = _quiet
 
     # --- to implement -------------------------------------------------------------------
     @property
@@ -125,6 +128,10 @@ class Server(ABC):
         except FileNotFoundError:
             return ""
         return "\n".join(text[-lines:])
+
+
+def _quiet(_: str) -> None:
+    pass
 
 
 def _one_line(exc: BaseException) -> str:

@@ -65,13 +65,17 @@ class KafkaServer(Server):
         digest = inputs_hash([pom])
         if stamp_fresh(stamp, digest) and any(self.lib_dir.glob("kafka_2.13-*.jar")):
             return
-        require_tool("java", apt_package="openjdk-17-jre-headless", log=self.provision_log)
-        mvn = require_tool("mvn", apt_package="maven", log=self.provision_log)
+        # Kafka only runs on the JVM: a JRE is enough here.
+        require_tool("java", apt_package="openjdk-17-jre-headless", log=self.provision_log,
+                     progress=self.progress)
+        mvn = require_tool("mvn", apt_package="maven", log=self.provision_log,
+                           progress=self.progress)
         if self.lib_dir.exists():
             shutil.rmtree(self.lib_dir)
+        self.progress("resolving the Kafka jars from Maven Central (cached in ~/.m2)")
         run([mvn, "-q", "-B", "-f", str(pom), "dependency:copy-dependencies",
              f"-DoutputDirectory={self.lib_dir}", "-DincludeScope=runtime"],
-            what="kafka: resolving jars from Maven Central", log=self.provision_log)
+            progress=self.progress, what="kafka: Maven dependency copy", log=self.provision_log)
         write_stamp(stamp, digest)
 
     def version(self) -> str:

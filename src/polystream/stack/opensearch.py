@@ -4,6 +4,7 @@ reindex and mapper-extras modules; no security plugin, loopback only)."""
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from polystream.settings import OpenSearchSettings
 from polystream.stack.base import Server, infra_dir, java_bin
 from polystream.stack.process import StackError
 from polystream.stack.provision import inputs_hash, require_tool, run, stamp_fresh, write_stamp
+from polystream.stack.toolchains import require_jdk
 
 
 class OpenSearchServer(Server):
@@ -44,13 +46,18 @@ class OpenSearchServer(Server):
             [src / "pom.xml", src / "OpenSearchLauncher.java", src / "log4j2.properties"])
         if stamp_fresh(stamp, digest) and any((self.build_dir / "lib").glob("opensearch-2*.jar")):
             return
-        require_tool("java", apt_package="openjdk-17-jdk-headless", log=self.provision_log)
-        mvn = require_tool("mvn", apt_package="maven", log=self.provision_log)
+        # The launcher is compiled: a JRE's `java` is not enough, Maven needs a JDK's javac.
+        jdk = require_jdk(log=self.provision_log, progress=self.progress)
+        mvn = require_tool("mvn", apt_package="maven", log=self.provision_log,
+                           progress=self.progress)
         if self.build_dir.exists():
             shutil.rmtree(self.build_dir)
+        self.progress(f"building the launcher with Maven (JDK {jdk}; OpenSearch jars from "
+                      "Maven Central, cached in ~/.m2)")
         run([mvn, "-B", "-q", "-f", str(src / "pom.xml"), "package",
              f"-Dps.build={self.build_dir}"],
-            what="opensearch: building the launcher from Maven Central", log=self.provision_log)
+            env={**os.environ, "JAVA_HOME": str(jdk)}, progress=self.progress,
+            what="opensearch: Maven build", log=self.provision_log)
         write_stamp(stamp, digest)
 
     def command(self) -> list[str]:

@@ -60,7 +60,8 @@ class PostgresServer(Server):
 
     def provision(self) -> None:
         if not (PG_BIN / "postgres").is_file():
-            apt_install([f"postgresql-{PG_MAJOR}"], log=self.provision_log)
+            apt_install([f"postgresql-{PG_MAJOR}"], log=self.provision_log,
+                        progress=self.progress)
         if not (PG_BIN / "postgres").is_file():
             raise StackError(f"postgres: {PG_BIN}/postgres missing after installing the package")
 

@@ -29,7 +29,7 @@ class RedisServer(Server):
 
     def provision(self) -> None:
         if shutil.which("redis-server") is None:
-            apt_install(["redis-server"], log=self.provision_log)
+            apt_install(["redis-server"], log=self.provision_log, progress=self.progress)
         if shutil.which("redis-server") is None:
             raise StackError("redis: redis-server missing after installing the package")
 
