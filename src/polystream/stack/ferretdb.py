@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from urllib.parse import urlencode
 
 from pymongo import MongoClient
 
@@ -63,7 +64,10 @@ class FerretDBServer(Server):
 
     def command(self) -> list[str]:
         pg = self.settings.postgres
-        backend_url = pg.dsn(self.cfg.ferretdb_backend_database).split("?", 1)[0]
+        # pgx understands libpq's sslmode/sslrootcert, not every libpq parameter.
+        ssl = {k: v for k, v in pg.libpq_params().items() if k.startswith("ssl")}
+        backend_url = (pg.dsn(self.cfg.ferretdb_backend_database).split("?", 1)[0] + "?"
+                       + urlencode(ssl))
         # At info it logs every connection; warnings and errors are what an operator needs.
         return [str(self.binary), "-listen-addr", self.address, "-postgresql-url", backend_url,
                 "-log-level", "warn"]

@@ -60,6 +60,11 @@ class KafkaServer(Server):
         return self.home / "build" / "kafka-lib"
 
     def provision(self) -> None:
+        if self.cfg.security_protocol != "PLAINTEXT":
+            # The managed node is a loopback development broker; a secured cluster is the
+            # user's own (MANAGED=false), which `stack up` only checks.
+            raise StackError("kafka: the managed broker speaks PLAINTEXT only; set "
+                             "POLYSTREAM_KAFKA__MANAGED=false to use a secured cluster")
         pom = infra_dir() / "kafka" / "pom.xml"
         stamp = self.home / "build" / "kafka.stamp"
         digest = inputs_hash([pom])
@@ -138,8 +143,8 @@ class KafkaServer(Server):
         if not port_open(host, port):
             # Spares librdkafka's connection-refused log lines while the broker boots.
             raise StackError(f"kafka: nothing listens on {host}:{port}")
-        admin = AdminClient({"bootstrap.servers": self.cfg.bootstrap_servers,
-                             "socket.timeout.ms": 3000, "log_level": 0})
+        admin = AdminClient({**self.cfg.client_config(), "socket.timeout.ms": 3000,
+                             "log_level": 0})
         meta = admin.list_topics(timeout=3)
         if not meta.brokers:
             raise StackError("kafka: metadata lists no broker")

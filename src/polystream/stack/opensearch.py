@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import ssl
 from pathlib import Path
 
 import httpx
@@ -76,13 +77,24 @@ class OpenSearchServer(Server):
 
     def probe(self) -> str:
         base = self.cfg.url.rstrip("/")
-        health = httpx.get(f"{base}/_cluster/health",
-                           params={"wait_for_status": "yellow", "timeout": "1s"}, timeout=3)
+        auth = None
+        if self.cfg.username is not None:
+            pw = self.cfg.password.get_secret_value() if self.cfg.password else ""
+            auth = httpx.BasicAuth(self.cfg.username, pw)
+        verify: ssl.SSLContext | bool = True
+        if self.cfg.ca_file is not None:
+            verify = ssl.create_default_context(cafile=str(self.cfg.ca_file.expanduser()))
+        with httpx.Client(auth=auth, verify=verify, timeout=3) as http:
+            return self._probe(http, base)
+
+    def _probe(self, http: httpx.Client, base: str) -> str:
+        health = http.get(f"{base}/_cluster/health",
+                          params={"wait_for_status": "yellow", "timeout": "1s"})
         if health.status_code != 200:
             raise StackError(f"opensearch: cluster health answered {health.status_code}")
         if health.json().get("status") not in ("green", "yellow"):
             raise StackError(f"opensearch: cluster is {health.json().get('status')}")
-        info = httpx.get(base, timeout=3).json()
+        info = http.get(base).json()
         dist = info.get("version", {}).get("distribution", "elasticsearch")
         name = "OpenSearch" if dist == "opensearch" else "Elasticsearch"
         return f"{name} {info.get('version', {}).get('number', '?')}"
