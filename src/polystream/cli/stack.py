@@ -28,7 +28,7 @@ def _stack() -> Stack:
     def report(name: str, message: str) -> None:
         # Elapsed time on every line: a long first provisioning shows it is moving.
         console.print(f"[dim]{time.monotonic() - t0:6.1f}s[/] [bold cyan]{name:>10}[/] {message}",
-                      highlight=False)
+                      highlight=False, soft_wrap=True)
 
     return Stack(load_settings(), report=report)
 

@@ -27,11 +27,12 @@ _apt_updated = False
 
 def run(argv: Sequence[str], *, what: str, log: Path, cwd: Path | None = None,
         env: dict[str, str] | None = None, progress: Callable[[str], None] | None = None,
-        unit: str = "lines of output", heartbeat_s: float = HEARTBEAT_S) -> None:
+        unit: str | None = None, heartbeat_s: float = HEARTBEAT_S) -> None:
     """Run a provisioning command, appending its output to ``log``; raise naming ``what``.
 
-    With ``progress``, a long command says every ``heartbeat_s`` how long it has run and how
-    much it printed (``unit``), so a cold build is never a silent minute.
+    With ``progress``, a long command says every ``heartbeat_s`` how long it has run and, when
+    each output line is one ``unit`` of work, how many it did: a cold build is never a silent
+    minute.
     """
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("ab") as out:
@@ -52,8 +53,8 @@ def run(argv: Sequence[str], *, what: str, log: Path, cwd: Path | None = None,
                 break
             except subprocess.TimeoutExpired:
                 if progress is not None:
-                    lines = _lines_since(log, start_size)
-                    progress(f"{what}: {time.monotonic() - t0:.0f}s so far, {lines} {unit}")
+                    done = f", {_lines_since(log, start_size)} {unit}" if unit else ""
+                    progress(f"{what}: {time.monotonic() - t0:.0f}s so far{done}")
     if returncode != 0:
         raise StackError(f"{what}: `{' '.join(argv)}` failed with code {returncode}; "
                          f"see {log}")
