@@ -19,6 +19,7 @@ import os
 import platform
 import re
 import shutil
+import ssl
 import subprocess
 import tempfile
 import time
@@ -26,6 +27,8 @@ import urllib.request
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
+
+import certifi
 
 from polystream.stack.process import StackError
 from polystream.stack.provision import apt_install
@@ -105,11 +108,21 @@ def module_h1(zip_path: Path) -> str:
     return "h1:" + base64.b64encode(summary.digest()).decode()
 
 
+def _tls_context() -> ssl.SSLContext:
+    # The system's CAs plus certifi's (a dependency of httpx): a fresh Debian has no
+    # ca-certificates package until something installs it, and a corporate CA lives only in
+    # the system store.
+    context = ssl.create_default_context()
+    context.load_verify_locations(certifi.where())
+    return context
+
+
 def _download(url: str, dest: Path, progress: Progress) -> None:
     part = dest.with_name(dest.name + ".part")
     t0 = time.monotonic()
     try:
-        with urllib.request.urlopen(url, timeout=60) as resp, part.open("wb") as out:
+        with urllib.request.urlopen(url, timeout=60, context=_tls_context()) as resp, \
+                part.open("wb") as out:
             total = int(resp.headers.get("Content-Length") or 0)
             size_text = f"{total / 1e6:.1f} MB" if total else "unknown size"
             progress(f"downloading {url} ({size_text})")
