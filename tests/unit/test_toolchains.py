@@ -36,22 +36,23 @@ def test_required_go_reads_the_go_line(tmp_path: Path) -> None:
     assert required_go(mod) == (1, 22, 0)
 
 
-def _fake_toolchain_zip(path: Path, version: str, arch: str) -> str:
+def _fake_toolchain_zip(downloads: Path) -> tuple[Path, str]:
+    """A toolchain-shaped module zip where the stack looks for the pinned one, and its hash."""
+    version, arch = toolchains.GO_TOOLCHAIN, toolchains._arch()
+    downloads.mkdir()
+    path = downloads / f"golang.org-toolchain@v0.0.1-{version}.linux-{arch}.zip"
     prefix = f"golang.org/toolchain@v0.0.1-{version}.linux-{arch}/"
     with zipfile.ZipFile(path, "w") as archive:
         archive.writestr(prefix + "bin/go", "#!/bin/sh\necho go1.99.0\n")
         archive.writestr(prefix + "pkg/tool/linux_amd64/compile", "binary")
         archive.writestr(prefix + "src/fmt/print.go", "package fmt\n")
-    return module_h1(path)
+    return path, module_h1(path)
 
 
 def test_a_download_that_does_not_match_the_pinned_hash_is_refused_and_deleted(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        tmp_path: Path) -> None:
     downloads = tmp_path / "downloads"
-    downloads.mkdir()
-    arch = toolchains._arch()
-    zip_path = downloads / f"golang.org-toolchain@v0.0.1-{toolchains.GO_TOOLCHAIN}.linux-{arch}.zip"
-    _fake_toolchain_zip(zip_path, toolchains.GO_TOOLCHAIN, arch)  # not the real toolchain
+    zip_path, _ = _fake_toolchain_zip(downloads)  # not the real toolchain
     with pytest.raises(StackError, match="does not match the pinned"):
         fetch_go_toolchain(into=tmp_path / "tc", downloads=downloads)
     assert not zip_path.exists()
@@ -61,11 +62,8 @@ def test_a_download_that_does_not_match_the_pinned_hash_is_refused_and_deleted(
 def test_a_verified_toolchain_is_unpacked_with_executable_tools(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     downloads = tmp_path / "downloads"
-    downloads.mkdir()
-    arch = toolchains._arch()
-    zip_path = downloads / f"golang.org-toolchain@v0.0.1-{toolchains.GO_TOOLCHAIN}.linux-{arch}.zip"
-    h1 = _fake_toolchain_zip(zip_path, toolchains.GO_TOOLCHAIN, arch)
-    monkeypatch.setitem(toolchains.GO_TOOLCHAIN_H1, arch, h1)
+    zip_path, h1 = _fake_toolchain_zip(downloads)
+    monkeypatch.setitem(toolchains.GO_TOOLCHAIN_H1, toolchains._arch(), h1)
     go = Path(fetch_go_toolchain(into=tmp_path / "tc", downloads=downloads))
     root = go.parent.parent
     assert go.read_text().startswith("#!/bin/sh")
