@@ -117,11 +117,11 @@ def ensure_topics(settings: KafkaSettings, specs: Sequence[TopicSpec], *,
     for spec in specs:
         if spec.name not in actions:
             actions[spec.name] = partitions_difference(existing[spec.name], spec.partitions)
-    changed = {s.name for s in to_create} | {s.name for s in grow}
-    # What this call created or grew must be visible; anything else only has to exist.
-    _wait_for_metadata(admin, {s.name: s.partitions if s.name in changed and
-                               actions[s.name] != "exists" else existing.get(s.name, 1)
-                               for s in specs}, timeout)
+    changed = {s.name for s in grow} | {n for n, a in actions.items() if a == "created"}
+    # What this call created or grew must be visible with its partitions; the rest must exist.
+    wanted = {s.name: s.partitions if s.name in changed else existing.get(s.name, 1)
+              for s in specs}
+    _wait_for_metadata(admin, wanted, timeout)
     return [(s.name, actions[s.name]) for s in specs]
 
 
