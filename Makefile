@@ -8,7 +8,7 @@ INSTALLED := $(VENV)/.installed
 PYTEST_ARGS ?=
 
 .PHONY: help venv lint typecheck unit test test-fast stack-up stack-down stack-status \
-        schema demo bench clean
+        schema demo bench lock clean
 
 help:
 	@echo "make test          lint, bring the real stack up, run every test, bring it down"
@@ -20,15 +20,18 @@ help:
 	@echo "make lint          ruff + mypy"
 	@echo "make demo          the whole platform in one process on in-memory stores"
 	@echo "make bench         benchmarks on the real stack, side by side with raw-client baselines"
+	@echo "make lock          re-pin requirements*.lock (with hashes) after changing pyproject.toml"
 
-# The venv is created when missing and reinstalled when pyproject.toml changes.
-$(INSTALLED): pyproject.toml
+# The venv is created when missing and reinstalled when the dependencies change: the whole
+# tree from the hash-locked file, then the package itself without resolving anything again.
+$(INSTALLED): pyproject.toml requirements-dev.lock
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) (Debian: apt-get install python3 python3-venv)"; exit 1; }
 	@[ -x $(BIN)/python ] || $(PYTHON) -m venv $(VENV) || { \
 	  echo "python venv module missing; installing python3-venv"; \
-	  apt-get update -q && apt-get install -y -q python3-venv && $(PYTHON) -m venv $(VENV); }
+	  rm -rf $(VENV); apt-get update -q && apt-get install -y -q python3-venv && $(PYTHON) -m venv $(VENV); }
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q --require-hashes -r requirements-dev.lock
+	$(BIN)/pip install -q --no-deps -e .
 	@touch $@
 
 venv: $(INSTALLED)
@@ -69,5 +72,14 @@ bench: venv
 	$(PS) topics ensure
 	$(BIN)/python -m bench.run
 
+# uv resolves for every supported Python (3.11-3.13) at once; it runs from its own venv so the
+# project's locked venv stays exactly what the lock says.
+UV_VERSION := 0.13.9
+LOCK_ARGS := --generate-hashes --universal --python-version 3.11 -q --custom-compile-command "make lock"
+lock:
+	@[ -x .tools/bin/uv ] || { $(PYTHON) -m venv .tools && .tools/bin/pip install -q uv==$(UV_VERSION); }
+	.tools/bin/uv pip compile pyproject.toml $(LOCK_ARGS) -o requirements.lock
+	.tools/bin/uv pip compile pyproject.toml --extra dev $(LOCK_ARGS) -o requirements-dev.lock
+
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .tools .mypy_cache .ruff_cache .pytest_cache

@@ -6,11 +6,25 @@ working directory is read too. Nothing here connects to anything.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Literal
+from urllib.parse import quote, urlencode
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+SslMode = Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"]
+KafkaSecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+KafkaSaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
+
+
+def _userinfo(user: str, password: SecretStr | None) -> str:
+    """``user:password`` for a URL, percent-encoded so any character is safe in either."""
+    info = quote(user, safe="")
+    if password is not None:
+        info += ":" + quote(password.get_secret_value(), safe="")
+    return info
 
 
 class PostgresSettings(BaseModel):
@@ -20,16 +34,28 @@ class PostgresSettings(BaseModel):
     password: SecretStr = SecretStr("polystream")
     database: str = "polystream"
     connect_timeout_s: float = Field(5.0, gt=0)
+    # libpq's sslmode: a managed service wants "verify-full" with its CA in `sslrootcert`
+    # ("require" encrypts but trusts any certificate). "prefer" is libpq's own default.
+    sslmode: SslMode = "prefer"
+    sslrootcert: Path | None = None
+    # Most connections one process's pool keeps open (the API's reads); a sink uses one.
+    pool_size: int = Field(10, ge=1, le=1000)
     # False: the server is the user's own; `stack up` only checks that it answers.
     managed: bool = True
 
     def dsn(self, database: str | None = None) -> str:
         """A libpq URL (psycopg 3) for this server, optionally for another database on it."""
-        pw = self.password.get_secret_value()
         return (
-            f"postgresql://{self.user}:{pw}@{self.host}:{self.port}/{database or self.database}"
-            f"?connect_timeout={max(1, int(self.connect_timeout_s))}"
+            f"postgresql://{_userinfo(self.user, self.password)}@{self.host}:{self.port}/"
+            f"{quote(database or self.database, safe='')}?{urlencode(self.libpq_params())}"
         )
+
+    def libpq_params(self) -> dict[str, str]:
+        params = {"connect_timeout": str(max(1, int(self.connect_timeout_s))),
+                  "sslmode": self.sslmode}
+        if self.sslrootcert is not None:
+            params["sslrootcert"] = str(self.sslrootcert.expanduser())
+        return params
 
     def sqlalchemy_url(self) -> str:
         return self.dsn().replace("postgresql://", "postgresql+psycopg://", 1)
@@ -39,7 +65,12 @@ class RedisSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = Field(6379, ge=1, le=65535)
     db: int = Field(0, ge=0)
+    # ACL user (Redis 6+); unset = the default user, authenticated by `password` alone.
+    username: str | None = None
     password: SecretStr | None = None
+    # TLS (a `rediss://` URL), verified against `ca_file` or the system's CAs.
+    tls: bool = False
+    ca_file: Path | None = None
     socket_timeout_s: float = Field(5.0, gt=0)
     # Every key the platform writes starts with "<key_prefix>:"; two deployments (or a test
     # run) can share one Redis with different prefixes.
@@ -48,8 +79,14 @@ class RedisSettings(BaseModel):
 
     @property
     def url(self) -> str:
-        auth = f":{self.password.get_secret_value()}@" if self.password else ""
-        return f"redis://{auth}{self.host}:{self.port}/{self.db}"
+        auth = ""
+        if self.username or self.password:
+            auth = _userinfo(self.username or "", self.password) + "@"
+        query = ""
+        if self.tls and self.ca_file is not None:
+            query = "?" + urlencode({"ssl_ca_certs": str(self.ca_file.expanduser())})
+        scheme = "rediss" if self.tls else "redis"
+        return f"{scheme}://{auth}{self.host}:{self.port}/{self.db}{query}"
 
 
 class KafkaSettings(BaseModel):
@@ -64,7 +101,35 @@ class KafkaSettings(BaseModel):
     # Consumer groups are "<group_prefix>-<sink>": another prefix is another deployment with
     # its own offsets over the same topics (a second environment, a test run).
     group_prefix: str = Field("polystream", pattern=r"^[A-Za-z0-9_.-]{1,100}$")
+    # A managed cluster: SASL_SSL with SCRAM (or PLAIN) and the cluster's CA, for example.
+    # Every producer, consumer and admin client gets these (`client_config`).
+    security_protocol: KafkaSecurityProtocol = "PLAINTEXT"
+    sasl_mechanism: KafkaSaslMechanism | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    ca_file: Path | None = None
     managed: bool = True
+
+    @model_validator(mode="after")
+    def _sasl_complete(self) -> KafkaSettings:
+        if self.security_protocol.startswith("SASL_") and not (
+                self.sasl_mechanism and self.sasl_username and self.sasl_password):
+            raise ValueError(f"security_protocol {self.security_protocol} needs sasl_mechanism, "
+                             "sasl_username and sasl_password")
+        return self
+
+    def client_config(self) -> dict[str, str]:
+        """librdkafka settings every client of the cluster needs: brokers and security."""
+        conf = {"bootstrap.servers": self.bootstrap_servers,
+                "security.protocol": self.security_protocol}
+        if self.security_protocol.startswith("SASL_"):
+            assert self.sasl_mechanism and self.sasl_username and self.sasl_password
+            conf.update({"sasl.mechanism": self.sasl_mechanism,
+                         "sasl.username": self.sasl_username,
+                         "sasl.password": self.sasl_password.get_secret_value()})
+        if self.ca_file is not None and self.security_protocol in ("SSL", "SASL_SSL"):
+            conf["ssl.ca.location"] = str(self.ca_file.expanduser())
+        return conf
 
     @property
     def host_port(self) -> tuple[str, int]:
@@ -97,6 +162,13 @@ class OpenSearchSettings(BaseModel):
     heap: str = "512m"
     index_prefix: str = "polystream-audit"
     timeout_s: float = Field(10.0, gt=0)
+    # Of the audit indices the auditor creates (a cluster of N data nodes: replicas >= 1).
+    shards: int = Field(1, ge=1, le=1024)
+    replicas: int = Field(0, ge=0, le=16)
+    # Basic authentication and the CA of an https:// cluster (system CAs when unset).
+    username: str | None = None
+    password: SecretStr | None = None
+    ca_file: Path | None = None
     managed: bool = True
 
     @property
@@ -123,11 +195,20 @@ class StackSettings(BaseModel):
     # All state, logs and pid files of the managed servers; relative paths are taken from the
     # current directory (the checkout, for `make`).
     home: Path = Path(".stack")
+    # Downloads kept across stack folders and CI runs (the pinned Go toolchain's zip);
+    # unset = $XDG_CACHE_HOME/polystream or ~/.cache/polystream.
+    cache_dir: Path | None = None
     start_timeout_s: float = Field(180.0, gt=0)
     stop_timeout_s: float = Field(30.0, gt=0)
 
     def resolved_home(self) -> Path:
         return self.home.expanduser().resolve()
+
+    def resolved_cache_dir(self) -> Path:
+        if self.cache_dir is not None:
+            return self.cache_dir.expanduser().resolve()
+        xdg = os.environ.get("XDG_CACHE_HOME")
+        return (Path(xdg) if xdg else Path.home() / ".cache") / "polystream"
 
 
 class Settings(BaseSettings):

@@ -86,7 +86,8 @@ class Harness:
 
     # -- per implementation ---------------------------------------------------------------------
 
-    def ensure_topics(self, specs: list[TopicSpec]) -> list[tuple[str, str]]:
+    def ensure_topics(self, specs: list[TopicSpec], *,
+                      grow_partitions: bool = False) -> list[tuple[str, str]]:
         raise NotImplementedError
 
     def end_offsets(self, topic: str) -> dict[int, int]:
@@ -117,8 +118,9 @@ class MemoryHarness(Harness):
         super().__init__(unique)
         self.broker = InMemoryBroker(auto_create_topics=False)
 
-    def ensure_topics(self, specs: list[TopicSpec]) -> list[tuple[str, str]]:
-        return self.broker.ensure_topics(specs)
+    def ensure_topics(self, specs: list[TopicSpec], *,
+                      grow_partitions: bool = False) -> list[tuple[str, str]]:
+        return self.broker.ensure_topics(specs, grow_partitions=grow_partitions)
 
     def end_offsets(self, topic: str) -> dict[int, int]:
         return self.broker.end_offsets(topic)
@@ -149,8 +151,9 @@ class KafkaHarness(Harness):
         super().__init__(unique)
         self.settings = settings.kafka
 
-    def ensure_topics(self, specs: list[TopicSpec]) -> list[tuple[str, str]]:
-        return kafka_admin.ensure_topics(self.settings, specs)
+    def ensure_topics(self, specs: list[TopicSpec], *,
+                      grow_partitions: bool = False) -> list[tuple[str, str]]:
+        return kafka_admin.ensure_topics(self.settings, specs, grow_partitions=grow_partitions)
 
     def end_offsets(self, topic: str) -> dict[int, int]:
         return kafka_admin.end_offsets(self.settings, topic)
@@ -480,14 +483,18 @@ def test_closed_publisher_refuses_at_once(bus: Harness) -> None:
     pub.close(1)  # idempotent
 
 
-def test_ensure_topics_is_idempotent_and_grows_partitions(bus: Harness) -> None:
+def test_ensure_topics_is_idempotent_and_grows_partitions_only_when_asked(bus: Harness) -> None:
     a, b = bus.name("ensure-a"), bus.name("ensure-b")
     bus.remember_topic(a)
     bus.remember_topic(b)
     specs = [TopicSpec(a, 3), TopicSpec(b, 2, {"retention.ms": "3600000"})]
     assert bus.ensure_topics(specs) == [(a, "created"), (b, "created")]
     assert bus.ensure_topics(specs) == [(a, "exists"), (b, "exists")]
-    assert bus.ensure_topics([TopicSpec(a, 6)]) == [(a, "partitions 3→6")]
+    # Adding partitions moves keys: reported, never done silently.
+    [(name, action)] = bus.ensure_topics([TopicSpec(a, 6)])
+    assert name == a and action.startswith("exists with 3 partitions (wanted 6; not grown")
+    assert len(bus.end_offsets(a)) == 3
+    assert bus.ensure_topics([TopicSpec(a, 6)], grow_partitions=True) == [(a, "partitions 3→6")]
     shrink = bus.ensure_topics([TopicSpec(a, 2)])
     assert shrink[0][0] == a and shrink[0][1].startswith("exists with 6 partitions")
     # The grown topic is usable at once, new partitions included.

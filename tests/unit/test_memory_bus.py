@@ -150,7 +150,7 @@ def test_a_subscription_to_a_topic_created_later_gets_its_partitions() -> None:
     assert [r.value for r in con.poll_batch(10, 1.0)] == [b"v"]
     assert con.assignment() == [("later", 0), ("later", 1)]
 
-    broker.ensure_topics([TopicSpec("later", 4)])
+    broker.ensure_topics([TopicSpec("later", 4)], grow_partitions=True)
     con.poll_batch(10, 0)
     assert len(con.assignment()) == 4
     broker.delete_topics(["later"])

@@ -52,7 +52,7 @@ class KafkaReadiness:
         with self._lock:
             if self._admin is None:
                 self._admin = AdminClient({
-                    "bootstrap.servers": self._settings.bootstrap_servers,
+                    **self._settings.client_config(),
                     "client.id": f"{CLIENT_ID}-readiness",
                 })
             admin = self._admin

@@ -207,14 +207,31 @@ def _translate(what: str, exc: Exception) -> AuditIndexError:
     return AuditIndexUnavailable(f"{what}: {type(exc).__name__}: {exc}")
 
 
+def opensearch_client(settings: OpenSearchSettings) -> OpenSearch:
+    """A client for the settings' cluster: TLS verified for https:// URLs (against
+    ``ca_file`` when set), basic authentication when a user is set."""
+    options: dict[str, Any] = {}
+    if settings.username is not None:
+        password = settings.password.get_secret_value() if settings.password else ""
+        options["http_auth"] = (settings.username, password)
+    if settings.url.startswith("https://"):
+        options["verify_certs"] = True
+        if settings.ca_file is not None:
+            options["ca_certs"] = str(settings.ca_file.expanduser())
+    # No client-side retries: the worker owns retrying (with backoff, and rewinding the
+    # consumer), and a hidden retry loop here would only delay its decisions.
+    return OpenSearch(settings.url, timeout=settings.timeout_s, max_retries=0,
+                      retry_on_timeout=False, **options)
+
+
 class OpenSearchAuditIndex:
     def __init__(
         self,
         settings: OpenSearchSettings,
         *,
         retention_days: int = 90,
-        shards: int = 1,
-        replicas: int = 0,
+        shards: int | None = None,
+        replicas: int | None = None,
         refresh_interval: str = "1s",
         client: OpenSearch | None = None,
         read_only: bool = False,
@@ -231,14 +248,11 @@ class OpenSearchAuditIndex:
         self.erasures = f"{self.prefix}-erasures"
         self.merge_script = f"{self.prefix}-merge"
         self.anonymise_script = f"{self.prefix}-anonymise"
-        self._shards = shards
-        self._replicas = replicas
+        self._shards = settings.shards if shards is None else shards
+        self._replicas = settings.replicas if replicas is None else replicas
         self._refresh_interval = refresh_interval
         self._own_client = client is None
-        # No client-side retries: the worker owns retrying (with backoff, and rewinding the
-        # consumer), and a hidden retry loop here would only delay its decisions.
-        self.client = client or OpenSearch(
-            settings.url, timeout=settings.timeout_s, max_retries=0, retry_on_timeout=False)
+        self.client = client or opensearch_client(settings)
 
     def index_name(self, bucket: str) -> str:
         return f"{self.alias}-{bucket}"

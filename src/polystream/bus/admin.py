@@ -20,7 +20,7 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]
     OffsetSpec,
 )
 
-from polystream.bus.ports import BusError, TopicSpec
+from polystream.bus.ports import BusError, TopicSpec, partitions_difference
 from polystream.settings import KafkaSettings
 
 T = TypeVar("T")
@@ -31,7 +31,7 @@ _EARLIEST: OffsetSpec = OffsetSpec.earliest()  # type: ignore[no-untyped-call]
 
 def _admin(settings: KafkaSettings) -> AdminClient:
     return AdminClient({
-        "bootstrap.servers": settings.bootstrap_servers,
+        **settings.client_config(),
         "client.id": "polystream-admin",
         "socket.timeout.ms": int(settings.request_timeout_s * 1000),
         # Warnings and errors only: short-lived admin clients otherwise log a purge notice each.
@@ -62,12 +62,16 @@ def _partition_counts(admin: AdminClient, timeout_s: float) -> dict[str, int]:
     return {name: len(t.partitions) for name, t in meta.topics.items() if t.error is None}
 
 
-def ensure_topics(settings: KafkaSettings, specs: Sequence[TopicSpec]) -> list[tuple[str, str]]:
-    """Create missing topics and grow ones with too few partitions; idempotent.
+def ensure_topics(settings: KafkaSettings, specs: Sequence[TopicSpec], *,
+                  grow_partitions: bool = False) -> list[tuple[str, str]]:
+    """Create missing topics; idempotent. Partitions are added to an existing topic only with
+    ``grow_partitions``: adding them moves keys to other partitions, so per-key order across
+    the change is lost for records still in flight. That is the operator's decision.
 
-    Returns one (topic, action) per spec: "created", "exists", "partitions 3→6", or "exists with 8
-    partitions (...)" — a topic with more partitions than wanted is reported, never shrunk (Kafka
-    cannot). The config of an existing topic is not compared or changed.
+    Returns one (topic, action) per spec: "created", "exists", "partitions 3→6" (grown), or
+    "exists with N partitions (...)" when the count differs and nothing was changed — a topic
+    with more partitions than wanted is never shrunk (Kafka cannot). The config of an existing
+    topic is not compared or changed.
     Waits until the broker's metadata shows every topic with its partitions, so a producer started
     right after does not see an unknown topic.
     """
@@ -76,7 +80,8 @@ def ensure_topics(settings: KafkaSettings, specs: Sequence[TopicSpec]) -> list[t
     existing = _partition_counts(admin, timeout)
     actions: dict[str, str] = {}
     to_create = [s for s in specs if s.name not in existing]
-    to_grow = [s for s in specs if s.name in existing and existing[s.name] < s.partitions]
+    to_grow = [s for s in specs if s.name in existing and existing[s.name] < s.partitions
+               and grow_partitions]
 
     if to_create:
         futures = admin.create_topics(
@@ -94,7 +99,8 @@ def ensure_topics(settings: KafkaSettings, specs: Sequence[TopicSpec]) -> list[t
                     raise BusError(f"creating topic {spec.name} failed: {exc.args[0]}") from exc
                 # Created concurrently by another process: it may need growing like any other.
                 actions[spec.name] = "exists"
-                to_grow.append(spec)
+                if grow_partitions:
+                    to_grow.append(spec)
         existing = _partition_counts(admin, timeout) if to_grow else existing
 
     grow = [s for s in to_grow if existing.get(s.name, s.partitions) < s.partitions]
@@ -109,14 +115,13 @@ def ensure_topics(settings: KafkaSettings, specs: Sequence[TopicSpec]) -> list[t
             actions[spec.name] = f"partitions {before}→{spec.partitions}"
 
     for spec in specs:
-        if spec.name in actions:
-            continue
-        have = existing[spec.name]
-        actions[spec.name] = ("exists" if have == spec.partitions else
-                              f"exists with {have} partitions (wanted {spec.partitions}; "
-                              "partitions are never removed)")
-    _wait_for_metadata(admin, {s.name: max(s.partitions, existing.get(s.name, 0)) for s in specs},
-                       timeout)
+        if spec.name not in actions:
+            actions[spec.name] = partitions_difference(existing[spec.name], spec.partitions)
+    changed = {s.name for s in grow} | {n for n, a in actions.items() if a == "created"}
+    # What this call created or grew must be visible with its partitions; the rest must exist.
+    wanted = {s.name: s.partitions if s.name in changed else existing.get(s.name, 1)
+              for s in specs}
+    _wait_for_metadata(admin, wanted, timeout)
     return [(s.name, actions[s.name]) for s in specs]
 
 

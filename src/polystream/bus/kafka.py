@@ -99,7 +99,7 @@ _RETRIABLE_COMMIT = frozenset({
 def producer_config(settings: KafkaSettings, client_id: str,
                     extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
     conf: dict[str, Any] = {
-        "bootstrap.servers": settings.bootstrap_servers,
+        **settings.client_config(),
         "client.id": client_id,
         "enable.idempotence": True,
         "acks": "all",
@@ -124,7 +124,7 @@ def producer_config(settings: KafkaSettings, client_id: str,
 def consumer_config(settings: KafkaSettings, group_id: str, client_id: str,
                     extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
     conf: dict[str, Any] = {
-        "bootstrap.servers": settings.bootstrap_servers,
+        **settings.client_config(),
         "group.id": group_id,
         "client.id": client_id,
         "enable.auto.commit": False,

@@ -33,6 +33,7 @@ from polystream.bus.ports import (
     PublisherStats,
     Record,
     TopicSpec,
+    partitions_difference,
 )
 
 _EMPTY_HEADERS: Mapping[str, bytes] = MappingProxyType({})
@@ -94,7 +95,8 @@ class InMemoryBroker:
 
     # -- administration ---------------------------------------------------------------------------
 
-    def ensure_topics(self, specs: Sequence[TopicSpec]) -> list[tuple[str, str]]:
+    def ensure_topics(self, specs: Sequence[TopicSpec], *,
+                      grow_partitions: bool = False) -> list[tuple[str, str]]:
         """Same contract as `polystream.bus.admin.ensure_topics`."""
         actions: list[tuple[str, str]] = []
         with self._cond:
@@ -105,17 +107,15 @@ class InMemoryBroker:
                 if logs is None:
                     self._topics[spec.name] = [[] for _ in range(spec.partitions)]
                     actions.append((spec.name, "created"))
-                elif len(logs) < spec.partitions:
+                elif len(logs) < spec.partitions and grow_partitions:
                     before = len(logs)
                     logs.extend([] for _ in range(spec.partitions - before))
                     actions.append((spec.name, f"partitions {before}→{spec.partitions}"))
-                elif len(logs) > spec.partitions:
-                    actions.append(
-                        (spec.name, f"exists with {len(logs)} partitions (wanted "
-                                    f"{spec.partitions}; partitions are never removed)"))
                 else:
-                    actions.append((spec.name, "exists"))
-            self._rebalance_for({name for name, action in actions if action != "exists"})
+                    actions.append((spec.name, partitions_difference(len(logs),
+                                                                     spec.partitions)))
+            self._rebalance_for({name for name, action in actions
+                                 if action == "created" or action.startswith("partitions ")})
         return actions
 
     def delete_topics(self, names: Iterable[str]) -> None:

@@ -47,6 +47,17 @@ class TopicSpec:
     config: Mapping[str, str] = field(default_factory=dict)
 
 
+def partitions_difference(have: int, wanted: int) -> str:
+    """The action reported for an existing topic that was left as it is."""
+    if have == wanted:
+        return "exists"
+    if have > wanted:
+        return (f"exists with {have} partitions (wanted {wanted}; partitions are never "
+                "removed)")
+    return (f"exists with {have} partitions (wanted {wanted}; not grown: adding partitions "
+            "moves keys, rerun with --grow-partitions to do it)")
+
+
 class EventPublisher(Protocol):
     def publish(
         self, topic: str, key: str, value: bytes, headers: Mapping[str, bytes] | None = None

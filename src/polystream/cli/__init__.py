@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import typer
 
+from polystream import __version__
 from polystream.cli import (
     api,
     audit,
@@ -23,6 +24,22 @@ from polystream.cli import (
 
 app = typer.Typer(no_args_is_help=True, add_completion=False,
                   help="polystream: streaming-platform backend on Kafka and polyglot persistence.")
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"polystream {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
+                                 help="Print the version and exit."),
+) -> None:
+    """polystream: streaming-platform backend on Kafka and polyglot persistence."""
+
+
 app.add_typer(stack.app, name="stack")
 app.add_typer(topics.app, name="topics")
 app.add_typer(schema.app, name="schema")

@@ -23,8 +23,12 @@ Names = Annotated[list[str] | None, typer.Argument(
 
 
 def _stack() -> Stack:
+    t0 = time.monotonic()
+
     def report(name: str, message: str) -> None:
-        console.print(f"[bold cyan]{name:>10}[/] {message}")
+        # Elapsed time on every line: a long first provisioning shows it is moving.
+        console.print(f"[dim]{time.monotonic() - t0:6.1f}s[/] [bold cyan]{name:>10}[/] {message}",
+                      highlight=False, soft_wrap=True)
 
     return Stack(load_settings(), report=report)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -16,12 +18,19 @@ app = typer.Typer(no_args_is_help=True, help="Kafka topics: one per aggregate fa
 
 
 @app.command()
-def ensure() -> None:
-    """Create missing topics and grow partitions where fewer than configured (idempotent)."""
+def ensure(
+    grow_partitions: Annotated[bool, typer.Option(
+        "--grow-partitions",
+        help="Add partitions to existing topics that have fewer than configured. Keys move to "
+             "other partitions: do it while the producers are stopped and the sinks caught "
+             "up.")] = False,
+) -> None:
+    """Create missing topics (idempotent). An existing topic with fewer partitions than
+    configured is reported and left alone (exit 1) unless --grow-partitions is given."""
     settings = load_settings()
     specs = topic_specs(settings.kafka)
     try:
-        actions = dict(ensure_topics(settings.kafka, specs))
+        actions = dict(ensure_topics(settings.kafka, specs, grow_partitions=grow_partitions))
     except BusError as exc:
         Console(stderr=True).print(f"[red]topics ensure failed:[/] {exc}")
         raise typer.Exit(1) from None
@@ -29,3 +38,9 @@ def ensure() -> None:
     for spec in specs:
         table.add_row(spec.name, str(spec.partitions), actions.get(spec.name, "?"))
     Console().print(table)
+    short = [name for name, action in actions.items() if "not grown" in action]
+    if short:
+        Console(stderr=True).print(
+            f"[yellow]{len(short)} topic(s) have fewer partitions than configured:[/] "
+            f"{', '.join(short)}; rerun with --grow-partitions to add them")
+        raise typer.Exit(1)

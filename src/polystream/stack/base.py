@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import socket
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,16 +14,13 @@ from polystream.stack.process import ManagedProcess, ProcessRecord, StackError
 
 
 def infra_dir() -> Path:
-    """The checkout's ``infra/`` folder (pom files and launchers for the JVM/Go servers)."""
-    here = Path(__file__).resolve()
-    for parent in here.parents:
-        candidate = parent / "infra"
-        if (candidate / "kafka" / "pom.xml").is_file():
-            return candidate
-    candidate = Path.cwd() / "infra"
-    if (candidate / "kafka" / "pom.xml").is_file():
-        return candidate
-    raise StackError("cannot find the infra/ folder of the polystream checkout; run from it")
+    """The non-Python sources of the JVM/Go servers (pom files, launchers), shipped inside the
+    package so that an installed wheel provisions exactly like a checkout."""
+    here = Path(__file__).resolve().parent / "infra"
+    if not (here / "kafka" / "pom.xml").is_file():
+        raise StackError(f"the stack's sources are missing from the installed package ({here}); "
+                         "reinstall polystream")
+    return here
 
 
 def port_open(host: str, port: int, timeout_s: float = 0.5) -> bool:
@@ -61,6 +59,8 @@ class Server(ABC):
         self.log_file = home / "logs" / f"{self.name}.log"
         self.provision_log = home / "logs" / f"{self.name}-provision.log"
         self.process = ManagedProcess(self.name, home / "run", self.log_file)
+        # Set by the Stack: one line per provisioning step (downloads, builds, heartbeats).
+        self.progress: Callable[[str], None] = _quiet
 
     # --- to implement -------------------------------------------------------------------
     @property
@@ -128,6 +128,10 @@ class Server(ABC):
         except FileNotFoundError:
             return ""
         return "\n".join(text[-lines:])
+
+
+def _quiet(_: str) -> None:
+    pass
 
 
 def _one_line(exc: BaseException) -> str:

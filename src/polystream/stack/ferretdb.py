@@ -1,34 +1,22 @@
 """FerretDB 1.24 (MongoDB wire protocol over PostgreSQL), built from the Go module proxy.
 
-`infra/ferretdb/` holds a tiny Go program that embeds FerretDB as a library: the upstream
-`cmd/ferretdb` binary panics at start when built with `go install` (it expects a generated
-version file). Its data lives in a database of the stack's PostgreSQL.
+`infra/ferretdb/` (shipped in this package) holds a tiny Go program that embeds FerretDB as a
+library: the upstream `cmd/ferretdb` binary panics at start when built with `go install` (it
+expects a generated version file). Its data lives in a database of the stack's PostgreSQL.
 """
 
 from __future__ import annotations
 
-import re
-import subprocess
+import os
 from pathlib import Path
+from urllib.parse import urlencode
 
 from pymongo import MongoClient
 
 from polystream.settings import MongoSettings
 from polystream.stack.base import Server, infra_dir
-from polystream.stack.process import StackError
-from polystream.stack.provision import inputs_hash, require_tool, run, stamp_fresh, write_stamp
-
-# infra/ferretdb/go.mod's `go` line: FerretDB 1.24 needs it (Debian 12's golang-go is 1.19).
-MIN_GO = (1, 24)
-
-
-def _require_go(go: str, minimum: tuple[int, int]) -> None:
-    out = subprocess.run([go, "env", "GOVERSION"], capture_output=True, text=True,
-                         check=False).stdout.strip()
-    match = re.match(r"go(\d+)\.(\d+)", out)
-    if match is None or (int(match.group(1)), int(match.group(2))) < minimum:
-        raise StackError(f"ferretdb: needs Go >= {minimum[0]}.{minimum[1]} to build, found "
-                         f"{out or 'no version'} at {go}; install a current Go toolchain")
+from polystream.stack.provision import inputs_hash, run, stamp_fresh, write_stamp
+from polystream.stack.toolchains import find_go, go_version, required_go
 
 
 class FerretDBServer(Server):
@@ -58,17 +46,28 @@ class FerretDBServer(Server):
         digest = inputs_hash([src / "go.mod", src / "go.sum", src / "main.go"], "no_sqlite")
         if stamp_fresh(stamp, digest) and self.binary.is_file():
             return
-        go = require_tool("go", apt_package="golang-go", log=self.provision_log)
-        _require_go(go, MIN_GO)
+        # The system Go when it is new enough for go.mod, else the pinned toolchain.
+        go = find_go(required_go(src / "go.mod"), into=self.home / "build" / "toolchains",
+                     downloads=self.settings.stack.resolved_cache_dir() / "downloads",
+                     progress=self.progress)
+        env = {**os.environ, "GOTOOLCHAIN": "local"}
+        version = go_version(go)
+        label = "go" + ".".join(map(str, version)) if version else go
+        self.progress(f"building FerretDB with {label} (modules from the Go module proxy; "
+                      "about a minute when its caches are cold)")
         # The SQLite backend is not used; leaving it out saves half a minute of cold build.
-        run([go, "build", "-trimpath", "-ldflags=-s -w", "-tags", "ferretdb_no_sqlite",
+        run([go, "build", "-v", "-trimpath", "-ldflags=-s -w", "-tags", "ferretdb_no_sqlite",
              "-o", str(self.binary), "."],
-            cwd=src, what="ferretdb: building from the Go module proxy", log=self.provision_log)
+            cwd=src, env=env, progress=self.progress, unit="packages compiled",
+            what="ferretdb: go build", log=self.provision_log)
         write_stamp(stamp, digest)
 
     def command(self) -> list[str]:
         pg = self.settings.postgres
-        backend_url = pg.dsn(self.cfg.ferretdb_backend_database).split("?", 1)[0]
+        # pgx understands libpq's sslmode/sslrootcert, not every libpq parameter.
+        ssl = {k: v for k, v in pg.libpq_params().items() if k.startswith("ssl")}
+        backend_url = (pg.dsn(self.cfg.ferretdb_backend_database).split("?", 1)[0] + "?"
+                       + urlencode(ssl))
         # At info it logs every connection; warnings and errors are what an operator needs.
         return [str(self.binary), "-listen-addr", self.address, "-postgresql-url", backend_url,
                 "-log-level", "warn"]

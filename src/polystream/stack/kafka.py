@@ -1,7 +1,8 @@
 """Apache Kafka as one KRaft node (broker and controller), jars from Maven Central.
 
-`infra/kafka/pom.xml` pins the version; `mvn dependency:copy-dependencies` puts the jars in the
-stack folder (the download itself is cached in ~/.m2).
+`infra/kafka/pom.xml` (shipped in this package) pins the version; `mvn
+dependency:copy-dependencies` puts the jars in the stack folder (the download itself is cached
+in ~/.m2).
 """
 
 from __future__ import annotations
@@ -59,18 +60,27 @@ class KafkaServer(Server):
         return self.home / "build" / "kafka-lib"
 
     def provision(self) -> None:
+        if self.cfg.security_protocol != "PLAINTEXT":
+            # The managed node is a loopback development broker; a secured cluster is the
+            # user's own (MANAGED=false), which `stack up` only checks.
+            raise StackError("kafka: the managed broker speaks PLAINTEXT only; set "
+                             "POLYSTREAM_KAFKA__MANAGED=false to use a secured cluster")
         pom = infra_dir() / "kafka" / "pom.xml"
         stamp = self.home / "build" / "kafka.stamp"
         digest = inputs_hash([pom])
         if stamp_fresh(stamp, digest) and any(self.lib_dir.glob("kafka_2.13-*.jar")):
             return
-        require_tool("java", apt_package="openjdk-17-jre-headless", log=self.provision_log)
-        mvn = require_tool("mvn", apt_package="maven", log=self.provision_log)
+        # Kafka only runs on the JVM: a JRE is enough here.
+        require_tool("java", apt_package="openjdk-17-jre-headless", log=self.provision_log,
+                     progress=self.progress)
+        mvn = require_tool("mvn", apt_package="maven", log=self.provision_log,
+                           progress=self.progress)
         if self.lib_dir.exists():
             shutil.rmtree(self.lib_dir)
+        self.progress("resolving the Kafka jars from Maven Central (cached in ~/.m2)")
         run([mvn, "-q", "-B", "-f", str(pom), "dependency:copy-dependencies",
              f"-DoutputDirectory={self.lib_dir}", "-DincludeScope=runtime"],
-            what="kafka: resolving jars from Maven Central", log=self.provision_log)
+            progress=self.progress, what="kafka: Maven dependency copy", log=self.provision_log)
         write_stamp(stamp, digest)
 
     def version(self) -> str:
@@ -133,8 +143,8 @@ class KafkaServer(Server):
         if not port_open(host, port):
             # Spares librdkafka's connection-refused log lines while the broker boots.
             raise StackError(f"kafka: nothing listens on {host}:{port}")
-        admin = AdminClient({"bootstrap.servers": self.cfg.bootstrap_servers,
-                             "socket.timeout.ms": 3000, "log_level": 0})
+        admin = AdminClient({**self.cfg.client_config(), "socket.timeout.ms": 3000,
+                             "log_level": 0})
         meta = admin.list_topics(timeout=3)
         if not meta.brokers:
             raise StackError("kafka: metadata lists no broker")

@@ -7,6 +7,7 @@ left alone; one whose process died is started again.
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from collections.abc import Callable
@@ -47,6 +48,8 @@ class Stack:
     def __post_init__(self) -> None:
         self.home: Path = self.settings.stack.resolved_home()
         servers = [cls(self.settings, self.home) for cls in SERVER_TYPES]
+        for server in servers:
+            server.progress = functools.partial(self.report, server.name)
         self.servers: dict[str, Server] = {
             s.name: s for s in servers
             if not (s.name == "opensearch" and not self.settings.opensearch.enabled)

@@ -1,10 +1,12 @@
 """OpenSearch 2.19 from Maven Central jars, started by the one-file launcher in
-`infra/opensearch/` (a `Node` subclass with the transport, analysis, painless, reindex and
-mapper-extras modules; no security plugin, loopback only)."""
+`infra/opensearch/` of this package (a `Node` subclass with the transport, analysis, painless,
+reindex and mapper-extras modules; no security plugin, loopback only)."""
 
 from __future__ import annotations
 
+import os
 import shutil
+import ssl
 from pathlib import Path
 
 import httpx
@@ -13,6 +15,7 @@ from polystream.settings import OpenSearchSettings
 from polystream.stack.base import Server, infra_dir, java_bin
 from polystream.stack.process import StackError
 from polystream.stack.provision import inputs_hash, require_tool, run, stamp_fresh, write_stamp
+from polystream.stack.toolchains import require_jdk
 
 
 class OpenSearchServer(Server):
@@ -44,13 +47,18 @@ class OpenSearchServer(Server):
             [src / "pom.xml", src / "OpenSearchLauncher.java", src / "log4j2.properties"])
         if stamp_fresh(stamp, digest) and any((self.build_dir / "lib").glob("opensearch-2*.jar")):
             return
-        require_tool("java", apt_package="openjdk-17-jdk-headless", log=self.provision_log)
-        mvn = require_tool("mvn", apt_package="maven", log=self.provision_log)
+        # The launcher is compiled: a JRE's `java` is not enough, Maven needs a JDK's javac.
+        jdk = require_jdk(log=self.provision_log, progress=self.progress)
+        mvn = require_tool("mvn", apt_package="maven", log=self.provision_log,
+                           progress=self.progress)
         if self.build_dir.exists():
             shutil.rmtree(self.build_dir)
+        self.progress(f"building the launcher with Maven (JDK {jdk}; OpenSearch jars from "
+                      "Maven Central, cached in ~/.m2)")
         run([mvn, "-B", "-q", "-f", str(src / "pom.xml"), "package",
              f"-Dps.build={self.build_dir}"],
-            what="opensearch: building the launcher from Maven Central", log=self.provision_log)
+            env={**os.environ, "JAVA_HOME": str(jdk)}, progress=self.progress,
+            what="opensearch: Maven build", log=self.provision_log)
         write_stamp(stamp, digest)
 
     def command(self) -> list[str]:
@@ -69,13 +77,24 @@ class OpenSearchServer(Server):
 
     def probe(self) -> str:
         base = self.cfg.url.rstrip("/")
-        health = httpx.get(f"{base}/_cluster/health",
-                           params={"wait_for_status": "yellow", "timeout": "1s"}, timeout=3)
+        auth = None
+        if self.cfg.username is not None:
+            pw = self.cfg.password.get_secret_value() if self.cfg.password else ""
+            auth = httpx.BasicAuth(self.cfg.username, pw)
+        verify: ssl.SSLContext | bool = True
+        if self.cfg.ca_file is not None:
+            verify = ssl.create_default_context(cafile=str(self.cfg.ca_file.expanduser()))
+        with httpx.Client(auth=auth, verify=verify, timeout=3) as http:
+            return self._probe(http, base)
+
+    def _probe(self, http: httpx.Client, base: str) -> str:
+        health = http.get(f"{base}/_cluster/health",
+                          params={"wait_for_status": "yellow", "timeout": "1s"})
         if health.status_code != 200:
             raise StackError(f"opensearch: cluster health answered {health.status_code}")
         if health.json().get("status") not in ("green", "yellow"):
             raise StackError(f"opensearch: cluster is {health.json().get('status')}")
-        info = httpx.get(base, timeout=3).json()
+        info = http.get(base).json()
         dist = info.get("version", {}).get("distribution", "elasticsearch")
         name = "OpenSearch" if dist == "opensearch" else "Elasticsearch"
         return f"{name} {info.get('version', {}).get('number', '?')}"

@@ -59,8 +59,13 @@ class PostgresServer(Server):
         return Path("/var/lib/polystream") / key / "postgres"
 
     def provision(self) -> None:
+        if self.cfg.sslmode in ("require", "verify-ca", "verify-full"):
+            raise StackError(f"postgres: the managed server has no TLS certificate, so sslmode "
+                             f"{self.cfg.sslmode} cannot reach it; set "
+                             "POLYSTREAM_POSTGRES__MANAGED=false for a server that has one")
         if not (PG_BIN / "postgres").is_file():
-            apt_install([f"postgresql-{PG_MAJOR}"], log=self.provision_log)
+            apt_install([f"postgresql-{PG_MAJOR}"], log=self.provision_log,
+                        progress=self.progress)
         if not (PG_BIN / "postgres").is_file():
             raise StackError(f"postgres: {PG_BIN}/postgres missing after installing the package")
 

@@ -12,35 +12,67 @@ import os
 import shutil
 import subprocess
 import threading
-from collections.abc import Iterable, Sequence
+import time
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 from polystream.stack.process import StackError
+
+# A long step says it is still alive this often.
+HEARTBEAT_S = 10.0
 
 _apt_lock = threading.Lock()
 _apt_updated = False
 
 
 def run(argv: Sequence[str], *, what: str, log: Path, cwd: Path | None = None,
-        env: dict[str, str] | None = None) -> None:
-    """Run a provisioning command, appending its output to ``log``; raise naming ``what``."""
+        env: dict[str, str] | None = None, progress: Callable[[str], None] | None = None,
+        unit: str | None = None, heartbeat_s: float = HEARTBEAT_S) -> None:
+    """Run a provisioning command, appending its output to ``log``; raise naming ``what``.
+
+    With ``progress``, a long command says every ``heartbeat_s`` how long it has run and, when
+    each output line is one ``unit`` of work, how many it did: a cold build is never a silent
+    minute.
+    """
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("ab") as out:
         out.write(f"\n$ {' '.join(argv)}\n".encode())
         out.flush()
+        start_size = out.tell()
+        t0 = time.monotonic()
         try:
-            proc = subprocess.run(
+            proc = subprocess.Popen(
                 list(argv), cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL, check=False,
+                stdin=subprocess.DEVNULL,
             )
         except FileNotFoundError as exc:
             raise StackError(f"{what}: command not found: {argv[0]}") from exc
-    if proc.returncode != 0:
-        raise StackError(f"{what}: `{' '.join(argv)}` failed with code {proc.returncode}; "
+        while True:
+            try:
+                returncode = proc.wait(timeout=heartbeat_s if progress else None)
+                break
+            except subprocess.TimeoutExpired:
+                if progress is not None:
+                    done = f", {_lines_since(log, start_size)} {unit}" if unit else ""
+                    progress(f"{what}: {time.monotonic() - t0:.0f}s so far{done}")
+    if returncode != 0:
+        raise StackError(f"{what}: `{' '.join(argv)}` failed with code {returncode}; "
                          f"see {log}")
+    if progress is not None and time.monotonic() - t0 >= heartbeat_s:
+        progress(f"{what}: done in {time.monotonic() - t0:.1f}s")
 
 
-def apt_install(packages: Iterable[str], *, log: Path) -> None:
+def _lines_since(log: Path, offset: int) -> int:
+    try:
+        with log.open("rb") as f:
+            f.seek(offset)
+            return f.read().count(b"\n")
+    except OSError:
+        return 0
+
+
+def apt_install(packages: Iterable[str], *, log: Path,
+                progress: Callable[[str], None] | None = None) -> None:
     """Install Debian packages (as root), running `apt-get update` once per process."""
     global _apt_updated
     pkgs = list(packages)
@@ -54,10 +86,13 @@ def apt_install(packages: Iterable[str], *, log: Path) -> None:
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive", "RUNLEVEL": "1"}
     with _apt_lock:
         if not _apt_updated:
-            run(["apt-get", "update", "-q"], what="apt-get update", log=log, env=env)
+            run(["apt-get", "update", "-q"], what="apt-get update", log=log, env=env,
+                progress=progress)
             _apt_updated = True
+        if progress is not None:
+            progress(f"apt-get install {' '.join(pkgs)}")
         run(["apt-get", "install", "-y", "-q", "--no-install-recommends", *pkgs],
-            what=f"apt-get install {' '.join(pkgs)}", log=log, env=env)
+            what=f"apt-get install {' '.join(pkgs)}", log=log, env=env, progress=progress)
 
 
 def inputs_hash(paths: Iterable[Path], *extra: str) -> str:
@@ -82,10 +117,11 @@ def write_stamp(stamp: Path, digest: str) -> None:
     stamp.write_text(digest + "\n")
 
 
-def require_tool(name: str, *, apt_package: str, log: Path) -> str:
+def require_tool(name: str, *, apt_package: str, log: Path,
+                 progress: Callable[[str], None] | None = None) -> str:
     found = shutil.which(name)
     if found is None:
-        apt_install([apt_package], log=log)
+        apt_install([apt_package], log=log, progress=progress)
         found = shutil.which(name)
     if found is None:
         raise StackError(f"`{name}` is still missing after installing {apt_package}")

@@ -28,8 +28,11 @@ class RedisServer(Server):
         return f"{self.cfg.host}:{self.cfg.port}"
 
     def provision(self) -> None:
+        if self.cfg.tls:
+            raise StackError("redis: the managed server listens without TLS; set "
+                             "POLYSTREAM_REDIS__MANAGED=false for a rediss:// server")
         if shutil.which("redis-server") is None:
-            apt_install(["redis-server"], log=self.provision_log)
+            apt_install(["redis-server"], log=self.provision_log, progress=self.progress)
         if shutil.which("redis-server") is None:
             raise StackError("redis: redis-server missing after installing the package")
 
@@ -46,7 +49,12 @@ class RedisServer(Server):
             "--appendonly", "yes",
             "--appendfsync", "everysec",
         ]
-        if self.cfg.password is not None:
+        if self.cfg.username is not None:
+            # An ACL user with every right, as a managed service's application user would be.
+            pw = self.cfg.password.get_secret_value() if self.cfg.password else ""
+            argv += ["--user", self.cfg.username, "on", f">{pw}" if pw else "nopass", "~*",
+                     "&*", "+@all"]
+        elif self.cfg.password is not None:
             argv += ["--requirepass", self.cfg.password.get_secret_value()]
         return argv
 

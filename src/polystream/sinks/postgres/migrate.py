@@ -35,10 +35,12 @@ from polystream.sinks.ports import TransientStoreError
 _UPGRADE_LOCK: Final = threading.Lock()
 
 # Refusals that waiting cannot fix. libpq reports them as text only (no SQLSTATE when the
-# connection itself is refused): a wrong password or user, no such database, no hba entry.
+# connection itself is refused): a wrong password or user, no such database, no hba entry,
+# a server that requires TLS (sslmode too weak) or a certificate the configured CA rejects.
 _NOT_RETRYABLE: Final = re.compile(
     r"password authentication failed|role \"[^\"]*\" does not exist|"
-    r"database \"[^\"]*\" does not exist|no pg_hba\.conf entry")
+    r"database \"[^\"]*\" does not exist|no pg_hba\.conf entry|pg_hba\.conf rejects|"
+    r"certificate verify failed")
 
 MIGRATIONS_DIR: Final = Path(__file__).resolve().parent / "migrations"
 # Its own name, so it cannot collide with another Alembic tree sharing the database one day.
