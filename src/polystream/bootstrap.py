@@ -9,7 +9,7 @@ import os
 import socket
 
 from polystream.bus.kafka import KafkaEventConsumer, KafkaEventPublisher
-from polystream.domain.events import CONSUMER_GROUPS, Sink, topics_for
+from polystream.domain.events import Sink, topics_for
 from polystream.settings import Settings
 from polystream.sinks.ports import EventStore
 from polystream.sinks.receipts import RedisReceiptLog
@@ -58,7 +58,7 @@ def sink_worker(sink: Sink, settings: Settings, config: WorkerConfig) -> SinkWor
     return SinkWorker(
         sink=sink,
         consumer=KafkaEventConsumer(
-            settings.kafka, group_id=CONSUMER_GROUPS[sink],
+            settings.kafka, group_id=settings.kafka.consumer_group(sink.value),
             topics=[t.value for t in topics_for(sink)], client_id=client_id(role)),
         store=store(sink, settings),
         publisher=publisher(settings, role),

@@ -58,7 +58,13 @@ class KafkaSettings(BaseModel):
     replication_factor: int = Field(1, ge=1)
     heap: str = "512m"
     request_timeout_s: float = Field(10.0, gt=0)
+    # Consumer groups of the sinks are `<group_prefix>-<sink>`: another prefix gives a second
+    # set of groups with their own offsets over the same topics (a benchmark, a rebuild).
+    group_prefix: str = Field("polystream", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,100}$")
     managed: bool = True
+
+    def consumer_group(self, sink: str) -> str:
+        return f"{self.group_prefix}-{sink}"
 
     @property
     def host_port(self) -> tuple[str, int]:

@@ -60,7 +60,6 @@ from polystream.bus.ports import (
 )
 from polystream.domain.errors import InvalidEvent
 from polystream.domain.events import (
-    CONSUMER_GROUPS,
     Receipt,
     ReceiptStatus,
     Sink,
@@ -461,7 +460,7 @@ def run_audit_worker(
         if not ensure_with_retry(index, stop):
             return AuditBatchStats()
         consumer = KafkaEventConsumer(
-            settings.kafka, group_id=CONSUMER_GROUPS[Sink.AUDIT],
+            settings.kafka, group_id=settings.kafka.consumer_group(Sink.AUDIT.value),
             topics=[topic.value for topic in topics_for(Sink.AUDIT)],
             client_id=f"polystream-audit-{os.getpid()}")
         publisher = KafkaEventPublisher(settings.kafka, client_id="polystream-audit")
