@@ -52,7 +52,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.pipeline", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true",
-                        help="10,000 events, one open-loop rate (1,000/s) for 5 s, no per-sink "
+                        help="10,000 events, one open-loop rate (1,000/s) for 4 s, no per-sink "
                         "variant, short naive runs (the smoke test)")
     parser.add_argument("--events", type=int, default=None,
                         help="events of the full-speed phases (default 100,000)")
@@ -85,10 +85,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         parser.error("--rates: comma-separated numbers")
     if any(r <= 0 for r in args.rates) or args.events < 1:
         parser.error("rates and events must be positive")
-    args.duration = args.duration or (5.0 if quick else 30.0)
+    args.duration = args.duration or (4.0 if quick else 30.0)
     args.drain_cap = args.drain_cap or (90.0 if quick else 300.0)
     args.open_drain_cap = args.open_drain_cap or (15.0 if quick else 20.0)
-    args.naive_seconds = args.naive_seconds or (3.0 if quick else 10.0)
+    args.naive_seconds = args.naive_seconds or (2.0 if quick else 10.0)
     args.per_sink = not (args.no_per_sink or quick)
     return args
 

@@ -8,7 +8,18 @@ from __future__ import annotations
 
 import typer
 
-from polystream.cli import api, audit, demo, schema, simulate, stack, topics, verify, worker
+from polystream.cli import (
+    api,
+    audit,
+    bench,
+    demo,
+    schema,
+    simulate,
+    stack,
+    topics,
+    verify,
+    worker,
+)
 
 app = typer.Typer(no_args_is_help=True, add_completion=False,
                   help="polystream: streaming-platform backend on Kafka and polyglot persistence.")
@@ -17,6 +28,7 @@ app.add_typer(topics.app, name="topics")
 app.add_typer(schema.app, name="schema")
 app.add_typer(api.app, name="api")
 app.add_typer(audit.app, name="audit")
+app.add_typer(bench.app, name="bench")
 app.command()(worker.worker)
 app.command()(simulate.simulate)
 app.command()(demo.demo)
