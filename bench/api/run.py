@@ -191,7 +191,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from bench.run import git_state, machine
 
     args = parse_args(argv)
-    console = Console(stderr=True, highlight=False)
+    console = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else 160)
     settings = load_settings()
     run_id = f"a{datetime.now(UTC):%m%d%H%M%S}{uuid.uuid4().hex[:4]}"
     started = datetime.now(UTC)

@@ -147,7 +147,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from bench.run import git_state, machine, server_versions
 
     args = parse_args(argv)
-    console = Console(stderr=True, highlight=False)
+    console = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else 160)
     settings = load_settings()
     run_id = f"p{datetime.now(UTC):%m%d%H%M%S}{uuid.uuid4().hex[:4]}"
     started = datetime.now(UTC)
@@ -179,6 +179,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             console.print(f"  {_phase_line(result)}")
             for problem in result.problems:
                 console.print(f"  [red]{escape(problem)}[/]")
+            for note in result.notes:
+                console.print(f"  [yellow]{escape(note)}[/]")
             if spec.label == "full" and not args.no_baselines:
                 measured = run_baselines(ws, result, args.naive_seconds, console.print)
     finally:
