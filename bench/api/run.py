@@ -8,7 +8,8 @@ against that one process (tree):
 
 * closed loop, ``wrk`` (2 threads, 32 connections; 8 for registrations): ``/healthz``, a
   heartbeat (``POST /playback/sessions/{id}/progress``), a rating
-  (``PUT /titles/{t}/ratings/{u}``), a registration (``POST /users``: argon2id), ``/healthz`` again; accepted = 2xx answers;
+  (``PUT /titles/{t}/ratings/{u}``), a registration (``POST /users``: argon2id),
+  ``/healthz`` again; accepted = 2xx answers;
 * open loop at ``--rate`` (1,000/s) for ``/healthz``, the heartbeat and the rating, latency
   from each request's scheduled send time (registration is argon2id-bound far below that
   rate: its closed-loop maximum says how far).
