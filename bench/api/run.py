@@ -67,9 +67,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help="2 s per measurement, one worker count (the smoke test)")
     parser.add_argument("--workers", default=None, help="uvicorn worker counts (default 1,2)")
     parser.add_argument("--seconds", type=float, default=None,
-                        help="seconds per closed-loop measurement (default 8)")
+                        help="seconds per closed-loop measurement (default 6)")
     parser.add_argument("--open-seconds", type=float, default=None,
-                        help="seconds per open-loop measurement (default 10)")
+                        help="seconds per open-loop measurement (default 8)")
     parser.add_argument("--rate", type=float, default=1000.0,
                         help="open-loop requests per second (default 1000)")
     parser.add_argument("--out", type=Path, default=RESULTS_DIR)
@@ -81,8 +81,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         parser.error("--workers: comma-separated integers")
     if not args.workers or any(w < 1 for w in args.workers) or args.rate <= 0:
         parser.error("worker counts and the rate must be positive")
-    args.seconds = args.seconds or (1.5 if args.quick else 8.0)
-    args.open_seconds = args.open_seconds or (1.5 if args.quick else 10.0)
+    args.seconds = args.seconds or (1.5 if args.quick else 6.0)
+    args.open_seconds = args.open_seconds or (1.5 if args.quick else 8.0)
     return args
 
 
@@ -174,7 +174,8 @@ def measure(workers: int, env: dict[str, str], args: argparse.Namespace, log_dir
                      f"p50 {loop.p50_ms:.1f} ms p99 {loop.p99_ms:.1f} ms max "
                      f"{loop.max_ms:.1f} ms (generator CPU {loop.generator_cpu_s:.1f}s, "
                      f"sent up to {loop.max_send_delay_ms:.0f} ms late)"
-                     + (f" [red]{escape('; '.join(loop.problems))}[/]" if loop.problems else ""))
+                     + (f" [red]{escape('; '.join(loop.problems))}[/]" if loop.problems else "")
+                     + (f" [yellow]{escape('; '.join(loop.notes))}[/]" if loop.notes else ""))
         out["peak_rss_mib"] = round(api.peak_rss_mib, 1)
         out["log"] = str(api.log_path)
     health = [c.rate for c in closed if c.endpoint == "healthz" and c.rate]

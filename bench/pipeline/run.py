@@ -64,7 +64,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--drain-cap", type=float, default=None,
                         help="longest wait for lag 0 after a full-speed publish (default 300)")
     parser.add_argument("--open-drain-cap", type=float, default=None,
-                        help="longest wait for lag 0 after an open-loop publish (default 20); "
+                        help="longest wait for lag 0 after an open-loop publish (default 15); "
                         "events without every receipt by then count as slower than all")
     parser.add_argument("--naive-seconds", type=float, default=None,
                         help="time given to each naive consumer (default 10)")
@@ -87,7 +87,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         parser.error("rates and events must be positive")
     args.duration = args.duration or (4.0 if quick else 30.0)
     args.drain_cap = args.drain_cap or (90.0 if quick else 300.0)
-    args.open_drain_cap = args.open_drain_cap or (15.0 if quick else 20.0)
+    args.open_drain_cap = args.open_drain_cap or (10.0 if quick else 15.0)
     args.naive_seconds = args.naive_seconds or (2.0 if quick else 10.0)
     args.per_sink = not (args.no_per_sink or quick)
     return args
