@@ -24,6 +24,7 @@ import psycopg
 from confluent_kafka import Consumer, TopicPartition
 from pymongo import MongoClient
 
+from bench.b_postgres import COPY_PLAIN, CREATE_PLAIN
 from bench.pipeline.isolation import (
     Workspace,
     clear_redis_db,
@@ -43,16 +44,6 @@ REDIS_BATCH: Final = 1000
 MONGO_BATCH: Final = 500
 OS_BATCH: Final = 1000
 
-_CREATE_PLAIN: Final = """
-CREATE TABLE events (
-    event_id    uuid PRIMARY KEY,
-    event_type  text NOT NULL,
-    key         text NOT NULL,
-    occurred_at timestamptz NOT NULL,
-    payload     jsonb NOT NULL
-)
-"""
-_COPY_PLAIN: Final = "COPY events (event_id, event_type, key, occurred_at, payload) FROM STDIN"
 _INSERT_ONE: Final = """
 INSERT INTO events (event_id, event_type, key, occurred_at, payload)
 VALUES (%s, %s, %s, %s, %s) ON CONFLICT (event_id) DO NOTHING
@@ -101,18 +92,18 @@ def raw_postgres(ws: Workspace, events: Sequence[SimEvent]) -> Measured:
     rows = [(d["event_id"], d["type"], d["key"], d["occurred_at"], json.dumps(d["payload"]))
             for d in docs]
     name = f"bench_{ws.run_id}_raw"
-    create_database(ws.settings, name)
+    create_database(ws.settings.postgres, name)
     ws.databases.append(name)
     measured = Measured("postgres", "raw", description=f"COPY, {PG_BATCH} rows/transaction")
     try:
         dsn = ws.settings.postgres.model_copy(update={"database": name}).dsn()
         with psycopg.connect(dsn, autocommit=True) as conn:
-            conn.execute(_CREATE_PLAIN)
+            conn.execute(CREATE_PLAIN)
             cursor = conn.cursor()
 
             def work() -> int:
                 for batch in _chunks(rows, PG_BATCH):
-                    with conn.transaction(), cursor.copy(_COPY_PLAIN) as out:
+                    with conn.transaction(), cursor.copy(COPY_PLAIN) as out:
                         for row in batch:
                             out.write_row(row)
                 return len(rows)
@@ -122,7 +113,7 @@ def raw_postgres(ws: Workspace, events: Sequence[SimEvent]) -> Measured:
         if not counted or counted[0] != len(rows):
             measured.problems.append(f"{counted} rows of {len(rows)}")
     finally:
-        drop_database(ws.settings, name)
+        drop_database(ws.settings.postgres, name)
         ws.databases.remove(name)
     return measured
 
@@ -236,7 +227,7 @@ def _naive(ws: Workspace, sink: Sink, starts: Mapping[TP, int], ends: Mapping[TP
             msg = consumer.poll(0.5)
             if msg is None or msg.error() is not None:
                 continue
-            tp = (msg.topic(), msg.partition())
+            tp: TP = (msg.topic() or "", msg.partition() or 0)
             measured.records_read += 1
             try:
                 event = decode(msg.value() or b"")
@@ -246,7 +237,7 @@ def _naive(ws: Workspace, sink: Sink, starts: Mapping[TP, int], ends: Mapping[TP
                 write(json.loads(msg.value() or b"{}"))
                 measured.events += 1
             consumer.commit(message=msg, asynchronous=False)
-            if msg.offset() + 1 >= left.get(tp, 0):
+            if (msg.offset() or 0) + 1 >= left.get(tp, 0):
                 left.pop(tp, None)
         measured.seconds = time.perf_counter() - t0
     finally:
@@ -257,7 +248,7 @@ def _naive(ws: Workspace, sink: Sink, starts: Mapping[TP, int], ends: Mapping[TP
 def naive_postgres(ws: Workspace, starts: Mapping[TP, int], ends: Mapping[TP, int],
                    budget_s: float) -> Measured:
     name = f"bench_{ws.run_id}_naive"
-    create_database(ws.settings, name)
+    create_database(ws.settings.postgres, name)
     ws.databases.append(name)
     measured = Measured("postgres", "naive",
                         description="poll one record, decode, INSERT, COMMIT, synchronous "
@@ -265,7 +256,7 @@ def naive_postgres(ws: Workspace, starts: Mapping[TP, int], ends: Mapping[TP, in
     try:
         dsn = ws.settings.postgres.model_copy(update={"database": name}).dsn()
         with psycopg.connect(dsn) as conn:
-            conn.execute(_CREATE_PLAIN)
+            conn.execute(CREATE_PLAIN)
             conn.commit()
 
             def write(d: dict[str, Any]) -> None:
@@ -275,7 +266,7 @@ def naive_postgres(ws: Workspace, starts: Mapping[TP, int], ends: Mapping[TP, in
 
             _naive(ws, Sink.POSTGRES, starts, ends, budget_s, write, measured)
     finally:
-        drop_database(ws.settings, name)
+        drop_database(ws.settings.postgres, name)
         ws.databases.remove(name)
     return measured
 

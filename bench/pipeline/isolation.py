@@ -32,7 +32,7 @@ import redis
 from psycopg import errors as pgerrors
 from pymongo import MongoClient
 
-from polystream.settings import Settings
+from polystream.settings import PostgresSettings, Settings
 
 #: Logical Redis databases tried, highest first (Redis has 16 unless configured otherwise);
 #: database 0 is where users keep their data, so it is never used.
@@ -133,18 +133,18 @@ def clear_redis_db(settings: Settings, db: int, *, keep_claim: bool) -> int:
     return deleted
 
 
-def create_database(settings: Settings, name: str) -> None:
-    with psycopg.connect(settings.postgres.dsn(), autocommit=True) as conn:
+def create_database(pg: PostgresSettings, name: str) -> None:
+    with psycopg.connect(pg.dsn(), autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
 
 
-def drop_database(settings: Settings, name: str) -> None:
+def drop_database(pg: PostgresSettings, name: str) -> None:
     """Plain DROP first (it stops an autovacuum worker in that database); ``WITH (FORCE)``
     only while a connection lingers."""
     force = False
     for attempt in range(DROP_ATTEMPTS):
         try:
-            with psycopg.connect(settings.postgres.dsn(), autocommit=True) as conn:
+            with psycopg.connect(pg.dsn(), autocommit=True) as conn:
                 conn.execute(f'DROP DATABASE IF EXISTS "{name}"{" WITH (FORCE)" if force else ""}')
             return
         except (pgerrors.ObjectInUse, pgerrors.InsufficientPrivilege) as exc:
@@ -196,7 +196,7 @@ class Workspace:
         else:
             clear_redis_db(self.settings, self.redis_db, keep_claim=True)
         names = Names(f"{self.run_id}_{label}", self.redis_db)
-        create_database(self.settings, names.database)
+        create_database(self.settings.postgres, names.database)
         self.databases.append(names.database)
         self.phases.append(names)
         return names
@@ -207,7 +207,7 @@ class Workspace:
             return
         self.phases.remove(names)
         with self._noting(f"dropping {names.database}"):
-            drop_database(self.settings, names.database)
+            drop_database(self.settings.postgres, names.database)
             self.databases.remove(names.database)
         with self._noting(f"dropping FerretDB database {names.database}"):
             drop_mongo_database(self.settings, names.database)
@@ -222,7 +222,7 @@ class Workspace:
             self.drop_phase(names)
         for name in list(self.databases):
             with self._noting(f"dropping {name}"):
-                drop_database(self.settings, name)
+                drop_database(self.settings.postgres, name)
                 self.databases.remove(name)
         for name in list(self.indices):
             with self._noting(f"deleting index {name}"):

@@ -32,7 +32,7 @@ from polystream.settings import Settings
 TP = tuple[str, int]
 Offsets = dict[TP, int]
 
-_LATEST: Final = OffsetSpec.latest()
+_LATEST: Final = OffsetSpec.latest()  # type: ignore[no-untyped-call]
 _TIMEOUT_S: Final = 15.0
 
 
@@ -210,8 +210,10 @@ class ReceiptCollector:
             for msg in messages:
                 if msg.error() is not None:
                     continue
-                with self._lock:
-                    self._positions[(msg.topic(), msg.partition())] = msg.offset() + 1
+                topic, partition, offset = msg.topic(), msg.partition(), msg.offset()
+                if topic is not None and partition is not None and offset is not None:
+                    with self._lock:
+                        self._positions[(topic, partition)] = offset + 1
                 receipts.read += 1
                 for item in _receipt_items(msg.value()):
                     try:

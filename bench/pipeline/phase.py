@@ -218,8 +218,8 @@ def run_phase(ws: Workspace, kafka: Kafka, spec: PhaseSpec, log_dir: Path,
         index = indexed(result.published) if result.published else None
         first = first_records(ws.settings, starts, event_ends, f"{names.group_prefix}-first")
         result.first_record_at = _first_sent_at(first, index, result)
-        for sink, drain in result.drains.items():
-            at = done_at.get(sink)
+        for name, drain in result.drains.items():
+            at = done_at.get(name)
             drain.seconds = at - result.first_record_at if at is not None else None
         if len(done_at) == len(groups):
             result.all_drained_s = max(done_at.values()) - result.first_record_at

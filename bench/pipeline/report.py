@@ -78,14 +78,15 @@ def pipeline_markdown(docs: Sequence[Doc]) -> str:
               "---: | ---: |"]
     for sink in ("postgres", "mongo", "redis", "audit"):
         key = "records_per_s" if sink == "audit" else "events_per_s"
-        ours = _over(full, lambda p, s=sink, k=key: p["sinks"][s][k] or None)
-        own = _over(sep, lambda p, s=sink, k=key: p["sinks"][s][k] or None)
-        secs = _over(full, lambda p, s=sink: p["sinks"][s]["seconds"])
+        def field(name: str, phases: Sequence[Doc], sink: str = sink) -> float | None:
+            return _median([p["sinks"][sink][name] or None for p in phases])
+
+        ours, own = field(key, full), field(key, sep)
+        secs = field("seconds", full)
         r, n = raw_rates.get(sink), naive_rates.get(sink)
         lines.append(
             f"| {sink}{' (records/s)' if sink == 'audit' else ''} "
-            f"| {_fmt(_over(full, lambda p, s=sink: p['sinks'][s]['records']))} "
-            f"| {_fmt(_over(full, lambda p, s=sink: p['sinks'][s]['events']))} "
+            f"| {_fmt(field('records', full))} | {_fmt(field('events', full))} "
             f"| {_fmt(secs, digits=1)} | {_fmt(ours)} | {_fmt(own)} | {_fmt(n)} | {_fmt(r)} "
             f"| {_fmt(ours / r if ours and r else None, digits=3)} "
             f"| {_fmt(ours / n if ours and n else None, digits=1)} |")

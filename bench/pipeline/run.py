@@ -27,7 +27,7 @@ import os
 import sys
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
@@ -109,7 +109,7 @@ def run_baselines(ws: Workspace, full: PhaseResult, budget_s: float,
         return []
     stream = events(full.published)
     out: list[baselines.Measured] = []
-    steps = [
+    steps: list[tuple[str, Callable[[], baselines.Measured]]] = [
         ("raw postgres", lambda: baselines.raw_postgres(ws, stream)),
         ("raw redis", lambda: baselines.raw_redis(ws, stream, _db(ws))),
         ("raw mongo", lambda: baselines.raw_mongo(ws, stream)),
