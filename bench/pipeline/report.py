@@ -22,6 +22,16 @@ def _median(values: Sequence[float | None]) -> float | None:
     return statistics.median(found) if found else None
 
 
+def _censored_median(values: Sequence[float | None]) -> float | None:
+    """Median where ``None`` is a censored value (beyond what was observed: slower than every
+    measured one); ``None`` when the median itself is censored. Taken per percentile, it keeps
+    p50 <= p95 <= p99 because each run's own percentiles are ordered."""
+    if not values:
+        return None
+    middle = statistics.median([math.inf if v is None else v for v in values])
+    return None if math.isinf(middle) else middle
+
+
 def _fmt(value: float | None, unit: str = "", digits: int = 0) -> str:
     if value is None:
         return "-"
@@ -29,7 +39,9 @@ def _fmt(value: float | None, unit: str = "", digits: int = 0) -> str:
 
 
 def _ms(value: float | None) -> str:
-    return "> end" if value is None else f"{value * 1000:,.0f} ms"
+    if value is None:
+        return "> end"
+    return f"{value * 1000:,.0f} ms" if value < 10 else f"{value:,.1f} s"
 
 
 def _phase(docs: Sequence[Doc], label: str) -> list[Doc]:
@@ -98,15 +110,11 @@ def pipeline_markdown(docs: Sequence[Doc]) -> str:
         phases = [p for d in docs for p in d["phases"] if p["rate"] == rate and p["freshness"]]
 
         def fresh(key: str, ph: Sequence[Doc] = phases) -> float | None:
-            values = [p["freshness"][key] for p in ph]
-            # A censored percentile (beyond what was observed) stays censored in the median.
-            if sum(v is None for v in values) * 2 > len(values):
-                return None
-            return _median(values)
+            return _censored_median([p["freshness"][key] for p in ph])
 
         def sink_p99(sink: str, ph: Sequence[Doc] = phases) -> float | None:
-            values = [p["freshness_by_sink"].get(sink, {}).get("p99_s") for p in ph]
-            return None if sum(v is None for v in values) * 2 > len(values) else _median(values)
+            return _censored_median([p["freshness_by_sink"].get(sink, {}).get("p99_s")
+                                     for p in ph])
 
         drained = sum(1 for p in phases if p["end_to_end_s"])
         lines.append(
