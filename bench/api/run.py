@@ -64,10 +64,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.api", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true",
-                        help="2 s per measurement, one worker count (the smoke test)")
+                        help="1-2 s per measurement, one worker count (the smoke test)")
     parser.add_argument("--workers", default=None, help="uvicorn worker counts (default 1,2)")
     parser.add_argument("--seconds", type=float, default=None,
-                        help="seconds per closed-loop measurement (default 6)")
+                        help="whole seconds per closed-loop measurement (default 6)")
     parser.add_argument("--open-seconds", type=float, default=None,
                         help="seconds per open-loop measurement (default 8)")
     parser.add_argument("--rate", type=float, default=1000.0,
@@ -81,7 +81,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         parser.error("--workers: comma-separated integers")
     if not args.workers or any(w < 1 for w in args.workers) or args.rate <= 0:
         parser.error("worker counts and the rate must be positive")
-    args.seconds = args.seconds or (1.5 if args.quick else 6.0)
+    args.seconds = args.seconds or (1.0 if args.quick else 6.0)
     args.open_seconds = args.open_seconds or (1.5 if args.quick else 8.0)
     return args
 

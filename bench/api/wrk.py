@@ -8,6 +8,7 @@ of 400 or more (wrk's ``errors.status``).
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import subprocess
 import tempfile
@@ -102,13 +103,16 @@ def run_wrk(endpoint: str, calls: list[Call], base_url: str, seconds: float, run
     with tempfile.TemporaryDirectory(prefix="bench-wrk-") as tmp:
         path = Path(tmp) / "calls.lua"
         path.write_text(script(calls, run), encoding="utf-8")
-        command = [ensure_wrk(), f"-t{THREADS}", f"-c{connections}", f"-d{seconds:g}s",
+        # wrk takes whole seconds only (a fraction prints its usage and exits 1).
+        command = [ensure_wrk(), f"-t{THREADS}", f"-c{connections}",
+                   f"-d{max(1, math.ceil(seconds))}s",
                    "--timeout", "10s", "-s", str(path), base_url]
         done = subprocess.run(command, capture_output=True, text=True, check=False,
                               timeout=seconds + 60)
     line = next((ln for ln in done.stdout.splitlines() if ln.startswith("WRKJSON ")), None)
     if done.returncode != 0 or line is None:
-        result.problems.append(f"wrk exited {done.returncode}: {done.stderr.strip()[-300:]}")
+        text = (done.stderr or done.stdout).strip()
+        result.problems.append(f"wrk exited {done.returncode}: {text[-300:]}")
         return result
     data = json.loads(line.removeprefix("WRKJSON "))
     result.seconds = data["duration_us"] / 1e6
