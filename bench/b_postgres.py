@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections import Counter
 from collections.abc import Sequence
 from datetime import datetime
@@ -10,19 +9,18 @@ from typing import Any, Final
 from uuid import UUID
 
 import psycopg
-from psycopg import errors as pgerrors
 
 from bench import data
 from bench.core import Sample, Stopwatch, Variant, batches
+from bench.pipeline.isolation import create_database, drop_database
 from polystream.domain.events import Envelope
 from polystream.settings import PostgresSettings, Settings
 from polystream.sinks.postgres import PostgresAccountStore, upgrade
 
 BATCH: Final = 500
-DROP_ATTEMPTS: Final = 10
 TABLES: Final = ("users", "subscriptions", "payments", "preferences", "ratings", "processed_events")
 
-_CREATE_PLAIN: Final = """
+CREATE_PLAIN: Final = """
 CREATE TABLE events (
     event_id    uuid PRIMARY KEY,
     event_type  text NOT NULL,
@@ -31,7 +29,7 @@ CREATE TABLE events (
     payload     jsonb NOT NULL
 )
 """
-_COPY_PLAIN: Final = "COPY events (event_id, event_type, key, occurred_at, payload) FROM STDIN"
+COPY_PLAIN: Final = "COPY events (event_id, event_type, key, occurred_at, payload) FROM STDIN"
 _INSERT_PLAIN: Final = """
 INSERT INTO events (event_id, event_type, key, occurred_at, payload)
 SELECT * FROM unnest(%s::uuid[], %s::text[], %s::text[], %s::timestamptz[], %s::jsonb[])
@@ -100,28 +98,12 @@ class PostgresBench:
 
     def _fresh(self, label: str) -> PostgresSettings:
         name = f"{self.prefix}_{label}"
-        with psycopg.connect(self.admin.dsn(), autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
+        create_database(self.admin, name)
         self.databases.append(name)
         return self.admin.model_copy(update={"database": name})
 
     def _drop(self, name: str) -> None:
-        """Plain DROP first: it stops an autovacuum worker busy in the new database itself
-        (and waits up to 5 s for closing connections), where ``WITH (FORCE)`` refuses to
-        terminate one unless we are superuser. FORCE only if a connection lingers."""
-        force = False
-        for attempt in range(DROP_ATTEMPTS):
-            try:
-                with psycopg.connect(self.admin.dsn(), autocommit=True) as conn:
-                    conn.execute(
-                        f'DROP DATABASE IF EXISTS "{name}"{" WITH (FORCE)" if force else ""}'
-                    )
-                break
-            except (pgerrors.ObjectInUse, pgerrors.InsufficientPrivilege) as exc:
-                if attempt == DROP_ATTEMPTS - 1:
-                    raise
-                force = isinstance(exc, pgerrors.ObjectInUse)
-                time.sleep(0.5)
+        drop_database(self.admin, name)
         self.databases.remove(name)
 
     # -- variants ----------------------------------------------------------------------------
@@ -165,13 +147,13 @@ class PostgresBench:
         pg = self._fresh(label)
         try:
             with psycopg.connect(pg.dsn(), autocommit=True) as conn:
-                conn.execute(_CREATE_PLAIN)
+                conn.execute(CREATE_PLAIN)
                 cursor = conn.cursor()
                 with Stopwatch() as watch:
                     for columns in self.columns:
                         with conn.transaction():
                             if copy:
-                                with cursor.copy(_COPY_PLAIN) as out:
+                                with cursor.copy(COPY_PLAIN) as out:
                                     for values in zip(*columns, strict=True):
                                         out.write_row(values)
                             else:

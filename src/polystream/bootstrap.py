@@ -10,7 +10,7 @@ import socket
 
 from polystream.audit.worker import AuditConfig, AuditWorker
 from polystream.bus.kafka import KafkaEventConsumer, KafkaEventPublisher
-from polystream.bus.topology import consumer_group, topics_for
+from polystream.bus.topology import topics_for
 from polystream.domain.events import Sink
 from polystream.settings import Settings
 from polystream.sinks.ports import EventStore
@@ -28,7 +28,7 @@ def publisher(settings: Settings, role: str) -> KafkaEventPublisher:
 
 def group_id(settings: Settings, sink: Sink) -> str:
     """The consumer group of ``sink`` in this deployment."""
-    return consumer_group(settings.kafka.group_prefix, sink)
+    return settings.kafka.consumer_group(sink.value)
 
 
 def receipt_log(settings: Settings) -> RedisReceiptLog:

@@ -118,6 +118,10 @@ class KafkaSettings(BaseModel):
                              "sasl_username and sasl_password")
         return self
 
+    def consumer_group(self, sink: str) -> str:
+        """The consumer group of a sink in this deployment."""
+        return f"{self.group_prefix}-{sink}"
+
     def client_config(self) -> dict[str, str]:
         """librdkafka settings every client of the cluster needs: brokers and security."""
         conf = {"bootstrap.servers": self.bootstrap_servers,

@@ -47,3 +47,18 @@ def test_invalid_values_are_refused_with_the_field_named(monkeypatch: pytest.Mon
     monkeypatch.setenv("POLYSTREAM_KAFKA__PARTITIONS", "0")
     with pytest.raises(ValueError, match="partitions"):
         Settings(_env_file=None)  # type: ignore[call-arg]
+
+
+def test_sink_consumer_groups_follow_the_group_prefix(monkeypatch: pytest.MonkeyPatch) -> None:
+    from polystream.domain.events import CONSUMER_GROUPS, Sink
+
+    for name in [n for n in os.environ if n.startswith("POLYSTREAM_")]:
+        monkeypatch.delenv(name)
+    default = Settings(_env_file=None)  # type: ignore[call-arg]
+    assert {s: default.kafka.consumer_group(s.value) for s in Sink} == dict(CONSUMER_GROUPS)
+    monkeypatch.setenv("POLYSTREAM_KAFKA__GROUP_PREFIX", "bench-42")
+    prefixed = Settings(_env_file=None)  # type: ignore[call-arg]
+    assert prefixed.kafka.consumer_group("redis") == "bench-42-redis"
+    monkeypatch.setenv("POLYSTREAM_KAFKA__GROUP_PREFIX", "no spaces")
+    with pytest.raises(ValueError, match="group_prefix"):
+        Settings(_env_file=None)  # type: ignore[call-arg]

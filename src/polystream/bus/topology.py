@@ -115,15 +115,10 @@ def primary_sink(topic: str) -> Sink | None:
     return None
 
 
-def consumer_group(prefix: str, sink: Sink) -> str:
-    """The consumer group of ``sink`` in the deployment whose groups start with ``prefix``."""
-    return f"{prefix}-{sink.value}"
-
-
 #: Consumer group of each sink. One group per store is deliberate: a slow store delays only
 #: its own sink, and each sink can be replayed on its own.
 CONSUMER_GROUPS: Final[Mapping[Sink, str]] = MappingProxyType(
-    {sink: consumer_group("polystream", sink) for sink in Sink}
+    {sink: f"polystream-{sink.value}" for sink in Sink}
 )
 
 
@@ -179,7 +174,6 @@ __all__ = [
     "UPSTREAM_TOPICS",
     "DeadLetterHeader",
     "Topic",
-    "consumer_group",
     "dead_letter_headers",
     "primary_sink",
     "topic_of",

@@ -98,7 +98,7 @@ def _publish(settings: Settings, path: Path) -> int:
 def _lags(settings: Settings) -> dict[str, int]:
     """Records not committed yet, per sink group of the deployment."""
     return {sink.value: sum(group_lag(settings.kafka,
-                                      f"{settings.kafka.group_prefix}-{sink.value}",
+                                      settings.kafka.consumer_group(sink.value),
                                       [t.value for t in topics_for(sink)]).values())
             for sink in Sink if sink is not Sink.AUDIT or settings.opensearch.enabled}
 
@@ -144,14 +144,14 @@ def _deployments(base: Settings, names: Sequence[str], log: Log) -> Iterator[lis
             d.create(base)
             settings = d.settings(base)
             for sink in Sink:
-                start_group_at_end(settings.kafka, f"{settings.kafka.group_prefix}-{sink.value}",
+                start_group_at_end(settings.kafka, settings.kafka.consumer_group(sink.value),
                                    [t.value for t in topics_for(sink)])
         yield deployments
     finally:
         for d in deployments:
             d.drop(base)
             settings = d.settings(base)
-            groups = [f"{settings.kafka.group_prefix}-{s.value}" for s in Sink]
+            groups = [settings.kafka.consumer_group(s.value) for s in Sink]
             deadline = time.monotonic() + 30
             while True:
                 try:

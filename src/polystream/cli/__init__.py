@@ -12,6 +12,7 @@ from polystream import __version__
 from polystream.cli import (
     api,
     audit,
+    bench,
     chaos,
     demo,
     schema,
@@ -45,6 +46,7 @@ app.add_typer(topics.app, name="topics")
 app.add_typer(schema.app, name="schema")
 app.add_typer(api.app, name="api")
 app.add_typer(audit.app, name="audit")
+app.add_typer(bench.app, name="bench")
 app.add_typer(chaos.app, name="chaos")
 app.command()(worker.worker)
 app.command()(simulate.simulate)
