@@ -50,7 +50,8 @@ def test_invalid_values_are_refused_with_the_field_named(monkeypatch: pytest.Mon
 
 
 def test_sink_consumer_groups_follow_the_group_prefix(monkeypatch: pytest.MonkeyPatch) -> None:
-    from polystream.domain.events import CONSUMER_GROUPS, Sink
+    from polystream.bus.topology import CONSUMER_GROUPS
+    from polystream.domain.events import Sink
 
     for name in [n for n in os.environ if n.startswith("POLYSTREAM_")]:
         monkeypatch.delenv(name)
