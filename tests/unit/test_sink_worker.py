@@ -309,3 +309,31 @@ def test_too_many_deferred_events_pause_their_partitions_so_the_prerequisites_fl
         assert rc.status is ReceiptStatus.STORED
     assert worker.deferred == 0
     assert sum(broker.group_lag("g-postgres", [Topic.RATINGS.value]).values()) == 0
+
+
+def test_a_topic_others_wait_for_is_never_paused() -> None:
+    # Playback waits for subscriptions: a paused subscriptions partition would never be read
+    # to its end, and the playback events waiting for it would never be decided.
+    broker, worker, _, receipts = _setup()
+    worker.handler.config.max_deferred = 2
+    pub = InMemoryEventPublisher(broker)
+    subs = [example_event("subscription.started", user_id=f"s{i}") for i in range(5)]
+    for env in subs:
+        pub.publish(Topic.SUBSCRIPTIONS.value, env.key, encode(env)).result()
+    _drain(worker, 2)
+    assert worker.deferred == 5
+    same_partition = next(
+        f"y{i}" for i in range(1000)
+        if _partition(broker, Topic.SUBSCRIPTIONS, f"y{i}")
+        == _partition(broker, Topic.SUBSCRIPTIONS, "s0"))
+    late = example_event("subscription.started", user_id=same_partition)
+    pub.publish(Topic.SUBSCRIPTIONS.value, late.key, encode(late)).result()
+    _drain(worker, 2)
+    assert worker.deferred == 6, "the subscriptions partition kept flowing"
+    for u in [*(f"s{i}" for i in range(5)), same_partition]:
+        reg = example_event("user.registered", user_id=u, email=f"{u}@example.org")
+        pub.publish(Topic.USERS.value, reg.key, encode(reg)).result()
+    _drain(worker, 10)
+    for env in [*subs, late]:
+        [rc] = receipts.get(env.event_id)
+        assert rc.status is ReceiptStatus.STORED

@@ -593,6 +593,7 @@ class KafkaEventConsumer:
             else:
                 rounds.append([mark])
         answers: dict[ProgressMark, bool] = {}
+        watermarks: dict[tuple[str, int], tuple[int, int]] = {}
         try:
             committed = {
                 (tp.topic, tp.partition): tp.offset
@@ -610,9 +611,12 @@ class KafkaEventConsumer:
                     done = committed[(mark.topic, mark.partition)]
                     first_at = tp.offset
                     if done < 0 or first_at < 0:
-                        low, high = self._consumer.get_watermark_offsets(
-                            TopicPartition(mark.topic, mark.partition),
-                            timeout=self._timeout_s, cached=False)
+                        key = (mark.topic, mark.partition)
+                        if key not in watermarks:  # a broker round trip each: once per call
+                            watermarks[key] = self._consumer.get_watermark_offsets(
+                                TopicPartition(mark.topic, mark.partition),
+                                timeout=self._timeout_s, cached=False)
+                        low, high = watermarks[key]
                         # Nothing committed yet: the group would start at the log's start.
                         done = done if done >= 0 else low
                         # No record at or after the time: every record is before it.

@@ -47,6 +47,8 @@ class VariantResult:
     verify_exit: int | None = None
     verify_summary: str = ""
     receipts: Counter[str] = field(default_factory=Counter)
+    # (event type, sink, reason) of every rejected receipt, keyed by event id and sink
+    rejected: dict[str, str] = field(default_factory=dict)
     sigterm_exit_s: float | None = None
     sigterm_code: int | None = None
 
@@ -103,22 +105,29 @@ def _lags(settings: Settings) -> dict[str, int]:
             for sink in Sink if sink is not Sink.AUDIT or settings.opensearch.enabled}
 
 
-def _receipt_statuses(settings: Settings, path: Path) -> Counter[str]:
-    """Status of every store sink's receipt for the file's events (the receipt log)."""
+def _receipt_statuses(settings: Settings, path: Path) -> tuple[Counter[str], dict[str, str]]:
+    """Status of every store sink's receipt for the file's events (the receipt log), and what
+    was rejected ("<event id>:<sink>" -> "<type>: <reason>")."""
     r = redis.Redis.from_url(settings.redis.url)
     prefix = settings.redis.key_prefix
-    keys = []
+    keys: list[tuple[str, str]] = []
     for ev in read_recorded(path):
         env = decode(ev.value)
         for sink in EVENT_TYPES[env.type].consumers:
             if sink is not Sink.AUDIT:
-                keys.append(f"{prefix}:receipt:{env.event_id}:{sink.value}")
+                keys.append((f"{env.event_id}:{sink.value}", env.type))
     counts: Counter[str] = Counter()
+    rejected: dict[str, str] = {}
     for i in range(0, len(keys), 2000):
-        for raw in r.mget(keys[i:i + 2000]):
-            counts[json.loads(raw)["status"] if raw is not None else "missing"] += 1
+        chunk = keys[i:i + 2000]
+        for (name, etype), raw in zip(
+                chunk, r.mget([f"{prefix}:receipt:{n}" for n, _ in chunk]), strict=True):
+            receipt = json.loads(raw) if raw is not None else {"status": "missing"}
+            counts[receipt["status"]] += 1
+            if receipt["status"] == "rejected":
+                rejected[name] = f"{etype}: {receipt.get('reason')}"
     r.close()
-    return counts
+    return counts, rejected
 
 
 def _verify(deployment: Deployment, path: Path) -> tuple[int, str]:
@@ -183,7 +192,7 @@ def run_backlog_drill(base: Settings, *, events: int, other_events: int, freeze_
         try:
             _drive(base, deployments, procs, results, freeze_s, timeout_s, log)
             for d, res in zip(deployments, results, strict=True):
-                res.receipts = _receipt_statuses(d.settings(base), main_file)
+                res.receipts, res.rejected = _receipt_statuses(d.settings(base), main_file)
                 res.verify_exit, res.verify_summary = _verify(d, main_file)
                 log(f"drill: {res.name}: verify exit {res.verify_exit}: {res.verify_summary}")
             _sigterm_after_freeze(procs, deployments, results, freeze_s, log)

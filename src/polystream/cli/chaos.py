@@ -37,6 +37,12 @@ def backlog(
                                freeze_s=freeze, seed=seed, variants=chosen, workdir=workdir,
                                log=console.print)
     console.print(report.table())
+    first = report.variants[0]
+    for v in report.variants[1:]:
+        for key in sorted(set(first.rejected) ^ set(v.rejected)):
+            who = first.name if key in first.rejected else v.name
+            console.print(f"only {who} rejected {key}: "
+                          f"{first.rejected.get(key) or v.rejected.get(key)}")
     bad = [v.name for v in report.variants
            if v.verify_exit != 0 or v.rejected_share > 0.005
            or (v.name == "startup-freeze" and (v.sigterm_exit_s is None

@@ -142,6 +142,11 @@ class SinkHandler:
         # Their offsets are not committed until they are settled.
         self._deferred: list[_Pending] = []
         self._paused: set[TP] = set()
+        # A topic others wait for is never paused: its deferred events hold its commit, and the
+        # events waiting for it are decided only once the group has read it (a paused upstream
+        # partition would never get there, and everything behind it would wait for good).
+        self._pausable = frozenset(t.value for t in Topic) - {
+            u.value for ups in UPSTREAM_TOPICS.values() for u in ups}
         self._last_offer = 0.0
         self._last_retry = 0.0
         self._last_gate = 0.0
@@ -342,10 +347,11 @@ class SinkHandler:
 
     def _pace(self, consumer: EventConsumer) -> None:
         """Pause the partitions of deferred events while there are too many of them: the
-        topics they wait for (not paused) then get the whole fetch."""
+        topics they wait for (never paused) then get the whole fetch."""
         limit = self.config.max_deferred
         if len(self._deferred) > limit:
-            hold = {(d.record.topic, d.record.partition) for d in self._deferred} - self._paused
+            hold = {(d.record.topic, d.record.partition) for d in self._deferred
+                    if d.record.topic in self._pausable} - self._paused
             if hold:
                 consumer.pause(sorted(hold))
                 self._paused |= hold
