@@ -21,15 +21,8 @@ from polystream.simulate.catalog import (
     parse_csv,
     parse_json,
 )
-from polystream.simulate.engine import (
-    DEFAULT_START,
-    Behaviour,
-    SimConfig,
-    Simulation,
-    generate,
-    generate_envelopes,
-    password_hash,
-)
+from polystream.simulate.config import DEFAULT_START, Behaviour, SimConfig, password_hash
+from polystream.simulate.engine import Simulation, generate, generate_envelopes
 from polystream.simulate.runner import (
     FileCheck,
     JsonlWriter,
