@@ -13,8 +13,8 @@ The same ``SimConfig`` always yields the same bytes, and a shorter run is a pref
 longer one. See docs/simulator.md.
 """
 
-from polystream.simulate.catalog import (
-    CatalogEntry,
+from polystream.simulate.catalog import CatalogEntry
+from polystream.simulate.catalog_import import (
     CatalogImportError,
     RowError,
     load_catalog,

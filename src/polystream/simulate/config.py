@@ -121,7 +121,7 @@ class SimConfig:
     password: str | None = None
     #: A ready argon2id hash to use instead of computing one (tests save the ~0.1 s).
     password_hash: str | None = None
-    #: An imported catalogue (``catalog.load_catalog``) replacing the synthetic one.
+    #: An imported catalogue (``catalog_import.load_catalog``) replacing the synthetic one.
     catalog: tuple[CatalogEntry, ...] | None = None
     #: Publish a generated poster (and some backdrops) per title.
     posters: bool = True

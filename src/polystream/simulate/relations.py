@@ -1,13 +1,69 @@
-"""Relations between titles ("similar", franchise order): derived at launch, then changed."""
+"""Relations between titles (franchise order, same director, similar genres): derived from
+the catalogue at launch, then added and removed over time."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
+from itertools import pairwise
+from random import Random
 from typing import Any
 
 from polystream.domain import events as ev
 from polystream.simulate.actor import Actor
-from polystream.simulate.catalog import Relation, SimTitle, jaccard
+from polystream.simulate.catalog import SimTitle
 from polystream.simulate.wire import HOUR_MS
+
+Relation = tuple[str, str, str, float]
+"""(from_title_id, to_title_id, kind, weight)"""
+
+
+def jaccard(a: Iterable[str], b: Iterable[str]) -> float:
+    left, right = set(a), set(b)
+    union = left | right
+    return len(left & right) / len(union) if union else 0.0
+
+
+def derive_relations(rng: Random, titles: Sequence[SimTitle]) -> list[Relation]:
+    """Franchise order (sequel/prequel/same franchise), shared directors, genre similarity."""
+    edges: dict[tuple[str, str, str], float] = {}
+    franchises: dict[str, list[SimTitle]] = {}
+    directors: dict[str, list[SimTitle]] = {}
+    for title in titles:
+        if title.franchise:
+            franchises.setdefault(title.franchise, []).append(title)
+        for name in title.directors[:1]:
+            directors.setdefault(name, []).append(title)
+    for members in franchises.values():
+        ordered = sorted(members, key=lambda t: (t.payload["year"], t.title_id))
+        for earlier, later in pairwise(ordered):
+            edges[(earlier.title_id, later.title_id, "sequel")] = 1.0
+            edges[(later.title_id, earlier.title_id, "prequel")] = 1.0
+        for a in ordered:
+            for b in ordered:
+                if a is not b:
+                    edges[(a.title_id, b.title_id, "same_franchise")] = 0.9
+    for members in directors.values():
+        if len(members) < 2:
+            continue
+        for title in members:
+            others = [m for m in members if m is not title]
+            for other in rng.sample(others, min(2, len(others))):
+                edges[(title.title_id, other.title_id, "same_director")] = 0.6
+    if len(titles) > 1:
+        for title in titles:
+            sample = rng.sample(list(titles), min(12, len(titles)))
+            scored = sorted(
+                (
+                    (jaccard(title.genres, other.genres), index, other)
+                    for index, other in enumerate(sample)
+                    if other is not title
+                ),
+                key=lambda item: (-item[0], item[1]),
+            )
+            for score, _, other in scored[:3]:
+                if score > 0:
+                    edges[(title.title_id, other.title_id, "similar")] = round(0.1 + 0.9 * score, 2)
+    return [(a, b, kind, weight) for (a, b, kind), weight in edges.items()]
 
 
 class Relations(Actor):

@@ -12,17 +12,11 @@ from polystream.domain import events as ev
 from polystream.domain.events import AssetKind, ImageType
 from polystream.simulate import vocabulary as vocab
 from polystream.simulate.actor import Actor, Stage
-from polystream.simulate.catalog import (
-    SimTitle,
-    derive_relations,
-    imported_catalog,
-    new_episode,
-    synopsis,
-    synthetic_catalog,
-)
+from polystream.simulate.catalog import SimTitle, imported_catalog, new_episode
 from polystream.simulate.posters import image_png
-from polystream.simulate.relations import Relations
+from polystream.simulate.relations import Relations, derive_relations
 from polystream.simulate.sampling import TitleSampler
+from polystream.simulate.synthetic import synopsis, synthetic_catalog
 from polystream.simulate.wire import DAY_MS, HOUR_MS, SimEvent, from_ms
 
 
