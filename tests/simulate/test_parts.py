@@ -60,25 +60,25 @@ def test_add_months_keeps_the_time_and_clamps_the_day() -> None:
 
 def test_the_clock_runs_in_time_order_and_ties_in_scheduling_order() -> None:
     scheduler = Scheduler()
-    ran: list[tuple[int, Any]] = []
+    out: list[tuple[int, Any]] = []
 
     def record(t: int, arg: Any) -> None:
-        ran.append((t, arg))
+        out.append((t, arg))
         if arg == "first":
             scheduler.at(t, record, "scheduled while running, same time")
 
     # Different handlers on one millisecond: only the order of scheduling decides.
     scheduler.at(20, record, "late")
     scheduler.at(10, record, "first")
-    scheduler.at(10, lambda t, arg: ran.append((t, arg)), "second")
-    for _ in scheduler.run():
-        pass
-    assert ran == [
+    scheduler.at(10, lambda t, arg: out.extend([(t, arg), (t, "twice")]), "second")
+    assert list(scheduler.run(out)) == [
         (10, "first"),
         (10, "second"),
+        (10, "twice"),
         (10, "scheduled while running, same time"),
         (20, "late"),
     ]
+    assert out == []  # drained after each action
 
 
 def test_playback_needs_a_paid_subscription_or_a_canceled_one_until_its_period_ends() -> None:

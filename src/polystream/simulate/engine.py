@@ -71,11 +71,7 @@ class Simulation:
         if self.config.catalog_only:
             return
         self._launch(cursor)
-        out = self.stage.emitter.out
-        for _ in self.stage.scheduler.run():
-            if out:
-                yield from out
-                out.clear()
+        yield from self.stage.scheduler.run(self.stage.emitter.out)
 
     def _launch(self, cursor: int) -> None:
         """Set the global flags, plan the sign-ups and start the recurring global actions."""

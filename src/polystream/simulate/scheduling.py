@@ -10,7 +10,9 @@ from __future__ import annotations
 import heapq
 import itertools
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 #: An action: called with its simulated time (ms since the epoch) and its argument.
 Handler = Callable[[int, Any], None]
@@ -26,11 +28,16 @@ class Scheduler:
     def at(self, t: int, handler: Handler, arg: Any) -> None:
         heapq.heappush(self._heap, (t, next(self._seq), handler, arg))
 
-    def run(self) -> Iterator[None]:
-        """Run the actions in time order, yielding after each one (the heap may never end)."""
+    def run(self, out: list[T]) -> Iterator[T]:
+        """Run the actions in time order; after each, yield and clear what it put in ``out``.
+
+        The heap may never empty (recurring actions): the consumer decides when to stop.
+        """
         heap = self._heap
         pop = heapq.heappop
         while heap:
             t, _, handler, arg = pop(heap)
             handler(t, arg)
-            yield None
+            if out:
+                yield from out
+                out.clear()
