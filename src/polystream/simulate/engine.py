@@ -25,10 +25,10 @@ Who does what (see docs/simulator.md for the numbers):
 * ratings follow what is watched (Zipf popularity times the user's genre taste);
 * flags change now and then.
 
-Each concern is an actor in its own module (``population``, ``billing``, ``sessions``,
-``viewing``, ``ratings``, ``titles``, ``relations``, ``flags``); they share the RNG, the clock
-(``scheduling``) and the event buffer (``emitter``) through an ``actor.Stage``. This module
-wires them and runs the clock.
+Each concern is an actor in its own module (``population``, ``profiles``, ``billing``,
+``sessions``, ``viewing``, ``ratings``, ``titles``, ``relations``, ``flags``); they share the
+RNG, the clock (``scheduling``) and the event buffer (``emitter``) through an ``actor.Stage``.
+This module wires them and runs the clock.
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ from polystream.simulate.billing import Billing
 from polystream.simulate.config import SimConfig
 from polystream.simulate.flags import Flags
 from polystream.simulate.population import Population
+from polystream.simulate.profiles import Profiles
 from polystream.simulate.ratings import Ratings
 from polystream.simulate.relations import Relations
 from polystream.simulate.sessions import Sessions
@@ -64,7 +65,8 @@ class Simulation:
         self.sessions = Sessions(stage, self.ratings)
         self.viewings = Viewings(stage, self.sessions, self.ratings)
         self.sessions.watch = self.viewings.on_watch
-        self.population = Population(stage, self.billing, self.sessions)
+        self.profiles = Profiles(stage, self.billing)
+        self.population = Population(stage, self.billing, self.sessions, self.profiles)
 
     def events(self) -> Iterator[SimEvent]:
         cursor = yield from self.titles.publish()

@@ -1,5 +1,5 @@
-"""The people: sign-ups (migrated customers first), their devices, preferences, profile
-changes and erasure requests."""
+"""The people arriving: sign-ups (migrated customers first), their devices and habits, and
+what each new user will do next (subscribe, log in, change their account)."""
 
 from __future__ import annotations
 
@@ -10,24 +10,27 @@ from polystream.simulate import vocabulary as vocab
 from polystream.simulate.actor import Actor, Stage
 from polystream.simulate.billing import Billing
 from polystream.simulate.config import password_hash
+from polystream.simulate.profiles import Profiles
 from polystream.simulate.sampling import (
     DEVICE_KINDS,
     GENRES,
-    MATURITY_LIMITS,
     Weighted,
     card,
     ipv4,
     pick_country,
 )
 from polystream.simulate.sessions import Sessions
-from polystream.simulate.state import ENDED, Device, User
-from polystream.simulate.wire import DAY_MS, HOUR_MS, json_bool, json_list, quote, quote_opt
+from polystream.simulate.state import Device, User
+from polystream.simulate.wire import DAY_MS, HOUR_MS, quote
 
 
 class Population(Actor):
-    def __init__(self, stage: Stage, billing: Billing, sessions: Sessions) -> None:
+    def __init__(
+        self, stage: Stage, billing: Billing, sessions: Sessions, profiles: Profiles
+    ) -> None:
         super().__init__(stage)
         self.billing = billing
+        self.profiles = profiles
         self.sessions = sessions
         config = stage.config
         # The catalogue needs no users; skip the deliberately slow hash when only it is wanted.
@@ -39,7 +42,6 @@ class Population(Actor):
         self._arrivals: list[tuple[int, bool]] = []
         self._next_arrival = 0
         self._serial = 0
-        self._email_changes = 0
 
     def plan_arrivals(self, t0: int) -> None:
         """Draw every sign-up time from ``t0`` on: migrated customers in the first hour, the
@@ -125,10 +127,12 @@ class Population(Actor):
         between = self._between
         subscribe = self.billing.on_subscribe
         if rng.random() < 0.85:
-            self._at(t + between(20_000, 600_000), self._on_preferences, user)
+            self._at(t + between(20_000, 600_000), self.profiles.on_preferences, user)
         else:
             self._at(
-                t + self._exp_ms(b.preferences_update_days * DAY_MS), self._on_preferences, user
+                t + self._exp_ms(b.preferences_update_days * DAY_MS),
+                self.profiles.on_preferences,
+                user,
             )
         if migrated:
             self._at(t + between(2000, 20_000), subscribe, (user, True))
@@ -148,81 +152,6 @@ class Population(Actor):
         self._at(first_login, login, user.devices[0])
         for device in user.devices[1:]:
             self._at(t + self.sessions.next_login_gap(user), login, device)
-        self._at(t + self._exp_ms(b.profile_update_days * DAY_MS), self._on_profile, user)
+        self._at(t + self._exp_ms(b.profile_update_days * DAY_MS), self.profiles.on_profile, user)
         if rng.random() < b.erasure_share:
-            self._at(t + between(2 * DAY_MS, 90 * DAY_MS), self._on_erase, user)
-
-    def _on_preferences(self, t: int, user: User) -> None:
-        if user.erasing:
-            return
-        rng = self.rng
-        self._at(
-            t + self._exp_ms(self.b.preferences_update_days * DAY_MS), self._on_preferences, user
-        )
-        if rng.random() < 0.3:
-            # Taste drifts: a new favourite joins, the oldest may leave.
-            genre = GENRES.pick(rng)
-            if genre not in user.favorites:
-                user.favorites = [genre, *user.favorites][:4]
-                user.taste[genre] = 1.8
-        subtitles = rng.random() < 0.4
-        language = user.languages[0]
-        payload = (
-            f'{{"user_id":"{user.user_id}","genres":{json_list(user.favorites)},'
-            f'"languages":{json_list(user.languages)},"subtitles":{json_bool(subtitles)},'
-            f'"subtitle_language":{quote_opt(language if subtitles else None)},'
-            f'"autoplay_next_episode":{json_bool(rng.random() < 0.85)},'
-            f'"autoplay_previews":{json_bool(rng.random() < 0.5)},'
-            f'"maturity_limit":"{MATURITY_LIMITS.pick(rng)}"}}'
-        )
-        self._emit(ev.PreferencesUpdated, t, user.user_id, self._trace(), payload)
-
-    def _on_profile(self, t: int, user: User) -> None:
-        if user.erasing:
-            return
-        rng = self.rng
-        self._at(t + self._exp_ms(self.b.profile_update_days * DAY_MS), self._on_profile, user)
-        email = display_name = country = birth_year = "null"
-        roll = rng.random()
-        if roll < 0.5:
-            user.display_name = f"{user.first[0]} {user.last[0]}"[:80]
-            display_name = quote(user.display_name)
-        elif roll < 0.75:
-            user.country, user.languages = pick_country(rng)
-            country = f'"{user.country}"'
-        elif roll < 0.9:
-            self._email_changes += 1
-            # "first.last.N@" never collides with a registration address ("first.lastN@").
-            email = (
-                f'"{user.first[1]}.{user.last[1]}.{self._email_changes}'
-                f'@{rng.choice(vocab.EMAIL_DOMAINS)}"'
-            )
-        else:
-            user.birth_year = max(1900, user.birth_year + rng.choice((-1, 1)))
-            birth_year = str(user.birth_year)
-        payload = (
-            f'{{"user_id":"{user.user_id}","email":{email},"display_name":{display_name},'
-            f'"country":{country},"birth_year":{birth_year}}}'
-        )
-        self._emit(ev.UserProfileUpdated, t, user.user_id, self._trace(), payload)
-
-    def _on_erase(self, t: int, user: User) -> None:
-        if user.erasing:
-            return
-        if user.streams or any(device.session for device in user.devices):
-            # Erasure is requested from a quiet account (support desk); try again later.
-            self._at(t + self._between(HOUR_MS, 6 * HOUR_MS), self._on_erase, user)
-            return
-        user.erasing = True
-        trace = self._trace()
-        sub = user.sub
-        if sub is not None and sub.status != ENDED:
-            sub.status = ENDED
-            self.billing.emit_cancel(t, sub, "account_erased", t, trace)
-        self._at(t + self._between(1000, 3000), self._on_erased, (user, trace))
-
-    def _on_erased(self, t: int, arg: tuple[User, str]) -> None:
-        user, trace = arg
-        user.erased = True
-        payload = f'{{"user_id":"{user.user_id}","reason":"user_request"}}'
-        self._emit(ev.UserErased, t, user.user_id, trace, payload)
+            self._at(t + between(2 * DAY_MS, 90 * DAY_MS), self.profiles.on_erase, user)
