@@ -112,16 +112,21 @@ function drawChart(canvas, legend, data, label) {
   const ctx = canvas.getContext("2d");
   const w = canvas.width, h = canvas.height, pad = 34;
   ctx.clearRect(0, 0, w, h);
-  let tMax = 0, yMax = 1;
-  for (const points of data.values()) for (const [t, v] of points) { tMax = Math.max(tMax, t); yMax = Math.max(yMax, v); }
-  const tMin = tMax - WINDOW_S;
+  let tMax = 0, tFirst = Infinity, yMax = 1;
+  for (const points of data.values()) {
+    for (const [t, v] of points) { tMax = Math.max(tMax, t); tFirst = Math.min(tFirst, t); yMax = Math.max(yMax, v); }
+  }
+  // Until five minutes have been seen, the whole width shows what there is.
+  const span = Math.max(10, Math.min(WINDOW_S, tMax - tFirst));
+  const tMin = tMax - span;
   ctx.strokeStyle = "#ccd"; ctx.fillStyle = "#667"; ctx.font = "11px sans-serif"; ctx.lineWidth = 1;
   for (let i = 0; i <= 4; i++) {
-    const y = h - pad + (-(h - 2 * pad + 14) * i) / 4;
+    const y = h - pad - ((h - 2 * pad) * i) / 4;
     ctx.beginPath(); ctx.moveTo(pad, y); ctx.lineTo(w - 6, y); ctx.stroke();
     ctx.fillText(fmt((yMax * i) / 4), 2, y + 4);
   }
-  ctx.fillText("-5 min", pad, h - 8); ctx.fillText("now", w - 30, h - 8);
+  ctx.fillText(span >= 120 ? `-${Math.round(span / 60)} min` : `-${Math.round(span)} s`, pad, h - 8);
+  ctx.fillText("now", w - 30, h - 8);
   legend.replaceChildren();
   let i = 0;
   canvas.dataset.points = "0";
@@ -131,8 +136,8 @@ function drawChart(canvas, legend, data, label) {
     if (!points.length) continue;
     ctx.strokeStyle = color; ctx.lineWidth = 2; ctx.beginPath();
     points.forEach(([t, v], k) => {
-      const x = pad + ((t - tMin) / WINDOW_S) * (w - pad - 6);
-      const y = h - pad - (v / yMax) * (h - 2 * pad - 14 + 14);
+      const x = pad + (Math.max(0, t - tMin) / span) * (w - pad - 6);
+      const y = h - pad - (v / yMax) * (h - 2 * pad);
       if (k === 0) ctx.moveTo(x, y); else ctx.lineTo(x, y);
     });
     ctx.stroke();
