@@ -9,6 +9,7 @@ stops the rest and prints what the run did next to what a direct query of each s
 
 from __future__ import annotations
 
+import faulthandler
 import os
 import signal
 import subprocess
@@ -81,6 +82,8 @@ def _must(*args: str) -> None:
 
 def run_stack_demo(sim: SimConfig, *, rate: float, duration_s: float | None,
                    events: int | None, port: int | None) -> None:
+    # librdkafka and the drivers are C code: a crash must at least say where it happened.
+    faulthandler.enable()
     _must("stack", "up")
     _must("topics", "ensure")
     settings, token = with_operator_token(load_settings())
