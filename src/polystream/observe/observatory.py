@@ -6,6 +6,8 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
+from typing import Any, TypeVar, cast
 
 from polystream.audit.documents import AuditRecord, DocKind
 from polystream.audit.ports import AuditIndex
@@ -26,6 +28,7 @@ from polystream.observe.ports import BusProbe, CatalogReader, LiveReader, StoreP
 #: How many entries each ranking shows.
 TOP_N = 10
 #: The stores a lineage lists, in the order an operator reads them; the audit index last.
+T = TypeVar("T")
 LINEAGE_STORES: tuple[Sink, ...] = (Sink.POSTGRES, Sink.MONGO, Sink.REDIS, Sink.AUDIT)
 
 
@@ -44,6 +47,21 @@ class Observatory:
     audit: AuditIndex
     #: "Now" for the live rankings: the wall clock, or the simulated clock of a demo.
     clock: Callable[[], datetime] = _wall_now
+    #: Store sizes, dead letters and the latest events are re-read at most this often: a
+    #: count over a big table or index each second would load the stores it watches.
+    slow_every_s: float = 5.0
+
+    def __post_init__(self) -> None:
+        self._cache: dict[str, tuple[float, Any]] = {}
+
+    def _every(self, name: str, read: Callable[[], T]) -> T:
+        now = time.monotonic()
+        hit = self._cache.get(name)
+        if hit is not None and now - hit[0] < self.slow_every_s:
+            return cast(T, hit[1])
+        value = read()
+        self._cache[name] = (now, value)
+        return value
 
     def snapshot(self) -> Snapshot:
         now = self.clock()
@@ -57,14 +75,15 @@ class Observatory:
             produced=produced,
             groups=groups,
             dead_letters=dead,
-            latest_dead_letters=self._latest_dead_letters() if dead else [],
-            stores=self._stores(),
+            latest_dead_letters=self._every("dead", self._latest_dead_letters)
+            if dead else [],
+            stores=self._every("stores", self._stores),
             top_rated=self._ranked(self._safe(lambda: self.live.top_rated(TOP_N))),
             trending=self._ranked(self._safe(lambda: self.live.trending(TOP_N, now=now))),
             most_watched=self._ranked(self._safe(
                 lambda: self.live.most_watched(now.date(), TOP_N))),
             active_streams=self._safe_int(lambda: self.live.active_streams_total(now)),
-            recent_events=self._recent(),
+            recent_events=self._every("recent", self._recent),
             now=now,
         )
 
@@ -98,15 +117,19 @@ class Observatory:
     def _ranked(self, rows: list[tuple[str, float]]) -> list[Ranked]:
         out = []
         for title_id, score in rows:
-            try:
-                doc = self.catalog.get_title(title_id) or {}
-                poster = next((a.asset_id for a in self.catalog.list_assets(title_id)
-                               if a.kind == "poster"), None)
-            except Exception:
-                doc, poster = {}, None
-            out.append(Ranked(title_id=title_id, title=str(doc.get("title") or title_id),
-                              score=round(float(score), 3), poster=poster))
+            name, poster = self._every(f"title:{title_id}", partial(self._title, title_id))
+            out.append(Ranked(title_id=title_id, title=name, score=round(float(score), 3),
+                              poster=poster))
         return out
+
+    def _title(self, title_id: str) -> tuple[str, str | None]:
+        try:
+            doc = self.catalog.get_title(title_id) or {}
+            poster = next((a.asset_id for a in self.catalog.list_assets(title_id)
+                           if a.kind == "poster"), None)
+        except Exception:
+            return title_id, None
+        return str(doc.get("title") or title_id), poster
 
     def _latest_dead_letters(self) -> list[DeadLetterView]:
         try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -15,7 +16,8 @@ from confluent_kafka.admin import AdminClient, OffsetSpec  # type: ignore[attr-d
 
 from polystream.audit.documents import DocKind
 from polystream.audit.ports import AuditIndex, AuditQuery
-from polystream.bus.admin import _offsets, _partition_counts, _result
+from polystream.bus.admin import _partition_counts, _result
+from polystream.bus.ports import BusError
 from polystream.domain.events import Sink
 from polystream.observe.observatory import Observatory
 from polystream.settings import KafkaSettings, Settings
@@ -30,40 +32,58 @@ _EARLIEST: OffsetSpec = OffsetSpec.earliest()  # type: ignore[no-untyped-call]
 
 
 class KafkaBus:
-    """Offsets and lag through one admin client (one per snapshot would reconnect each second)."""
+    """Offsets and lag through one admin client (one per snapshot would reconnect each second),
+    in as few round trips as the admin API allows: one offsets request for every partition of
+    every topic, reused by the lag of each group in the same snapshot."""
 
     def __init__(self, settings: KafkaSettings) -> None:
         self._timeout = min(5.0, settings.request_timeout_s)
         self._admin = AdminClient({**settings.client_config(),
                                    "client.id": "polystream-dashboard", "log_level": 4})
+        self._ends: tuple[float, dict[str, dict[int, int]]] = (0.0, {})
+
+    def _list(self, partitions: dict[str, int], spec: OffsetSpec) -> dict[str, dict[int, int]]:
+        if not partitions:
+            return {}
+        futures = self._admin.list_offsets(
+            {TopicPartition(t, p): spec for t, n in partitions.items() for p in range(n)},
+            request_timeout=self._timeout)
+        out: dict[str, dict[int, int]] = {t: {} for t in partitions}
+        for tp, fut in futures.items():
+            out[tp.topic][tp.partition] = _result(
+                fut, f"offsets of {tp.topic}[{tp.partition}]", self._timeout).offset
+        return out
 
     def end_offsets(self, topics: list[str]) -> dict[str, dict[int, int]]:
         counts = _partition_counts(self._admin, self._timeout)
-        return {t: _offsets(self._admin, t, counts[t], _LATEST, self._timeout)
-                for t in topics if t in counts}
+        ends = self._list({t: counts[t] for t in topics if t in counts}, _LATEST)
+        self._ends = (time.monotonic(), ends)
+        return ends
 
     def group_lag(self, group_id: str, topics: list[str]) -> dict[tuple[str, int], int]:
-        counts = _partition_counts(self._admin, self._timeout)
+        taken, ends = self._ends
+        if time.monotonic() - taken > 2.0 or any(t not in ends for t in topics):
+            ends = {**ends, **self.end_offsets(topics)}
+        topics = [t for t in topics if t in ends]
+        request = [ConsumerGroupTopicPartitions(
+            group_id, [TopicPartition(t, p) for t in topics for p in ends[t]])]
+        try:
+            result = _result(self._admin.list_consumer_group_offsets(
+                request, request_timeout=self._timeout)[group_id],
+                f"committed offsets of {group_id}", self._timeout)
+            committed = {(tp.topic, tp.partition): tp.offset
+                         for tp in result.topic_partitions or ()}
+        except (KafkaException, BusError):
+            committed = {}
+        # A partition the group never committed counts from its first retained record.
+        fresh = {t: len(ends[t]) for t in topics
+                 if any(committed.get((t, p), -1) < 0 for p in ends[t])}
+        starts = self._list(fresh, _EARLIEST)
         lag: dict[tuple[str, int], int] = {}
-        for topic in topics:
-            n = counts.get(topic)
-            if n is None:
-                continue
-            ends = _offsets(self._admin, topic, n, _LATEST, self._timeout)
-            starts = _offsets(self._admin, topic, n, _EARLIEST, self._timeout)
-            request = [ConsumerGroupTopicPartitions(
-                group_id, [TopicPartition(topic, p) for p in range(n)])]
-            try:
-                result = _result(self._admin.list_consumer_group_offsets(
-                    request, request_timeout=self._timeout)[group_id],
-                    f"committed offsets of {group_id}", self._timeout)
-            except KafkaException:
-                result = None
-            committed = {tp.partition: tp.offset
-                         for tp in (result.topic_partitions if result else None) or ()}
-            for p in range(n):
-                done = committed.get(p, -1)
-                lag[(topic, p)] = max(0, ends[p] - (done if done >= 0 else starts[p]))
+        for t in topics:
+            for p, end in ends[t].items():
+                done = committed.get((t, p), -1)
+                lag[(t, p)] = max(0, end - (done if done >= 0 else starts[t].get(p, 0)))
         return lag
 
 
