@@ -36,6 +36,8 @@ def platform() -> Iterator[tuple[EmbeddedPlatform, datetime]]:
     for ev in generate(SimConfig(seed=3, users=120, titles=40), limit=EVENTS):
         p.publisher.publish_fire(ev.topic, ev.key, ev.value)
         last = ev.value
+    # One record no consumer can read: the dead-letter view must show it.
+    p.publisher.publish_fire("polystream.users", "broken", b"{not an envelope")
     p.publisher.flush()
     assert p.wait_drained(60)
     yield p, decode(last).occurred_at
@@ -105,7 +107,7 @@ def test_stream_sends_history_then_frames_matching_the_stores(
     snap = events[-1][1]["snapshot"]
     event_topics = {t: n for t, n in snap["produced"].items()
                     if not t.endswith(("deadletter", "receipts"))}
-    assert sum(event_topics.values()) == EVENTS
+    assert sum(event_topics.values()) == EVENTS + 1
     assert {g["sink"]: g["lag"] for g in snap["groups"]} == {
         "postgres": 0, "mongo": 0, "redis": 0, "audit": 0}
     stores = {s["name"]: s for s in snap["stores"]}
@@ -117,7 +119,10 @@ def test_stream_sends_history_then_frames_matching_the_stores(
     assert top and len(top) <= 10
     assert top[0]["title"] == (p.catalog.get_title(top[0]["title_id"]) or {})["title"]
     assert top[0]["poster"] is not None
-    assert snap["recent_events"] and snap["dead_letters"] == 0
+    assert snap["recent_events"]
+    assert snap["dead_letters"] == 1
+    [dead] = snap["latest_dead_letters"]
+    assert dead["reason"] and dead["consumer"] == "postgres", dead
 
 
 def test_lineage_lists_every_store(client: TestClient,

@@ -9,6 +9,7 @@ steady rate until Ctrl-C (or `--duration`), then drains the sinks and prints a s
 from __future__ import annotations
 
 import secrets
+import signal
 import threading
 import time
 from datetime import UTC, datetime
@@ -132,6 +133,8 @@ def _live(sim: SimConfig, *, rate: float, duration_s: float | None, events: int 
         clock.now = decode(value).occurred_at
 
     report = RunReport()
+    # A service manager or `timeout` stops with SIGTERM: same orderly end as Ctrl-C.
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         pump(generate(sim), send, report=report, rate=rate, duration_s=duration_s,
              events=events)
@@ -145,6 +148,10 @@ def _live(sim: SimConfig, *, rate: float, duration_s: float | None, events: int 
     serving.join(10)
     _report(platform, report.sent, report.elapsed_s, clock.now)
     platform.stop()
+
+
+def _interrupt(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def _wait_forever() -> None:

@@ -209,7 +209,9 @@ async function trace(eventId) {
     el("p", {}, el("b", {}, body.type || "?"), ` on ${short(body.topic || "?")}[${body.partition ?? "?"}]@${body.offset ?? "?"}`),
     el("table", { class: "lineage" }, ...body.steps.map((st) => el("tr", { class: "step " + st.status.replace(/ /g, "-") },
       el("td", {}, st.store), el("td", {}, st.status), el("td", {}, st.reason || ""),
-      el("td", {}, (st.processed_at || "").replace("T", " ").slice(0, 23))))));
+      el("td", {}, (st.processed_at || "").replace("T", " ").slice(0, 23))))),
+    ...(body.dead_letters.length ? [el("p", { class: "bad" }, "dead-lettered:"), el("ul", {},
+      ...body.dead_letters.map((d) => el("li", {}, `${d.consumer || "?"}: ${d.reason || "no reason"}`)))] : []));
 }
 
 async function search(q) {
