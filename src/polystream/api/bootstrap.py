@@ -75,7 +75,7 @@ def build_deps(settings: Settings) -> ApiDeps:
     )
     receipts = receipt_log(settings)
     audit = open_audit_index(settings, read_only=True)
-    # Builds clients only; nothing connects until the dashboard is first opened.
+    # Clients only: nothing is queried until the dashboard is first opened.
     observatory, close_observatory = stack_observatory(settings, audit)
     return ApiDeps(
         settings=settings,
