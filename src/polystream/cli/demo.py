@@ -96,6 +96,27 @@ def _report(p: EmbeddedPlatform, events: int, elapsed: float, sim_now: datetime)
     console.print(trend)
 
 
+DEMO_EMAIL = "demo@polystream.example"
+DEMO_PASSWORD = "polystream-demo-password"
+
+
+def add_demo_operator(p: EmbeddedPlatform) -> str:
+    """Register the demo account (an operator) in the embedded platform; its user id."""
+    from argon2 import PasswordHasher
+    from uuid6 import uuid7
+
+    from polystream.domain.events import UserRegistered, new_event
+
+    user_id = str(uuid7())
+    event = new_event(UserRegistered(
+        user_id=user_id, email=DEMO_EMAIL, display_name="Demo operator", country="PT",
+        birth_year=1990, password_hash=PasswordHasher().hash(DEMO_PASSWORD)),
+        source="demo")
+    p.accounts.apply([event])
+    p.accounts.set_role(DEMO_EMAIL, "operator")
+    return user_id
+
+
 def _serve(p: EmbeddedPlatform, port: int) -> None:
     import uvicorn
 
@@ -104,7 +125,12 @@ def _serve(p: EmbeddedPlatform, port: int) -> None:
     from polystream.bus.memory import InMemoryEventPublisher
     from polystream.settings import load_settings
 
+    add_demo_operator(p)
     app = create_app(ApiDeps(settings=load_settings(), publisher=InMemoryEventPublisher(
-        p.broker), receipts=p.receipts, audit=p.audit, source="api-embedded"))
+        p.broker), receipts=p.receipts, audit=p.audit, source="api-embedded",
+        accounts=p.accounts, live=p.live))
     console.print(f"API on http://127.0.0.1:{port}/docs (in-memory platform; Ctrl-C stops)")
+    console.print(f"log in with {DEMO_EMAIL} / {DEMO_PASSWORD} (an operator), or any "
+                  "simulated user's email with the simulator's password "
+                  "(polystream-sim-<seed>)")
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
