@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -15,7 +16,7 @@ from pydantic import SecretStr
 
 from polystream.api import ApiDeps, create_app
 from polystream.api.login.store import InMemorySessionStore, LoginSession
-from polystream.api.login.tokens import token_digest
+from polystream.api.login.tokens import new_token, token_digest
 from polystream.bus.memory import InMemoryBroker, InMemoryEventConsumer, InMemoryEventPublisher
 from polystream.bus.ports import EventPublisher, Record
 from polystream.bus.topology import Topic, topic_specs
@@ -196,3 +197,13 @@ class FakeSinks:
 
 def store_everything(_event: Envelope[Any], _sink: Sink) -> tuple[ReceiptStatus, str | None]:
     return ReceiptStatus.STORED, None
+
+
+def open_session(deps: ApiDeps, user_id: str, role: str = "user") -> dict[str, str]:
+    """A login session put straight into the deps' session store (Redis on the real stack),
+    for tests about something else than logging in; its Authorization header."""
+    token = new_token()
+    deps.sessions.create(token_digest(token),
+                         LoginSession(str(uuid.uuid4()), user_id, role, 0.0),
+                         deps.settings.api.session_ttl_s)
+    return {"Authorization": f"Bearer {token}"}
