@@ -3,6 +3,7 @@ in-memory platform, and a user registered through the API can log in once the si
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 
@@ -18,8 +19,12 @@ from .conftest import FAST_HASHER, make_settings
 
 
 @pytest.fixture
-def served() -> Iterator[TestClient]:
-    platform = EmbeddedPlatform()
+def platform() -> EmbeddedPlatform:
+    return EmbeddedPlatform()
+
+
+@pytest.fixture
+def served(platform: EmbeddedPlatform) -> Iterator[TestClient]:
     platform.start()
     add_demo_operator(platform)
     app = create_app(ApiDeps(settings=make_settings(), publisher=InMemoryEventPublisher(
@@ -56,3 +61,16 @@ def test_a_registered_user_logs_in_once_the_sinks_ran(served: TestClient) -> Non
     auth = {"Authorization": f"Bearer {login.json()['access_token']}"}
     assert served.get("/me", headers=auth).json()["email"] == body["email"]
     assert served.put("/flags/demo.flag", json={"value": 1}, headers=auth).status_code == 403
+
+
+def test_the_audit_trail_holds_neither_token_nor_password(
+    platform: EmbeddedPlatform, served: TestClient
+) -> None:
+    login = served.post("/auth/login", json={"email": DEMO_EMAIL, "password": DEMO_PASSWORD})
+    token = login.json()["access_token"]
+    auth = {"Authorization": f"Bearer {token}"}
+    assert served.post("/auth/logout", headers=auth).status_code == 204
+    assert platform.wait_drained(timeout_s=10)
+    docs = json.dumps(list(platform.audit._docs.values()), default=str)
+    assert "session.login_started" in docs and "session.ended" in docs
+    assert token not in docs and DEMO_PASSWORD not in docs
