@@ -220,7 +220,9 @@ def test_wait_with_redis_receipts(
 
     assert first.status_code == second.status_code == 202, (first.text, second.text)
     assert first.json() == second.json()
-    assert first_took < 1.0 and second_took < 1.0, (first_took, second_took)
+    # `wait=5` is not honoured: each answer costs an argon2id hash (~0.3 s; more on a busy
+    # machine), far from the 5 s a wait would take.
+    assert first_took < 2.5 and second_took < 2.5, (first_took, second_took)
     assert rated.status_code == 202  # redis never answers in this test: pending
     assert rated.json()["sinks"]["postgres"]["status"] == "stored"
     status = client.get(rated.json()["status_url"]).json()
