@@ -106,12 +106,29 @@ class InMemorySessionStore:
             return [s for d in mine if (s := self._live(d)) is not None]
 
 
+# One round trip per authenticated request: read the session, slide its expiry and keep the
+# user's index alive as long as it (GT: never shortened below a longer-lived session). The
+# index key is derived here because it depends on the user id stored in the session.
+_TOUCH = """
+local fields = redis.call('HGETALL', KEYS[1])
+if #fields == 0 then return fields end
+redis.call('EXPIRE', KEYS[1], ARGV[1])
+for i = 1, #fields, 2 do
+  if fields[i] == 'uid' then
+    redis.call('EXPIRE', ARGV[2] .. fields[i + 1], ARGV[1], 'GT')
+  end
+end
+return fields
+"""
+
+
 class RedisSessionStore:
     """``client`` must decode responses (``decode_responses=True``)."""
 
     def __init__(self, client: redis.Redis, prefix: str) -> None:
         self._redis = client
         self._prefix = prefix
+        self._touch = client.register_script(_TOUCH)
 
     def _token_key(self, digest: str) -> str:
         return f"{self._prefix}:auth:{digest}"
@@ -130,17 +147,10 @@ class RedisSessionStore:
         pipe.execute()
 
     def touch(self, digest: str, ttl_s: int) -> LoginSession | None:
-        key = self._token_key(digest)
-        pipe = self._redis.pipeline(transaction=False)
-        pipe.hgetall(key)
-        # On a missing key EXPIRE does nothing: an expired or revoked session stays gone.
-        pipe.expire(key, ttl_s)
-        fields, _ = pipe.execute()
-        session = self._session(digest, cast(dict[str, str], fields), time.time() + ttl_s)
-        if session is not None:
-            # GT: the index never expires before the user's longest-lived session.
-            self._redis.expire(self._user_key(session.user_id), ttl_s, gt=True)
-        return session
+        reply = cast(list[str], self._touch(keys=[self._token_key(digest)],
+                                            args=[ttl_s, self._user_key("")]))
+        fields = dict(zip(reply[::2], reply[1::2], strict=True))
+        return self._session(digest, fields, time.time() + ttl_s)
 
     @staticmethod
     def _session(digest: str, fields: dict[str, str], expires_at: float) -> LoginSession | None:
