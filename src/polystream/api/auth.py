@@ -12,7 +12,6 @@ so that ids cannot be probed.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
 from dataclasses import dataclass
@@ -67,7 +66,7 @@ async def _resolve(runtime: ApiRuntime, token: str) -> Principal | None:
         return Principal(user_id=None, role="operator")
     digest = token_digest(token)
     try:
-        session = await asyncio.to_thread(
+        session = await runtime.lookup(
             runtime.deps.sessions.touch, digest, runtime.settings.api.session_ttl_s
         )
     except Exception as exc:

@@ -9,7 +9,6 @@ always comes from the token.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import Final
 
@@ -43,7 +42,7 @@ async def check_subscription(runtime: ApiRuntime, principal: Principal,
     if accounts is None:
         return
     try:
-        found = await asyncio.to_thread(accounts.get_subscription, subscription_id)
+        found = await runtime.lookup(accounts.get_subscription, subscription_id)
     except Exception as exc:  # the store decides then; see the module's docstring
         log.warning("subscription ownership check skipped: %s", type(exc).__name__)
         return
@@ -57,7 +56,7 @@ async def check_viewing_session(runtime: ApiRuntime, principal: Principal,
     if live is None:
         return
     try:
-        found = await asyncio.to_thread(live.viewing_session, viewing_session_id)
+        found = await runtime.lookup(live.viewing_session, viewing_session_id)
     except Exception as exc:
         log.warning("viewing session ownership check skipped: %s", type(exc).__name__)
         return
@@ -73,8 +72,8 @@ async def check_stream_limit(runtime: ApiRuntime, user_id: str) -> None:
     if live is None:
         return
     try:
-        plan = await asyncio.to_thread(live.plan_of, user_id)
-        active = await asyncio.to_thread(live.active_streams, user_id) if plan else []
+        plan = await runtime.lookup(live.plan_of, user_id)
+        active = await runtime.lookup(live.active_streams, user_id) if plan else []
     except Exception as exc:
         log.warning("stream limit check skipped: %s", type(exc).__name__)
         return
