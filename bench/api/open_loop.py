@@ -61,6 +61,8 @@ def encode(call: Call, host: str, number: int | None, run: str) -> bytes:
         body = body.replace("{n}", f"{run}o{number}")
     data = body.encode()
     head = [f"{call.method} {call.path} HTTP/1.1", f"Host: {host}", "Connection: keep-alive"]
+    if call.token is not None:
+        head.append(f"Authorization: Bearer {call.token}")
     if call.body is not None:
         head += ["Content-Type: application/json", f"Content-Length: {len(data)}"]
     return ("\r\n".join(head) + "\r\n\r\n").encode() + data

@@ -3,13 +3,16 @@ viewing sessions the simulator started, ratings and sign-ups of its users.
 
 The stream's first :data:`PREFIX` events are published (by ``polystream simulate``) before the
 API is measured, so the users, titles and viewing sessions the requests name exist on the bus
-first. Registrations get a unique email per request (``{n}`` is replaced by a counter).
+first. Registrations get a unique email per request (``{n}`` is replaced by a counter). User
+commands carry a bearer token of their user: login sessions are opened directly in the phase's
+Redis (logging in is not what is measured, and the simulator's users are in PostgreSQL only
+once the sinks ran).
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Final
 
 from bench.pipeline.stream import events
@@ -28,6 +31,9 @@ class Call:
     body: str | None = None
     #: ``{n}`` in the body is replaced by a unique counter per request.
     numbered: bool = False
+    #: The user the request acts for; it is sent with a bearer token of theirs.
+    user_id: str | None = None
+    token: str | None = None
 
 
 def _payloads(event_type: str) -> list[dict[str, object]]:
@@ -44,7 +50,8 @@ def heartbeats() -> list[Call]:
     """``POST /playback/sessions/{id}/progress`` of sessions started in the prefix."""
     return [
         Call("POST", f"/playback/sessions/{p['viewing_session_id']}/progress",
-             json.dumps({k: p[k] for k in HEARTBEAT_FIELDS}, separators=(",", ":")))
+             json.dumps({k: p[k] for k in HEARTBEAT_FIELDS}, separators=(",", ":")),
+             user_id=str(p["user_id"]))
         for p in _payloads("playback.progress")
     ]
 
@@ -52,7 +59,8 @@ def heartbeats() -> list[Call]:
 def ratings() -> list[Call]:
     return [
         Call("PUT", f"/titles/{p['title_id']}/ratings/{p['user_id']}",
-             json.dumps({"stars": p["stars"], "review": p["review"]}, separators=(",", ":")))
+             json.dumps({"stars": p["stars"], "review": p["review"]}, separators=(",", ":")),
+             user_id=str(p["user_id"]))
         for p in _payloads("rating.submitted")
     ]
 
@@ -67,6 +75,11 @@ def registrations() -> list[Call]:
         calls.append(Call("POST", "/users", json.dumps(body, separators=(",", ":")),
                           numbered=True))
     return calls
+
+
+def with_tokens(calls: list[Call], tokens: dict[str, str]) -> list[Call]:
+    """The calls with the bearer token of the user each acts for."""
+    return [replace(c, token=tokens[c.user_id]) if c.user_id else c for c in calls]
 
 
 def healthz() -> list[Call]:

@@ -44,12 +44,15 @@ from rich.markup import escape
 from rich.table import Table
 
 from bench.api.open_loop import OpenLoop, run_open_loop
-from bench.api.requests import ENDPOINTS, PREFIX
+from bench.api.requests import ENDPOINTS, PREFIX, Call, with_tokens
 from bench.api.wrk import CONNECTIONS, ClosedLoop, ensure_wrk, run_wrk
 from bench.pipeline.isolation import Workspace
 from bench.pipeline.procs import Worker, child_env, polystream_command, stop_workers
 from bench.pipeline.stream import simulate
-from polystream.settings import load_settings
+from polystream.api.login.store import LoginSession, RedisSessionStore
+from polystream.api.login.tokens import new_token, token_digest
+from polystream.settings import Settings, load_settings
+from polystream.sinks.redis_live import connect
 
 RESULTS_DIR: Final = Path(__file__).resolve().parents[1] / "results"
 HOST: Final = "127.0.0.1"
@@ -141,9 +144,28 @@ def settle(api: Worker, timeout_s: float = 20.0) -> float:
     return time.monotonic() - t0
 
 
+def open_sessions(settings: Settings, calls: dict[str, list[Call]]) -> dict[str, str]:
+    """A login session per user the requests act for, in the phase's Redis; user -> token."""
+    users = sorted({c.user_id for cs in calls.values() for c in cs if c.user_id})
+    client = connect(settings.redis.url)
+    try:
+        store = RedisSessionStore(client, settings.redis.key_prefix)
+        tokens = {}
+        for user_id in users:
+            token = new_token()
+            store.create(token_digest(token), LoginSession(str(uuid.uuid4()), user_id, "user",
+                                                           0.0), settings.api.session_ttl_s)
+            tokens[user_id] = token
+        return tokens
+    finally:
+        client.close()
+
+
 def measure(workers: int, env: dict[str, str], args: argparse.Namespace, log_dir: Path,
-            run: str, progress: Any) -> dict[str, Any]:
+            run: str, progress: Any, settings: Settings) -> dict[str, Any]:
     calls = {name: make() for name, make in ENDPOINTS.items()}
+    tokens = open_sessions(settings, calls)
+    calls = {name: with_tokens(cs, tokens) for name, cs in calls.items()}
     closed: list[ClosedLoop] = []
     opened: list[OpenLoop] = []
     out: dict[str, Any] = {"workers": workers}
@@ -216,7 +238,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                       "viewing sessions the requests name)")
         for workers in args.workers:
             try:
-                runs.append(measure(workers, env, args, log_dir, run_id, console.print))
+                runs.append(measure(workers, env, args, log_dir, run_id, console.print,
+                                    names.settings(settings)))
             except Exception as exc:
                 problems.append(f"workers={workers}: {type(exc).__name__}: {exc}")
                 console.print(f"[red]{escape(problems[-1])}[/]")

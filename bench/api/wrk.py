@@ -36,7 +36,11 @@ request = function()
   if r[4] then
     body = string.gsub(body, "{n}", run .. "t" .. tid .. "n" .. counter)
   end
-  return wrk.format(r[1], r[2], nil, body)
+  local headers = nil
+  if r[5] then
+    headers = {["Content-Type"] = "application/json", ["Authorization"] = "Bearer " .. r[5]}
+  end
+  return wrk.format(r[1], r[2], headers, body)
 end
 done = function(summary, latency, requests)
   io.write(string.format(
@@ -92,8 +96,9 @@ def script(calls: list[Call], run: str) -> str:
     rows = []
     for call in calls:
         body = _lua_string(call.body) if call.body is not None else "nil"
+        token = _lua_string(call.token) if call.token is not None else "nil"
         rows.append(f'  {{"{call.method}", {_lua_string(call.path)}, {body}, '
-                    f'{"true" if call.numbered else "false"}}},')
+                    f'{"true" if call.numbered else "false"}, {token}}},')
     return f'run = "{run}"\ncalls = {{\n' + "\n".join(rows) + "\n}\n" + _LUA_HEAD
 
 

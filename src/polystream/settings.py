@@ -190,7 +190,14 @@ class ApiSettings(BaseModel):
     # Upper bound of `?wait=` / `Prefer: wait=`: how long a command may wait for the stores.
     wait_max_s: float = Field(10.0, gt=0, le=60)
     publish_timeout_s: float = Field(10.0, gt=0)
+    # Login sessions: idle time after which a token stops working (each use extends it).
     session_ttl_s: int = Field(3600, gt=0)
+    # Login attempts allowed per window, per account (email) and per client address; the
+    # window is fixed and starts at the first attempt. A successful login clears the
+    # account's count, not the address's.
+    login_attempts_per_account: int = Field(10, ge=1)
+    login_attempts_per_address: int = Field(100, ge=1)
+    login_window_s: int = Field(300, ge=1)
     # Key used to pseudonymise personal fields in the audit trail.
     audit_secret: SecretStr = SecretStr("")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -14,11 +15,24 @@ from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
 from polystream.api import ApiDeps, create_app
+from polystream.api.login.store import InMemorySessionStore, LoginSession
+from polystream.api.login.tokens import new_token, token_digest
 from polystream.bus.memory import InMemoryBroker, InMemoryEventConsumer, InMemoryEventPublisher
 from polystream.bus.ports import EventPublisher, Record
 from polystream.bus.topology import Topic, topic_specs
-from polystream.domain.events import EVENT_TYPES, Envelope, Receipt, ReceiptStatus, Sink, decode
+from polystream.domain.events import (
+    EVENT_TYPES,
+    Envelope,
+    Receipt,
+    ReceiptStatus,
+    Sink,
+    UserRegistered,
+    decode,
+    new_event,
+)
+from polystream.domain.examples import USER_ID
 from polystream.settings import ApiSettings, KafkaSettings, Settings
+from polystream.sinks.memory_accounts import InMemoryAccountStore
 from polystream.sinks.receipts import InMemoryReceiptLog
 
 OPERATOR_TOKEN = "operator-token-for-tests-0123456789"
@@ -45,6 +59,30 @@ def new_broker() -> InMemoryBroker:
     return broker
 
 
+#: The account every harness starts with, logged in: the client sends its token by default.
+OWNER_EMAIL = "owner@example.com"
+OWNER_PASSWORD = "correct horse battery staple"
+OTHER_USER_ID = "0194a1b2-0000-7000-8000-0000000000f2"
+OWNER_TOKEN = "owner-token-for-tests-0123456789abcdef"
+OWNER_AUTH = {"Authorization": f"Bearer {OWNER_TOKEN}"}
+OTHER_EMAIL = "other@example.com"
+
+
+def add_account(accounts: InMemoryAccountStore, user_id: str, email: str,
+                password: str = OWNER_PASSWORD, role: str = "user") -> None:
+    accounts.apply([new_event(UserRegistered(
+        user_id=user_id, email=email, display_name="Test", country="PT", birth_year=1990,
+        password_hash=FAST_HASHER.hash(password)), source="tests")])
+    if role != "user":
+        accounts.set_role(email, role)
+
+
+def login(client: TestClient, email: str, password: str = OWNER_PASSWORD) -> dict[str, str]:
+    response = client.post("/auth/login", json={"email": email, "password": password})
+    assert response.status_code == 200, response.text
+    return {"Authorization": f"Bearer {response.json()['access_token']}"}
+
+
 @dataclass
 class Harness:
     broker: InMemoryBroker
@@ -52,6 +90,7 @@ class Harness:
     client: TestClient
     settings: Settings
     reader: InMemoryEventConsumer
+    accounts: InMemoryAccountStore
 
     def total_records(self) -> int:
         return sum(sum(self.broker.end_offsets(t).values()) for t in ALL_TOPICS)
@@ -76,6 +115,17 @@ def make_harness(
     broker = broker or new_broker()
     settings = settings or make_settings()
     receipts = receipts or InMemoryReceiptLog()
+    accounts = InMemoryAccountStore()
+    add_account(accounts, USER_ID, OWNER_EMAIL)
+    add_account(accounts, OTHER_USER_ID, OTHER_EMAIL)
+    deps.setdefault("accounts", accounts)
+    # The owner's session is put in the store directly (a login would publish an event,
+    # which tests of publishing failures could not afford).
+    sessions = InMemorySessionStore()
+    sessions.create(token_digest(OWNER_TOKEN),
+                    LoginSession("0194a1b2-0000-7000-8000-0000000000e1", USER_ID, "user", 0.0),
+                    settings.api.session_ttl_s)
+    deps.setdefault("sessions", sessions)
     app = create_app(
         ApiDeps(
             settings=settings,
@@ -87,7 +137,8 @@ def make_harness(
     )
     reader = InMemoryEventConsumer(broker, "api-tests-reader", ALL_TOPICS)
     with TestClient(app) as client:
-        yield Harness(broker, receipts, client, settings, reader)
+        client.headers.update(OWNER_AUTH)
+        yield Harness(broker, receipts, client, settings, reader, accounts)
     reader.close()
 
 
@@ -146,3 +197,13 @@ class FakeSinks:
 
 def store_everything(_event: Envelope[Any], _sink: Sink) -> tuple[ReceiptStatus, str | None]:
     return ReceiptStatus.STORED, None
+
+
+def open_session(deps: ApiDeps, user_id: str, role: str = "user") -> dict[str, str]:
+    """A login session put straight into the deps' session store (Redis on the real stack),
+    for tests about something else than logging in; its Authorization header."""
+    token = new_token()
+    deps.sessions.create(token_digest(token),
+                         LoginSession(str(uuid.uuid4()), user_id, role, 0.0),
+                         deps.settings.api.session_ttl_s)
+    return {"Authorization": f"Bearer {token}"}

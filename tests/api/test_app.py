@@ -54,10 +54,13 @@ def test_openapi_documents_every_command(harness: Harness) -> None:
         ("GET", "/events/{event_id}"), ("GET", "/healthz"), ("GET", "/readyz"),
     }
     register = spec["paths"]["/users"]["post"]
-    assert "202" in register["responses"] and "201" in register["responses"]
-    assert "later issue" in spec["info"]["description"] or "read API" in register["description"]
+    assert "202" in register["responses"] and "201" not in register["responses"]
+    assert "enumerat" not in register["description"] and "who has an account" in register[
+        "description"]
     flag = spec["paths"]["/flags/{name}"]["put"]
-    assert flag["security"] == [{"operator": []}]
+    assert flag["security"] == [{"bearer": []}]
+    for path, method in (("/me", "get"), ("/auth/logout", "post"), ("/payments", "post")):
+        assert "401" in spec["paths"][path][method]["responses"], path
     password = spec["components"]["schemas"]["RegisterUser"]["properties"]["password"]
     assert password["format"] == "password" and password["minLength"] == 12
 

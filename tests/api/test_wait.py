@@ -13,57 +13,72 @@ import pytest
 from polystream.domain.events import Envelope, Receipt, ReceiptStatus, Sink
 from polystream.sinks.receipts import InMemoryReceiptLog
 
-from .cases import REGISTER, VALID
+from .cases import REGISTER, START_SUBSCRIPTION, VALID
 from .conftest import FakeSinks, Harness, make_harness, make_settings, store_everything
 
+START = START_SUBSCRIPTION.json
 
-def unique_emails() -> Any:
+
+def one_active_subscription() -> Any:
     seen: set[str] = set()
 
     def decide(event: Envelope[Any], sink: Sink) -> tuple[ReceiptStatus, str | None]:
-        if event.type == "user.registered":
-            if event.payload.email in seen:
-                return ReceiptStatus.REJECTED, "email already registered"
-            seen.add(event.payload.email)
+        if event.type == "subscription.started" and sink is Sink.POSTGRES:
+            if event.payload.user_id in seen:
+                return ReceiptStatus.REJECTED, "user already has an active subscription"
+            seen.add(event.payload.user_id)
         return ReceiptStatus.STORED, None
 
     return decide
 
 
-def test_register_with_wait_answers_201_once_stored(harness: Harness) -> None:
+def test_creation_with_wait_answers_201_once_stored(harness: Harness) -> None:
     with FakeSinks(harness.broker, harness.receipts, store_everything):
-        response = harness.client.post("/users?wait=2", json=REGISTER.json)
+        response = harness.client.post("/subscriptions?wait=2", json=START)
     assert response.status_code == 201, response.text
     body = response.json()
     assert body["status"] == "stored"
     assert body["sinks"]["postgres"]["status"] == "stored"
     assert body["sinks"]["postgres"]["processed_at"]
-    assert set(body["sinks"]) == {"postgres"}  # the audit is not waited for
+    assert "audit" not in body["sinks"]  # the audit is not waited for
     assert body["resource_id"]
     assert response.headers["location"] == f"/events/{body['event_id']}"
     assert response.headers["preference-applied"] == "wait=2"
 
 
-def test_same_email_twice_answers_409_with_the_reason(harness: Harness) -> None:
-    with FakeSinks(harness.broker, harness.receipts, unique_emails()):
-        first = harness.client.post("/users?wait=2", json=REGISTER.json)
+def test_a_rejection_answers_409_with_the_reason(harness: Harness) -> None:
+    with FakeSinks(harness.broker, harness.receipts, one_active_subscription()):
+        first = harness.client.post("/subscriptions?wait=2", json=START)
         started = time.monotonic()
-        second = harness.client.post("/users?wait=2", json=REGISTER.json)
+        second = harness.client.post("/subscriptions?wait=2", json=START)
         took = time.monotonic() - started
     assert first.status_code == 201
     assert second.status_code == 409, second.text
     body = second.json()
     assert body["status"] == "rejected"
-    assert "email already registered" in body["detail"]
+    assert "active subscription" in body["detail"]
     assert body["sinks"]["postgres"] == {
-        "status": "rejected", "reason": "email already registered",
+        "status": "rejected", "reason": "user already has an active subscription",
         "processed_at": body["sinks"]["postgres"]["processed_at"]}
     assert took < 1.0
 
 
+def test_registration_ignores_wait_and_never_tells_a_taken_email(harness: Harness) -> None:
+    def taken(event: Envelope[Any], _sink: Sink) -> tuple[ReceiptStatus, str | None]:
+        return ReceiptStatus.REJECTED, "email already registered"
+
+    with FakeSinks(harness.broker, harness.receipts, store_everything):
+        free = harness.client.post("/users?wait=2", json=REGISTER.json)
+    with FakeSinks(harness.broker, harness.receipts, taken):
+        used = harness.client.post("/users?wait=2", json=REGISTER.json)
+    assert free.status_code == used.status_code == 202
+    assert free.json() == used.json() and "already" not in used.text
+    assert "location" not in used.headers
+
+
 def test_prefer_header_waits_too(harness: Harness) -> None:
     with FakeSinks(harness.broker, harness.receipts, store_everything):
-        response = harness.client.post("/users", json=REGISTER.json,
+        response = harness.client.post("/subscriptions", json=START,
                                        headers={"Prefer": "respond-async, wait=2"})
     assert response.status_code == 201
     assert response.headers["preference-applied"] == "wait=2"
@@ -99,7 +114,7 @@ def test_dead_lettered_answers_422(harness: Harness) -> None:
         return ReceiptStatus.DEAD_LETTERED, "violates a constraint"
 
     with FakeSinks(harness.broker, harness.receipts, decide):
-        response = harness.client.post("/users?wait=2", json=REGISTER.json)
+        response = harness.client.post("/subscriptions?wait=2", json=START)
     assert response.status_code == 422
     assert response.json()["status"] == "dead_lettered"
     assert "violates a constraint" in response.json()["detail"]
@@ -153,7 +168,7 @@ def test_wait_times_out_with_202_and_the_stores_still_pending(harness: Harness) 
 def test_wait_is_capped_by_the_settings() -> None:
     for harness in make_harness(make_settings(wait_max_s=0.3)):
         started = time.monotonic()
-        response = harness.client.post("/users?wait=60", json=REGISTER.json)
+        response = harness.client.post("/subscriptions?wait=60", json=START)
         took = time.monotonic() - started
         assert response.status_code == 202
         assert response.headers["preference-applied"] == "wait=0.3"
@@ -161,7 +176,8 @@ def test_wait_is_capped_by_the_settings() -> None:
 
 
 def test_without_wait_the_answer_does_not_wait(harness: Harness) -> None:
-    response = harness.client.post("/users", json=REGISTER.json, headers={"Prefer": "wait=junk"})
+    response = harness.client.post("/subscriptions", json=START,
+                                   headers={"Prefer": "wait=junk"})
     assert response.status_code == 202
     assert set(response.json()) == {"event_id", "type", "status_url", "resource_id"}
     assert "preference-applied" not in response.headers
@@ -174,7 +190,7 @@ class BrokenReceipts(InMemoryReceiptLog):
 
 def test_receipt_store_down_while_waiting_still_answers_202() -> None:
     for harness in make_harness(receipts=BrokenReceipts()):
-        response = harness.client.post("/users?wait=1", json=REGISTER.json)
+        response = harness.client.post("/subscriptions?wait=1", json=START)
         assert response.status_code == 202
         assert "unavailable" in response.json()["detail"]
         assert harness.total_records() == 1

@@ -62,6 +62,8 @@ STORED, DUPLICATE, STALE, REJECTED = (
 class AccountStore(EventStore, AccountReader, Protocol):
     """What both implementations are: the write port and the read side."""
 
+    def set_role(self, email: str, role: str) -> str | None: ...
+
 
 # --- fixtures ------------------------------------------------------------------------------
 
@@ -1273,3 +1275,17 @@ def test_throughput_of_500_event_batches(pg_settings: PostgresSettings) -> None:
     rate = len(events) / elapsed
     print(f"\nPostgresAccountStore.apply: {len(events)} events in {elapsed:.2f}s = {rate:,.0f}/s")
     assert rate > 1000
+
+
+def test_roles_are_granted_by_email_and_read_at_login(store: AccountStore) -> None:
+    store.apply([ev("user.registered", user_id="u1", email="role@example.com")])
+    credentials = store.get_user_by_email("role@example.com")
+    assert credentials is not None and credentials.role == "user"
+    assert store.set_role("ROLE@example.com", "operator") == "u1"
+    credentials = store.get_user_by_email("role@example.com")
+    assert credentials is not None and credentials.role == "operator"
+    assert store.set_role("nobody@example.com", "operator") is None
+    with pytest.raises(ValueError, match="role must be one of"):
+        store.set_role("role@example.com", "admin")
+    # Not an event-sourced field: the dump (what verify compares) does not show it.
+    assert "role" not in store.dump()["users"][0]

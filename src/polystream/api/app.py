@@ -17,6 +17,7 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
 from polystream.api.audit.router import make_router as make_audit_router
+from polystream.api.auth import Operator
 from polystream.api.billing.router import router as billing_router
 from polystream.api.catalog.router import router as catalog_router
 from polystream.api.dashboard.router import make_router as make_dashboard_router
@@ -26,6 +27,8 @@ from polystream.api.errors import install_error_handlers
 from polystream.api.events.router import router as events_router
 from polystream.api.flags.router import router as flags_router
 from polystream.api.guard import AccessLog, RequestGuard, is_upload
+from polystream.api.login.router import router as login_router
+from polystream.api.me.router import router as me_router
 from polystream.api.playback.router import router as playback_router
 from polystream.api.ratings.router import router as ratings_router
 from polystream.api.users.router import router as users_router
@@ -68,9 +71,10 @@ stores (`GET /events/{event_id}`).
   rejected it (e.g. email already registered) or kept a newer version, 422 when it was
   dead-lettered, 202 when the wait runs out.
 * **Publish failures** answer 503: the command was not accepted.
-* **Auth**: catalog and flag endpoints need the operator token
-  (`Authorization: Bearer <token>`). User login and per-user authorization come with the
-  read API; until then the user commands trust the `user_id` they are given.
+* **Auth**: `POST /auth/login` gives a bearer `access_token`; every user endpoint takes the
+  user from it (never from a `user_id` in the request: another user's id answers 404).
+  Catalog, flag and audit endpoints need an operator: an account with the `operator` role,
+  or the operator token (`Authorization: Bearer <token>`).
 """
 
 
@@ -104,6 +108,8 @@ def create_app(deps: ApiDeps) -> FastAPI:
     app.add_middleware(RequestGuard, limit_for=body_limit)
     app.add_middleware(AccessLog)
     for router in (
+        login_router,
+        me_router,
         users_router,
         billing_router,
         playback_router,
@@ -114,10 +120,9 @@ def create_app(deps: ApiDeps) -> FastAPI:
     ):
         app.include_router(router)
     if deps.audit is not None:
-        app.include_router(make_audit_router(deps.audit, deps.settings.api.operator_token))
+        app.include_router(make_audit_router(deps.audit, guard=Operator))
     if deps.observatory is not None:
-        app.include_router(make_dashboard_router(deps.observatory,
-                                                 deps.settings.api.operator_token))
+        app.include_router(make_dashboard_router(deps.observatory, guard=Operator))
     install_docs(app)
 
     @app.get("/healthz", tags=["health"], summary="The process is alive")

@@ -1,27 +1,50 @@
-"""Operator authentication for the catalog and flag endpoints.
+"""Who is calling: the bearer token of a login session, or the operator token.
 
-A single shared bearer token (``settings.api.operator_token``) for now. User login and
-per-user authorization come with the read API (they need the stored users); until then the
-user-facing commands trust the ``user_id`` they are given.
+Identity comes from the token only. A user session carries the user id and the account's
+role (``user`` or ``operator``, read at login); the shared operator token
+(``settings.api.operator_token``) is for automation and identifies no user, so it opens the
+operator endpoints and nothing that belongs to a user.
+
+Answers: no or unknown token where one is needed -> 401 with ``WWW-Authenticate``; a valid
+identity that lacks the right -> 403; another user's resource -> 404 (see ``ownership.py``),
+so that ids cannot be probed.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from polystream.api.deps import Runtime
+from polystream.api.deps import ApiRuntime, Runtime
 from polystream.api.errors import ApiError
+from polystream.api.login.tokens import token_digest
 
 _bearer = HTTPBearer(
     auto_error=False,
-    scheme_name="operator",
-    description="The operator token (`POLYSTREAM_API__OPERATOR_TOKEN`).",
+    scheme_name="bearer",
+    description="A login session's `access_token` (`POST /auth/login`), or the operator "
+    "token (`POLYSTREAM_API__OPERATOR_TOKEN`) for the operator endpoints.",
 )
+
+STORE_DOWN = "the session store is unavailable; retry later"
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    #: None for the operator token, which stands for no user.
+    user_id: str | None
+    role: str
+    session_id: str | None = None
+    digest: str | None = None
+
+    @property
+    def operator(self) -> bool:
+        return self.role == "operator"
 
 
 def _digest(token: str) -> bytes:
@@ -30,30 +53,62 @@ def _digest(token: str) -> bytes:
     return hashlib.sha256(token.encode("utf-8", errors="surrogatepass")).digest()
 
 
-def require_operator(
+def _unauthorized(detail: str, error: str | None = None) -> ApiError:
+    challenge = 'Bearer realm="polystream"'
+    if error:
+        challenge += f', error="{error}"'
+    return ApiError(401, detail, headers={"WWW-Authenticate": challenge})
+
+
+async def _resolve(runtime: ApiRuntime, token: str) -> Principal | None:
+    configured = runtime.settings.api.operator_token.get_secret_value()
+    if configured and hmac.compare_digest(_digest(token), _digest(configured)):
+        return Principal(user_id=None, role="operator")
+    digest = token_digest(token)
+    try:
+        session = await runtime.lookup(
+            runtime.deps.sessions.touch, digest, runtime.settings.api.session_ttl_s
+        )
+    except Exception as exc:
+        raise ApiError(503, STORE_DOWN, headers={"Retry-After": "1"}) from exc
+    if session is None:
+        return None
+    return Principal(session.user_id, session.role, session.session_id, digest)
+
+
+async def optional_principal(
     runtime: Runtime,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> None:
-    configured = runtime.settings.api.operator_token.get_secret_value()
-    if not configured:
-        raise ApiError(
-            403,
-            "operator endpoints are disabled: no operator token is configured "
-            "(set POLYSTREAM_API__OPERATOR_TOKEN)",
-        )
+) -> Principal | None:
     if credentials is None:
-        raise ApiError(
-            401,
-            "operator token required: send 'Authorization: Bearer <operator token>'",
-            headers={"WWW-Authenticate": 'Bearer realm="polystream-operator"'},
-        )
-    if not hmac.compare_digest(_digest(credentials.credentials), _digest(configured)):
-        raise ApiError(
-            401,
-            "invalid operator token",
-            headers={"WWW-Authenticate": 'Bearer realm="polystream-operator", '
-                     'error="invalid_token"'},
-        )
+        return None
+    principal = await _resolve(runtime, credentials.credentials)
+    if principal is None:
+        raise _unauthorized("invalid or expired token; log in again", "invalid_token")
+    return principal
 
 
+MaybePrincipal = Annotated[Principal | None, Depends(optional_principal)]
+
+
+async def require_user(principal: MaybePrincipal) -> Principal:
+    if principal is None:
+        raise _unauthorized("login required: send 'Authorization: Bearer <access_token>' "
+                            "from POST /auth/login")
+    if principal.user_id is None:
+        raise ApiError(403, "the operator token stands for no user; log in as a user")
+    return principal
+
+
+async def require_operator(runtime: Runtime, principal: MaybePrincipal) -> Principal:
+    if principal is None:
+        raise _unauthorized("operator access required: send 'Authorization: Bearer <token>' "
+                            "(an operator's access_token or the operator token)")
+    if not principal.operator:
+        raise ApiError(403, "operators only")
+    return principal
+
+
+CurrentUser = Annotated[Principal, Depends(require_user)]
 Operator = Depends(require_operator)
+OperatorPrincipal = Annotated[Principal, Depends(require_operator)]

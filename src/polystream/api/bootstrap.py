@@ -1,4 +1,5 @@
-"""Wires the write API to the real stack: Kafka for events, Redis for receipts.
+"""Wires the API to the real stack: Kafka for events, Redis for receipts, login sessions and
+live state, PostgreSQL for accounts.
 
 `app_factory` is what uvicorn calls (factory mode) in each worker process, so every worker
 builds its own producer and Redis pool from the same settings. Building them connects
@@ -15,6 +16,8 @@ from fastapi import FastAPI
 
 from polystream.api.app import create_app
 from polystream.api.deps import ApiDeps
+from polystream.api.login.ratelimit import RedisAttemptCounter
+from polystream.api.login.store import RedisSessionStore
 from polystream.audit.worker import open_audit_index
 from polystream.bootstrap import receipt_log
 from polystream.bus.kafka import KafkaEventPublisher
@@ -22,6 +25,8 @@ from polystream.bus.topology import topic_of
 from polystream.domain.events import EVENT_TYPES
 from polystream.observe.stack import stack_observatory
 from polystream.settings import KafkaSettings, Settings, load_settings
+from polystream.sinks.postgres.store import PostgresAccountStore
+from polystream.sinks.redis_live import RedisLiveStore, connect
 
 CLIENT_ID = "polystream-api"
 
@@ -77,15 +82,27 @@ def build_deps(settings: Settings) -> ApiDeps:
     audit = open_audit_index(settings, read_only=True)
     # Clients only: nothing is queried until the dashboard is first opened.
     observatory, close_observatory = stack_observatory(settings, audit)
+    # Short timeouts: an API request must fail fast (503) rather than queue behind a stuck
+    # store; the worker's long ones are for batches.
+    accounts = PostgresAccountStore(settings.postgres, statement_timeout_s=2.0,
+                                    lock_timeout_s=1.0, application_name="polystream-api")
+    prefix = settings.redis.key_prefix
+    redis_client = connect(settings.redis.url, socket_timeout_s=min(
+        2.0, settings.redis.socket_timeout_s))
+    live = RedisLiveStore(redis_client, prefix=prefix)
     return ApiDeps(
         settings=settings,
         publisher=publisher,
         receipts=receipts,
         ready_check=KafkaReadiness(settings.kafka),
         closers=(lambda: publisher.close(settings.api.publish_timeout_s), receipts.close,
-                 close_observatory, audit.close),
+                 close_observatory, audit.close, accounts.close, redis_client.close),
         audit=audit,
         observatory=observatory,
+        accounts=accounts,
+        live=live,
+        sessions=RedisSessionStore(redis_client, prefix),
+        login_attempts=RedisAttemptCounter(redis_client, prefix),
     )
 
 

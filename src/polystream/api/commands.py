@@ -209,3 +209,14 @@ def command_responses(creates: bool = False) -> dict[int | str, dict[str, Any]]:
         503: {"model": ErrorBody, "description": "The event bus did not acknowledge the event; "
               "the command was not accepted."},
     }
+
+
+def user_responses(creates: bool = False) -> dict[int | str, dict[str, Any]]:
+    """A user command's answers: a command's, plus those of the token and ownership checks."""
+    return {
+        **command_responses(creates),
+        401: {"model": ErrorBody, "description": "No token, or an unknown or expired one."},
+        403: {"model": ErrorBody, "description": "The operator token stands for no user."},
+        404: {"model": ErrorBody, "description": "Not found: an id of another user, or of "
+              "something of another user."},
+    }

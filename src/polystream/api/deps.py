@@ -9,19 +9,42 @@ from __future__ import annotations
 
 import asyncio
 import os
+import secrets
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Annotated, cast
+from datetime import datetime
+from typing import Annotated, Any, Protocol, TypeVar, cast
 
 from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
 from fastapi import Depends, Request
 
+from polystream.api.login.ratelimit import AttemptCounter, InMemoryAttemptCounter
+from polystream.api.login.store import InMemorySessionStore, SessionStore
 from polystream.audit.ports import AuditIndex
 from polystream.bus.ports import EventPublisher
+from polystream.domain.events import PlanCode
 from polystream.observe.observatory import Observatory
 from polystream.settings import Settings
+from polystream.sinks.memory_accounts import AccountReader
 from polystream.sinks.receipts import ReceiptLog
+from polystream.sinks.redis_live import ContinueItem, ViewingSession
+
+
+class LiveReader(Protocol):
+    """The reads of the live store (Redis, or its in-memory twin) the API needs."""
+
+    def viewing_session(self, viewing_session_id: str) -> ViewingSession | None: ...
+
+    def active_streams(self, user_id: str, now: datetime | None = None) -> list[str]: ...
+
+    def continue_watching(self, user_id: str, limit: int = 20) -> list[ContinueItem]: ...
+
+    def plan_of(self, user_id: str, now: datetime | None = None) -> PlanCode | None: ...
+
+
+T = TypeVar("T")
 
 
 def _default_hash_threads() -> int:
@@ -51,6 +74,13 @@ class ApiDeps:
     #: The envelope's ``source``.
     source: str = "api"
     hash_threads: int = field(default_factory=_default_hash_threads)
+    #: Accounts (PostgreSQL, or the in-memory store): login, /me reads, ownership checks.
+    #: None: login and the /me reads answer 503.
+    accounts: AccountReader | None = None
+    #: Live state (Redis): viewing-session ownership, the stream limit, continue-watching.
+    live: LiveReader | None = None
+    sessions: SessionStore = field(default_factory=InMemorySessionStore)
+    login_attempts: AttemptCounter = field(default_factory=InMemoryAttemptCounter)
 
 
 class ApiRuntime:
@@ -68,6 +98,14 @@ class ApiRuntime:
         self._hash_pool = ThreadPoolExecutor(
             max_workers=deps.hash_threads, thread_name_prefix="argon2"
         )
+        # Store lookups on the request path (session, ownership) wait on the network, not the
+        # CPU: a pool of their own, wide enough for the concurrent requests, keeps them from
+        # queueing behind each other in the default executor (6 threads on 2 cores), which
+        # halved the heartbeat rate when a heartbeat needed two lookups.
+        self._io_pool = ThreadPoolExecutor(max_workers=32, thread_name_prefix="store-io")
+        # Made up front: computing it on the first unknown email would make that one answer
+        # slower than a wrong password.
+        self._dummy_hash = deps.password_hasher.hash(secrets.token_urlsafe(16))
 
     async def hash_password(self, password: str) -> str:
         loop = asyncio.get_running_loop()
@@ -75,8 +113,31 @@ class ApiRuntime:
             self._hash_pool, self.deps.password_hasher.hash, password
         )
 
+    async def lookup(self, call: Callable[..., T], *args: Any) -> T:
+        """Run a blocking store read in the lookup pool."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._io_pool, call, *args)
+
+    async def verify_password(self, password_hash: str | None, password: str) -> bool:
+        """Constant work whether or not the account exists: an unknown account is checked
+        against a dummy hash made with the same parameters, so timing tells nothing."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(
+            self._hash_pool, self._verify, password_hash, password
+        )
+
+    def _verify(self, password_hash: str | None, password: str) -> bool:
+        hasher = self.deps.password_hasher
+        real = password_hash is not None
+        password_hash = password_hash or self._dummy_hash
+        try:
+            return hasher.verify(password_hash, password) and real
+        except (VerificationError, InvalidHashError):
+            return False
+
     def close(self) -> None:
         self._hash_pool.shutdown(wait=True, cancel_futures=True)
+        self._io_pool.shutdown(wait=True, cancel_futures=True)
 
 
 def get_runtime(request: Request) -> ApiRuntime:

@@ -19,6 +19,7 @@ from polystream.cli import (
     simulate,
     stack,
     topics,
+    users,
     verify,
     worker,
 )
@@ -48,6 +49,7 @@ app.add_typer(api.app, name="api")
 app.add_typer(audit.app, name="audit")
 app.add_typer(bench.app, name="bench")
 app.add_typer(chaos.app, name="chaos")
+app.add_typer(users.app, name="users")
 app.command()(worker.worker)
 app.command()(simulate.simulate)
 app.command()(demo.demo)

@@ -113,7 +113,9 @@ def _live(sim: SimConfig, *, rate: float, duration_s: float | None, events: int 
     app = create_app(ApiDeps(
         settings=settings, publisher=InMemoryEventPublisher(platform.broker),
         receipts=platform.receipts, audit=platform.audit, source="api-embedded",
+        accounts=platform.accounts, live=platform.live,
         observatory=embedded_observatory(platform, clock=clock)))
+    add_demo_operator(platform)
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning"))
     serving = threading.Thread(target=server.run, name="api", daemon=True)
     serving.start()
@@ -127,6 +129,8 @@ def _live(sim: SimConfig, *, rate: float, duration_s: float | None, events: int 
     console.print(f"[bold]Dashboard:[/] {dashboard_link(host, port, token)}")
     console.print(f"API docs:  http://{host}:{port}/docs · simulating {rate:g} events/s "
                   f"(in memory) · Ctrl-C stops", highlight=False)
+    console.print(f"Log in:    {DEMO_EMAIL} / {DEMO_PASSWORD} (an operator), or a simulated "
+                  f"user's email with the password polystream-sim-{sim.seed}", highlight=False)
 
     def send(topic: str, key: str, value: bytes) -> None:
         platform.publisher.publish_fire(topic, key, value)
@@ -223,3 +227,25 @@ def _report(p: EmbeddedPlatform, events: int, elapsed: float, sim_now: datetime)
         doc = p.catalog.get_title(title_id) or {}
         trend.add_row(str(i), str(doc.get("title", title_id)), f"{score:.1f}")
     console.print(trend)
+
+
+DEMO_EMAIL = "demo@polystream.example"
+DEMO_PASSWORD = "polystream-demo-password"
+
+
+def add_demo_operator(p: EmbeddedPlatform) -> str:
+    """Register the demo account (an operator) in the embedded platform; its user id."""
+    from argon2 import PasswordHasher
+    from uuid6 import uuid7
+
+    from polystream.domain.events import UserRegistered, new_event
+
+    user_id = str(uuid7())
+    event = new_event(UserRegistered(
+        user_id=user_id, email=DEMO_EMAIL, display_name="Demo operator", country="PT",
+        birth_year=1990, password_hash=PasswordHasher().hash(DEMO_PASSWORD)),
+        source="demo")
+    p.accounts.apply([event])
+    p.accounts.set_role(DEMO_EMAIL, "operator")
+    return user_id
+

@@ -175,6 +175,11 @@ class Credentials:
 
     user_id: str
     password_hash: str
+    #: ``user`` or ``operator``: not an event-sourced field, granted by an operator's command.
+    role: str = "user"
+
+
+ROLES: Final = ("user", "operator")
 
 
 @dataclass(frozen=True, slots=True)
@@ -857,6 +862,7 @@ class InMemoryAccountStore:
     def __init__(self) -> None:
         self._state = AccountState()
         self._lock = threading.RLock()
+        self._roles: dict[str, str] = {}
 
     def apply(self, events: Sequence[AnyEvent], *, allow_defer: bool = True) -> list[Outcome]:
         check_batch(events)
@@ -881,9 +887,20 @@ class InMemoryAccountStore:
             state = self._state
             user_id = state.user_by_email.get(email.strip().lower())
             password_hash = None if user_id is None else state.password_hashes[user_id]
+            role = self._roles.get(user_id or "", "user")
         if user_id is None or password_hash is None:
             return None
-        return Credentials(user_id, password_hash)
+        return Credentials(user_id, password_hash, role)
+
+    def set_role(self, email: str, role: str) -> str | None:
+        """Grant ``role`` to the live account of ``email``; its user id, or None if none."""
+        if role not in ROLES:
+            raise ValueError(f"role must be one of {', '.join(ROLES)}")
+        with self._lock:
+            user_id = self._state.user_by_email.get(email.strip().lower())
+            if user_id is not None:
+                self._roles[user_id] = role
+            return user_id
 
     def get_subscription(self, subscription_id: str) -> Subscription | None:
         with self._lock:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import Callable
-from typing import Annotated
+from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query
@@ -38,8 +38,8 @@ _bearer = HTTPBearer(
 )
 
 _ERRORS: dict[int | str, dict[str, object]] = {
-    401: {"model": ErrorBody, "description": "Missing or wrong operator token."},
-    403: {"model": ErrorBody, "description": "No operator token is configured."},
+    401: {"model": ErrorBody, "description": "No token, or an unknown or expired one."},
+    403: {"model": ErrorBody, "description": "Not an operator."},
     503: {"model": ErrorBody, "description": "The audit index is unavailable."},
 }
 
@@ -78,10 +78,15 @@ def _unavailable() -> ApiError:
                     headers={"Retry-After": "5"})
 
 
-def make_router(index: AuditIndex, operator_token: SecretStr) -> APIRouter:
-    """The audit endpoints on ``index``, for holders of ``operator_token`` only."""
-    router = APIRouter(prefix="/audit", tags=["audit"],
-                       dependencies=[Depends(_operator_check(operator_token))],
+def make_router(
+    index: AuditIndex, operator_token: SecretStr | None = None, *, guard: Any = None
+) -> APIRouter:
+    """The audit endpoints on ``index``, for holders of ``operator_token`` only, or guarded
+    by ``guard`` (a FastAPI dependency: the application passes its operator check, which
+    also admits operator accounts)."""
+    check = guard if guard is not None else Depends(
+        _operator_check(operator_token or SecretStr("")))
+    router = APIRouter(prefix="/audit", tags=["audit"], dependencies=[check],
                        responses=_ERRORS)
 
     @router.get(

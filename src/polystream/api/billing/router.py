@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path
 from fastapi.responses import JSONResponse
 
+from polystream.api.auth import CurrentUser
 from polystream.api.billing import service
 from polystream.api.billing.schemas import (
     CancelSubscription,
@@ -14,72 +15,84 @@ from polystream.api.billing.schemas import (
     RecordPayment,
     StartSubscription,
 )
-from polystream.api.commands import Options, command_responses
+from polystream.api.commands import Options, user_responses
 from polystream.api.deps import Runtime
+from polystream.api.ownership import check_subscription, own_user_id
 from polystream.domain.events import Id
 
 router = APIRouter(tags=["billing"])
 
 SubscriptionIdPath = Annotated[Id, Path(description="The subscription's id.")]
 
-_NO_AUTH_YET = (
-    "\n\nNo per-user authorization yet: login and per-user access control come with the read "
-    "API."
+_AUTH_NOTE = (
+    "\n\nNeeds a user's `access_token`; acts for that user only (a subscription of "
+    "another user answers 404)."
 )
 
 
 @router.post(
     "/subscriptions",
     status_code=202,
-    responses=command_responses(creates=True),
+    responses=user_responses(creates=True),
     summary="Start a subscription",
     description="Publishes `subscription.started`; `resource_id` is the subscription's id."
-    + _NO_AUTH_YET,
+    + _AUTH_NOTE,
 )
 async def start_subscription(
-    body: StartSubscription, runtime: Runtime, options: Options
+    body: StartSubscription, principal: CurrentUser, runtime: Runtime, options: Options
 ) -> JSONResponse:
-    return await service.start_subscription(runtime, body, options)
+    user_id = own_user_id(principal, body.user_id)
+    return await service.start_subscription(runtime, user_id, body, options)
 
 
 @router.post(
     "/subscriptions/{subscription_id}/plan",
     status_code=202,
-    responses=command_responses(),
+    responses=user_responses(),
     summary="Change a subscription's plan",
-    description="Publishes `subscription.plan_changed`." + _NO_AUTH_YET,
+    description="Publishes `subscription.plan_changed`." + _AUTH_NOTE,
 )
 async def change_plan(
-    subscription_id: SubscriptionIdPath, body: ChangePlan, runtime: Runtime, options: Options
+    subscription_id: SubscriptionIdPath, body: ChangePlan, principal: CurrentUser,
+    runtime: Runtime, options: Options,
 ) -> JSONResponse:
-    return await service.change_plan(runtime, subscription_id, body, options)
+    user_id = own_user_id(principal, body.user_id)
+    await check_subscription(runtime, principal, subscription_id)
+    return await service.change_plan(runtime, user_id, subscription_id, body, options)
 
 
 @router.post(
     "/subscriptions/{subscription_id}/cancel",
     status_code=202,
-    responses=command_responses(),
+    responses=user_responses(),
     summary="Cancel a subscription",
-    description="Publishes `subscription.canceled`." + _NO_AUTH_YET,
+    description="Publishes `subscription.canceled`." + _AUTH_NOTE,
 )
 async def cancel_subscription(
     subscription_id: SubscriptionIdPath,
     body: CancelSubscription,
+    principal: CurrentUser,
     runtime: Runtime,
     options: Options,
 ) -> JSONResponse:
-    return await service.cancel_subscription(runtime, subscription_id, body, options)
+    user_id = own_user_id(principal, body.user_id)
+    await check_subscription(runtime, principal, subscription_id)
+    return await service.cancel_subscription(runtime, user_id, subscription_id, body, options)
 
 
 @router.post(
     "/payments",
     status_code=202,
-    responses=command_responses(creates=True),
+    responses=user_responses(creates=True),
     summary="Record a payment",
     description="Publishes `payment.succeeded` or `payment.failed`; `resource_id` is the "
     "payment's id. Send the provider's token, the card brand and the last four digits only: "
     "any request carrying something that looks like a card number or a CVV is refused with "
-    "422 and never logged." + _NO_AUTH_YET,
+    "422 and never logged." + _AUTH_NOTE,
 )
-async def record_payment(body: RecordPayment, runtime: Runtime, options: Options) -> JSONResponse:
-    return await service.record_payment(runtime, body, options)
+async def record_payment(
+    body: RecordPayment, principal: CurrentUser, runtime: Runtime, options: Options
+) -> JSONResponse:
+    user_id = own_user_id(principal, body.user_id)
+    await check_subscription(runtime, principal, body.subscription_id)
+    return await service.record_payment(runtime, user_id, body, options)

@@ -7,6 +7,7 @@ from typing import Literal, Self
 from pydantic import Field, model_validator
 
 from polystream.api.fields import Instant, RequestModel
+from polystream.api.ownership import USER_ID_NOTE
 from polystream.domain.events import (
     CancellationReason,
     CardBrand,
@@ -21,7 +22,7 @@ from polystream.domain.events import (
 
 
 class StartSubscription(RequestModel):
-    user_id: Id
+    user_id: Id | None = Field(default=None, description=USER_ID_NOTE)
     plan: PlanCode
     period_start: Instant | None = Field(default=None, description="Default: now.")
     period_end: Instant | None = Field(
@@ -30,13 +31,13 @@ class StartSubscription(RequestModel):
 
 
 class ChangePlan(RequestModel):
-    user_id: Id
+    user_id: Id | None = Field(default=None, description=USER_ID_NOTE)
     from_plan: PlanCode = Field(description="The current plan (the API does not read state).")
     to_plan: PlanCode
 
 
 class CancelSubscription(RequestModel):
-    user_id: Id
+    user_id: Id | None = Field(default=None, description=USER_ID_NOTE)
     reason: CancellationReason = CancellationReason.USER_REQUEST
     ends_at: Instant | None = Field(
         default=None, description="When access ends (end of the paid period). Default: now."
@@ -48,7 +49,7 @@ class RecordPayment(RequestModel):
     digits are accepted: a request carrying a card number or a CVV anywhere is refused."""
 
     subscription_id: Id
-    user_id: Id
+    user_id: Id | None = Field(default=None, description=USER_ID_NOTE)
     amount_cents: Cents
     currency: CurrencyCode
     card_token: CardToken = Field(description="The provider's token, `tok_...`.")

@@ -35,13 +35,13 @@ def one_month_after(start: datetime) -> datetime:
 
 
 async def start_subscription(
-    runtime: ApiRuntime, body: StartSubscription, options: CommandOptions
+    runtime: ApiRuntime, user_id: str, body: StartSubscription, options: CommandOptions
 ) -> JSONResponse:
     subscription_id = str(uuid7())
     start = body.period_start or datetime.now(UTC)
     payload = {
         "subscription_id": subscription_id,
-        "user_id": body.user_id,
+        "user_id": user_id,
         "plan": body.plan,
         "period_start": start,
         "period_end": body.period_end or one_month_after(start),
@@ -54,9 +54,10 @@ async def start_subscription(
 
 
 async def change_plan(
-    runtime: ApiRuntime, subscription_id: str, body: ChangePlan, options: CommandOptions
+    runtime: ApiRuntime, user_id: str, subscription_id: str, body: ChangePlan,
+    options: CommandOptions,
 ) -> JSONResponse:
-    payload = {"subscription_id": subscription_id, **body.model_dump()}
+    payload = {"subscription_id": subscription_id, **body.model_dump(), "user_id": user_id}
     return await submit(
         runtime,
         options,
@@ -65,11 +66,12 @@ async def change_plan(
 
 
 async def cancel_subscription(
-    runtime: ApiRuntime, subscription_id: str, body: CancelSubscription, options: CommandOptions
+    runtime: ApiRuntime, user_id: str, subscription_id: str, body: CancelSubscription,
+    options: CommandOptions,
 ) -> JSONResponse:
     payload = {
         "subscription_id": subscription_id,
-        "user_id": body.user_id,
+        "user_id": user_id,
         "reason": body.reason,
         "ends_at": body.ends_at or datetime.now(UTC),
     }
@@ -81,10 +83,11 @@ async def cancel_subscription(
 
 
 async def record_payment(
-    runtime: ApiRuntime, body: RecordPayment, options: CommandOptions
+    runtime: ApiRuntime, user_id: str, body: RecordPayment, options: CommandOptions
 ) -> JSONResponse:
     payment_id = str(uuid7())
     payload = body.model_dump(exclude={"outcome", "failure_reason"})
+    payload["user_id"] = user_id
     payload["payment_id"] = payment_id
     model: type[PaymentSucceeded | PaymentFailed] = PaymentSucceeded
     if body.outcome == "failed":

@@ -19,11 +19,13 @@ from polystream.domain.events import MAX_ASSET_BYTES, AssetKind, Id, RelationKin
 router = APIRouter(tags=["catalog (operators)"], dependencies=[Operator])
 
 _AUTH: dict[int | str, dict[str, Any]] = {
-    401: {"model": ErrorBody, "description": "Missing or invalid operator token."},
-    403: {"model": ErrorBody, "description": "Operator endpoints are disabled (no token "
-          "configured)."},
+    401: {"model": ErrorBody, "description": "No token, or an unknown or expired one."},
+    403: {"model": ErrorBody, "description": "Not an operator."},
 }
-_OPERATOR_NOTE = "\n\nOperators only: `Authorization: Bearer <operator token>`."
+_OPERATOR_NOTE = (
+    "\n\nOperators only: `Authorization: Bearer <token>` with an operator account's "
+    "`access_token` or the operator token."
+)
 
 
 @router.put(

@@ -12,7 +12,7 @@ import asyncio
 import json
 from collections.abc import AsyncIterator
 from importlib import resources
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
@@ -43,10 +43,13 @@ def sse(event: str, data: str) -> bytes:
     return f"event: {event}\ndata: {data}\n\n".encode()
 
 
-def make_router(observatory: Observatory, operator_token: SecretStr, *,
-                interval_s: float = 1.0) -> APIRouter:
+def make_router(observatory: Observatory, operator_token: SecretStr | None = None, *,
+                guard: Any = None, interval_s: float = 1.0) -> APIRouter:
+    """The dashboard on ``observatory``; its data for holders of ``operator_token``, or behind
+    ``guard`` (the application's operator check, which also admits operator accounts)."""
     recorder = Recorder(observatory.snapshot, interval_s=interval_s)
-    operator = [Depends(_operator_check(operator_token))]
+    operator = [guard if guard is not None else Depends(
+        _operator_check(operator_token or SecretStr("")))]
     router = APIRouter(prefix="/dashboard", tags=["dashboard"])
 
     @router.get("", include_in_schema=False)

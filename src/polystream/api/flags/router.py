@@ -22,12 +22,13 @@ router = APIRouter(tags=["flags (operators)"], dependencies=[Operator])
     status_code=202,
     responses={
         **command_responses(),
-        401: {"model": ErrorBody, "description": "Missing or invalid operator token."},
-        403: {"model": ErrorBody, "description": "Operator endpoints are disabled."},
+        401: {"model": ErrorBody, "description": "No token, or an unknown or expired one."},
+        403: {"model": ErrorBody, "description": "Not an operator."},
     },
     summary="Set a feature flag or runtime variable",
     description="Publishes `flag.set`, globally or for one user (`scope`).\n\nOperators "
-    "only: `Authorization: Bearer <operator token>`.",
+    "only: `Authorization: Bearer <token>` (an operator account's access_token or the "
+    "operator token).",
 )
 async def set_flag(
     name: Annotated[str, Path(description="Flag name, e.g. player.next-episode-countdown.")],

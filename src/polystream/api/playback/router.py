@@ -7,8 +7,11 @@ from typing import Annotated
 from fastapi import APIRouter, Path
 from fastapi.responses import JSONResponse
 
-from polystream.api.commands import Options, command_responses
+from polystream.api.auth import CurrentUser
+from polystream.api.commands import Options, user_responses
 from polystream.api.deps import Runtime
+from polystream.api.errors import ErrorBody
+from polystream.api.ownership import check_stream_limit, check_viewing_session, own_user_id
 from polystream.api.playback import service
 from polystream.api.playback.schemas import PlaybackHeartbeat, StartPlayback, StopPlayback
 from polystream.domain.events import Id
@@ -17,46 +20,61 @@ router = APIRouter(tags=["playback"])
 
 SessionIdPath = Annotated[Id, Path(description="The viewing session's id (from the start).")]
 
-_NO_AUTH_YET = (
-    "\n\nNo per-user authorization yet: login and per-user access control come with the read "
-    "API."
+_AUTH_NOTE = (
+    "\n\nNeeds a user's `access_token`; acts for that user only (a viewing session of "
+    "another user answers 404)."
 )
 
 
 @router.post(
     "/playback/sessions",
     status_code=202,
-    responses=command_responses(creates=True),
+    responses={
+        **user_responses(creates=True),
+        409: {"model": ErrorBody, "description": "The plan's concurrent streams are all in "
+              "use, or (with `wait`) a store refused the start."},
+    },
     summary="Start a viewing session",
     description="Publishes `playback.started`; `resource_id` is the viewing session's id. "
-    "The plan's concurrent-stream limit is enforced by the Redis store (with `wait`, a "
-    "refusal answers 409)." + _NO_AUTH_YET,
+    "The plan's concurrent-stream limit is checked against the live state first (409 when "
+    "the plan's streams are all in use) and again by the Redis store (with `wait`, a refusal "
+    "there also answers 409)." + _AUTH_NOTE,
 )
-async def start_playback(body: StartPlayback, runtime: Runtime, options: Options) -> JSONResponse:
-    return await service.start(runtime, body, options)
+async def start_playback(
+    body: StartPlayback, principal: CurrentUser, runtime: Runtime, options: Options
+) -> JSONResponse:
+    user_id = own_user_id(principal, body.user_id)
+    await check_stream_limit(runtime, user_id)
+    return await service.start(runtime, user_id, body, options)
 
 
 @router.post(
     "/playback/sessions/{session_id}/progress",
     status_code=202,
-    responses=command_responses(),
+    responses=user_responses(),
     summary="Playback heartbeat",
-    description="Publishes `playback.progress`." + _NO_AUTH_YET,
+    description="Publishes `playback.progress`." + _AUTH_NOTE,
 )
 async def playback_progress(
-    session_id: SessionIdPath, body: PlaybackHeartbeat, runtime: Runtime, options: Options
+    session_id: SessionIdPath, body: PlaybackHeartbeat, principal: CurrentUser,
+    runtime: Runtime, options: Options,
 ) -> JSONResponse:
-    return await service.progress(runtime, session_id, body, options)
+    user_id = own_user_id(principal, body.user_id)
+    await check_viewing_session(runtime, principal, session_id)
+    return await service.progress(runtime, user_id, session_id, body, options)
 
 
 @router.post(
     "/playback/sessions/{session_id}/stop",
     status_code=202,
-    responses=command_responses(),
+    responses=user_responses(),
     summary="Stop a viewing session",
-    description="Publishes `playback.stopped`." + _NO_AUTH_YET,
+    description="Publishes `playback.stopped`." + _AUTH_NOTE,
 )
 async def stop_playback(
-    session_id: SessionIdPath, body: StopPlayback, runtime: Runtime, options: Options
+    session_id: SessionIdPath, body: StopPlayback, principal: CurrentUser,
+    runtime: Runtime, options: Options,
 ) -> JSONResponse:
-    return await service.stop(runtime, session_id, body, options)
+    user_id = own_user_id(principal, body.user_id)
+    await check_viewing_session(runtime, principal, session_id)
+    return await service.stop(runtime, user_id, session_id, body, options)

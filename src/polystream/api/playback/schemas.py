@@ -7,11 +7,12 @@ from typing import Annotated
 from pydantic import Field
 
 from polystream.api.fields import RequestModel
+from polystream.api.ownership import USER_ID_NOTE
 from polystream.domain.events import Device, Id, PlaybackStopReason, Seconds
 
 
 class _Playback(RequestModel):
-    user_id: Id
+    user_id: Id | None = Field(default=None, description=USER_ID_NOTE)
     title_id: Id
     episode_id: Id | None = Field(default=None, description="Set for series episodes.")
     position_seconds: Seconds

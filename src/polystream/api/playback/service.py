@@ -13,9 +13,11 @@ from polystream.domain.events import PlaybackProgress, PlaybackStarted, Playback
 _SESSION_IN_PATH = {"viewing_session_id": "path.session_id"}
 
 
-async def start(runtime: ApiRuntime, body: StartPlayback, options: CommandOptions) -> JSONResponse:
+async def start(
+    runtime: ApiRuntime, user_id: str, body: StartPlayback, options: CommandOptions
+) -> JSONResponse:
     session_id = str(uuid7())
-    payload = {"viewing_session_id": session_id, **body.model_dump()}
+    payload = {"viewing_session_id": session_id, **body.model_dump(), "user_id": user_id}
     return await submit(
         runtime,
         options,
@@ -24,18 +26,19 @@ async def start(runtime: ApiRuntime, body: StartPlayback, options: CommandOption
 
 
 async def progress(
-    runtime: ApiRuntime, session_id: str, body: PlaybackHeartbeat, options: CommandOptions
+    runtime: ApiRuntime, user_id: str, session_id: str, body: PlaybackHeartbeat,
+    options: CommandOptions,
 ) -> JSONResponse:
-    payload = {"viewing_session_id": session_id, **body.model_dump()}
+    payload = {"viewing_session_id": session_id, **body.model_dump(), "user_id": user_id}
     return await submit(
         runtime, options, Command(PlaybackProgress, payload, where=_SESSION_IN_PATH)
     )
 
 
 async def stop(
-    runtime: ApiRuntime, session_id: str, body: StopPlayback, options: CommandOptions
+    runtime: ApiRuntime, user_id: str, session_id: str, body: StopPlayback, options: CommandOptions
 ) -> JSONResponse:
-    payload = {"viewing_session_id": session_id, **body.model_dump()}
+    payload = {"viewing_session_id": session_id, **body.model_dump(), "user_id": user_id}
     return await submit(
         runtime, options, Command(PlaybackStopped, payload, where=_SESSION_IN_PATH)
     )

@@ -5,43 +5,48 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
-from polystream.api.commands import Options, command_responses
+from polystream.api.auth import CurrentUser
+from polystream.api.commands import Options, user_responses
 from polystream.api.deps import Runtime
 from polystream.api.fields import TitleIdPath, UserIdPath
+from polystream.api.ownership import own_user_id
 from polystream.api.ratings import service
 from polystream.api.ratings.schemas import RateTitle
 
 router = APIRouter(tags=["ratings"])
 
-_NO_AUTH_YET = (
-    "\n\nNo per-user authorization yet: login and per-user access control come with the read "
-    "API."
+_AUTH_NOTE = (
+    "\n\nNeeds a user's `access_token`; `user_id` must be the caller's own id (another id "
+    "answers 404)."
 )
 
 
 @router.put(
     "/titles/{title_id}/ratings/{user_id}",
     status_code=202,
-    responses=command_responses(),
+    responses=user_responses(),
     summary="Rate a title",
     description="Publishes `rating.submitted` (replaces the user's previous rating)."
-    + _NO_AUTH_YET,
+    + _AUTH_NOTE,
 )
 async def rate_title(
-    title_id: TitleIdPath, user_id: UserIdPath, body: RateTitle, runtime: Runtime,
-    options: Options,
+    title_id: TitleIdPath, user_id: UserIdPath, body: RateTitle, principal: CurrentUser,
+    runtime: Runtime, options: Options,
 ) -> JSONResponse:
+    own_user_id(principal, user_id)
     return await service.rate(runtime, title_id, user_id, body, options)
 
 
 @router.delete(
     "/titles/{title_id}/ratings/{user_id}",
     status_code=202,
-    responses=command_responses(),
+    responses=user_responses(),
     summary="Withdraw a rating",
-    description="Publishes `rating.retracted`." + _NO_AUTH_YET,
+    description="Publishes `rating.retracted`." + _AUTH_NOTE,
 )
 async def unrate_title(
-    title_id: TitleIdPath, user_id: UserIdPath, runtime: Runtime, options: Options
+    title_id: TitleIdPath, user_id: UserIdPath, principal: CurrentUser, runtime: Runtime,
+    options: Options,
 ) -> JSONResponse:
+    own_user_id(principal, user_id)
     return await service.unrate(runtime, title_id, user_id, options)

@@ -5,28 +5,42 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
-from polystream.api.commands import Options, command_responses
+from polystream.api.auth import CurrentUser
+from polystream.api.commands import Options, command_responses, user_responses
 from polystream.api.deps import Runtime
 from polystream.api.fields import UserIdPath
+from polystream.api.ownership import own_user_id
 from polystream.api.users import service
-from polystream.api.users.schemas import RegisterUser, SetPreferences, UpdateProfile
+from polystream.api.users.schemas import (
+    RegisterUser,
+    RegistrationAccepted,
+    SetPreferences,
+    UpdateProfile,
+)
 
 router = APIRouter(tags=["users"])
 
-_NO_AUTH_YET = (
-    "\n\nNo per-user authorization yet: login and per-user access control come with the read "
-    "API."
+_AUTH_NOTE = (
+    "\n\nNeeds a user's `access_token`; `user_id` must be the caller's own id (another id "
+    "answers 404)."
 )
 
 
 @router.post(
     "/users",
     status_code=202,
-    responses=command_responses(creates=True),
+    response_model=RegistrationAccepted,
+    responses={
+        422: command_responses()[422],
+        413: command_responses()[413],
+        503: command_responses()[503],
+    },
     summary="Register an account",
     description="Publishes `user.registered`. The password is hashed with argon2id here and "
-    "only the hash is published. `resource_id` is the new user's id. A taken email is "
-    "refused by the PostgreSQL store: send `?wait=2` to get that as a 409." + _NO_AUTH_YET,
+    "only the hash is published. Every valid request gets the same `202` (no event id, "
+    "`wait` is ignored): a taken email is refused by the PostgreSQL store without telling "
+    "the caller, so the endpoint cannot be used to find out who has an account. Log in "
+    "(`POST /auth/login`) once the account exists; `GET /me` gives its id.",
 )
 async def register_user(body: RegisterUser, runtime: Runtime, options: Options) -> JSONResponse:
     return await service.register(runtime, body, options)
@@ -35,24 +49,28 @@ async def register_user(body: RegisterUser, runtime: Runtime, options: Options) 
 @router.patch(
     "/users/{user_id}",
     status_code=202,
-    responses=command_responses(),
+    responses=user_responses(),
     summary="Update a profile",
-    description="Publishes `user.profile_updated` with the fields sent." + _NO_AUTH_YET,
+    description="Publishes `user.profile_updated` with the fields sent." + _AUTH_NOTE,
 )
 async def update_profile(
-    user_id: UserIdPath, body: UpdateProfile, runtime: Runtime, options: Options
+    user_id: UserIdPath, body: UpdateProfile, principal: CurrentUser, runtime: Runtime,
+    options: Options,
 ) -> JSONResponse:
+    own_user_id(principal, user_id)
     return await service.update_profile(runtime, user_id, body, options)
 
 
 @router.put(
     "/users/{user_id}/preferences",
     status_code=202,
-    responses=command_responses(),
+    responses=user_responses(),
     summary="Replace a user's preferences",
-    description="Publishes `preferences.updated` (a full snapshot)." + _NO_AUTH_YET,
+    description="Publishes `preferences.updated` (a full snapshot)." + _AUTH_NOTE,
 )
 async def set_preferences(
-    user_id: UserIdPath, body: SetPreferences, runtime: Runtime, options: Options
+    user_id: UserIdPath, body: SetPreferences, principal: CurrentUser, runtime: Runtime,
+    options: Options,
 ) -> JSONResponse:
+    own_user_id(principal, user_id)
     return await service.set_preferences(runtime, user_id, body, options)

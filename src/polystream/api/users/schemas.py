@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import Field, StrictBool, field_validator
+from pydantic import BaseModel, Field, StrictBool, field_validator
 
 from polystream.api.fields import Password, RequestModel
 from polystream.domain.events import (
@@ -58,3 +58,16 @@ class SetPreferences(RequestModel):
     autoplay_next_episode: StrictBool
     autoplay_previews: StrictBool
     maturity_limit: MaturityRating
+
+
+REGISTRATION_DETAIL = (
+    "registration received: if the email can be registered, the account is created within "
+    "seconds; then log in with POST /auth/login"
+)
+
+
+class RegistrationAccepted(BaseModel):
+    """The one answer to every valid registration, taken email or not."""
+
+    status: Literal["accepted"] = "accepted"
+    detail: str = REGISTRATION_DETAIL

@@ -5,9 +5,14 @@ from __future__ import annotations
 from fastapi.responses import JSONResponse
 from uuid6 import uuid7
 
-from polystream.api.commands import Command, CommandOptions, submit
+from polystream.api.commands import Command, CommandOptions, build_event, publish, submit
 from polystream.api.deps import ApiRuntime
-from polystream.api.users.schemas import RegisterUser, SetPreferences, UpdateProfile
+from polystream.api.users.schemas import (
+    RegisterUser,
+    RegistrationAccepted,
+    SetPreferences,
+    UpdateProfile,
+)
 from polystream.domain.events import PreferencesUpdated, UserProfileUpdated, UserRegistered
 
 _USER_IN_PATH = {"user_id": "path.user_id"}
@@ -28,11 +33,12 @@ async def register(
         "birth_year": body.birth_year,
         "password_hash": password_hash,
     }
-    return await submit(
-        runtime,
-        options,
-        Command(UserRegistered, payload, creates=True, resource_id=user_id),
-    )
+    # Not `submit`: whatever the stores decide (a taken email is refused there), the answer
+    # is the same, with no event id to follow, so nobody can learn which emails have accounts.
+    # The new user learns their id from GET /me once logged in.
+    event = build_event(runtime, Command(UserRegistered, payload), options)
+    await publish(runtime, event)
+    return JSONResponse(RegistrationAccepted().model_dump(mode="json"), 202)
 
 
 async def update_profile(

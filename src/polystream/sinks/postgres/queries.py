@@ -111,10 +111,20 @@ def get_user_by_email(conn: Connection, email: str) -> Credentials | None:
     # Erased accounts have no email, so they can never be found (nor logged into).
     row = _one(
         conn,
-        "SELECT user_id, password_hash FROM users WHERE email = %s",
+        "SELECT user_id, password_hash, role FROM users WHERE email = %s",
         (email.strip().lower(),),
     )
-    return None if row is None or row[1] is None else Credentials(row[0], row[1])
+    return None if row is None or row[1] is None else Credentials(row[0], row[1], row[2])
+
+
+def set_role(conn: Connection, email: str, role: str) -> str | None:
+    """Grant ``role`` to the live account of ``email``; its user id, or None if none."""
+    row = _one(
+        conn,
+        "UPDATE users SET role = %s WHERE email = %s RETURNING user_id",
+        (role, email.strip().lower()),
+    )
+    return None if row is None else str(row[0])
 
 
 def get_subscription(conn: Connection, subscription_id: str) -> Subscription | None:

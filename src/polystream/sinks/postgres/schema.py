@@ -94,7 +94,10 @@ users = Table(
     Column("created_at", _tz(), nullable=False),
     Column("updated_at", _tz(), nullable=False),
     Column("erased_at", _tz()),
+    # Authorization, not event-sourced: granted with `polystream users promote`.
+    Column("role", String(16), nullable=False, server_default=text("'user'")),
     UniqueConstraint("email"),
+    CheckConstraint("role IN ('user', 'operator')", name="role"),
     CheckConstraint("email = lower(email)", name="email_lowercase"),
     # Only argon2id hashes, in PHC form; a plain password cannot be stored by mistake.
     CheckConstraint("password_hash ~ '^[$]argon2id[$]'", name="password_hash_argon2id"),

@@ -44,6 +44,7 @@ from polystream.domain.events import AnyEvent, Sink
 from polystream.settings import PostgresSettings
 from polystream.sinks.memory_accounts import (
     CONSUMER,
+    ROLES,
     AccountState,
     Credentials,
     Payment,
@@ -406,6 +407,13 @@ class PostgresAccountStore:
 
     def get_user_by_email(self, email: str) -> Credentials | None:
         return self._read(lambda conn: queries.get_user_by_email(conn, email))
+
+    def set_role(self, email: str, role: str) -> str | None:
+        """Grant ``role`` to the live account of ``email`` (an operator's act, not an event:
+        roles are authorization, which replaying the events must not grant or take away)."""
+        if role not in ROLES:
+            raise ValueError(f"role must be one of {', '.join(ROLES)}")
+        return self._read(lambda conn: queries.set_role(conn, email, role))
 
     def get_subscription(self, subscription_id: str) -> Subscription | None:
         return self._read(lambda conn: queries.get_subscription(conn, subscription_id))
