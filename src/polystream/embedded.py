@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from polystream.audit.memory import InMemoryAuditIndex
 from polystream.audit.worker import AuditWorker
@@ -25,6 +26,10 @@ from polystream.sinks.memory_live import InMemoryLiveStore
 from polystream.sinks.ports import EventStore
 from polystream.sinks.receipts import InMemoryReceiptLog
 from polystream.sinks.worker import SinkWorker, WorkerConfig
+
+if TYPE_CHECKING:
+    from polystream.reads.service import ReadService
+    from polystream.settings import ReadSettings
 
 # Not a secret: the embedded mode keeps nothing beyond the process.
 _EMBEDDED_AUDIT_KEY = b"polystream-embedded-demo"
@@ -61,6 +66,15 @@ class EmbeddedPlatform:
     def _consumer(self, sink: Sink) -> InMemoryEventConsumer:
         return InMemoryEventConsumer(self.broker, CONSUMER_GROUPS[sink],
                                      [t.value for t in topics_for(sink)], client_id=sink.value)
+
+    def read_service(self, settings: ReadSettings) -> ReadService:
+        """The public reads over this platform's in-memory stores (what ``demo --serve``
+        serves; the same service the real stack runs on MongoDB and Redis)."""
+        from polystream.reads.catalog import MemoryCatalogReads
+        from polystream.reads.live import LiveReads
+        from polystream.reads.service import ReadService
+
+        return ReadService(MemoryCatalogReads(self.catalog), LiveReads(self.live), settings)
 
     def start(self) -> None:
         runners: list[tuple[str, SinkWorker | AuditWorker]] = [

@@ -25,7 +25,9 @@ from polystream.api.events.router import router as events_router
 from polystream.api.flags.router import router as flags_router
 from polystream.api.guard import AccessLog, RequestGuard, is_upload
 from polystream.api.playback.router import router as playback_router
+from polystream.api.rankings.router import router as rankings_router
 from polystream.api.ratings.router import router as ratings_router
+from polystream.api.titles.router import router as titles_router
 from polystream.api.users.router import router as users_router
 from polystream.bus.ports import PublishError
 from polystream.domain.events import MAX_ASSET_BYTES, MAX_EVENT_BYTES
@@ -85,6 +87,8 @@ def create_app(deps: ApiDeps) -> FastAPI:
         finally:
             runtime.shutting_down = True
             await asyncio.to_thread(_shutdown, runtime)
+            if deps.reads is not None:
+                await deps.reads.close()
 
     app = FastAPI(
         title="polystream write API",
@@ -110,6 +114,10 @@ def create_app(deps: ApiDeps) -> FastAPI:
         app.include_router(router)
     if deps.audit is not None:
         app.include_router(make_audit_router(deps.audit, deps.settings.api.operator_token))
+    if deps.reads is not None:
+        app.state.reads = deps.reads
+        app.include_router(titles_router)
+        app.include_router(rankings_router)
 
     @app.get("/healthz", tags=["health"], summary="The process is alive")
     async def healthz() -> dict[str, str]:
@@ -119,6 +127,8 @@ def create_app(deps: ApiDeps) -> FastAPI:
         "/readyz",
         tags=["health"],
         summary="The API can accept commands (the event bus is usable)",
+        description="`checks` also reports each store the reads use (`mongo`, `redis`): "
+        "a read store that is down makes its endpoints answer 503, not the API unready.",
         responses={503: {"description": "Not ready; `checks` says why."}},
     )
     async def readyz(runtime: Runtime) -> JSONResponse:
@@ -154,6 +164,8 @@ async def _readiness(runtime: ApiRuntime) -> JSONResponse:
         checks["receipts"] = "ok"
     except Exception as exc:
         checks["receipts"] = f"unavailable ({type(exc).__name__})"
+    if runtime.deps.reads is not None:
+        checks.update(await runtime.deps.reads.check())
     return JSONResponse(
         {"status": "ready" if ready else "not ready", "checks": checks},
         status_code=200 if ready else 503,

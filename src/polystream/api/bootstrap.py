@@ -20,6 +20,9 @@ from polystream.bootstrap import receipt_log
 from polystream.bus.kafka import KafkaEventPublisher
 from polystream.bus.topology import topic_of
 from polystream.domain.events import EVENT_TYPES
+from polystream.reads.catalog import MongoCatalogReads
+from polystream.reads.live import LiveReads
+from polystream.reads.service import ReadService
 from polystream.settings import KafkaSettings, Settings, load_settings
 
 CLIENT_ID = "polystream-api"
@@ -75,6 +78,7 @@ def build_deps(settings: Settings) -> ApiDeps:
     receipts = receipt_log(settings)
     audit = open_audit_index(settings, read_only=True)
     return ApiDeps(
+        reads=read_service(settings),
         settings=settings,
         publisher=publisher,
         receipts=receipts,
@@ -83,6 +87,14 @@ def build_deps(settings: Settings) -> ApiDeps:
                  audit.close),
         audit=audit,
     )
+
+
+def read_service(settings: Settings) -> ReadService:
+    """MongoDB and Redis clients of their own for the reads, with the reads' short timeouts
+    (nothing connects until the first request)."""
+    timeout = settings.reads.store_timeout_s
+    return ReadService(MongoCatalogReads.from_settings(settings.mongo, timeout),
+                       LiveReads.from_settings(settings.redis, timeout), settings.reads)
 
 
 def create_app_from_settings(settings: Settings) -> FastAPI:

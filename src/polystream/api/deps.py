@@ -12,7 +12,7 @@ import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Annotated, cast
+from typing import TYPE_CHECKING, Annotated, cast
 
 from argon2 import PasswordHasher
 from fastapi import Depends, Request
@@ -21,6 +21,9 @@ from polystream.audit.ports import AuditIndex
 from polystream.bus.ports import EventPublisher
 from polystream.settings import Settings
 from polystream.sinks.receipts import ReceiptLog
+
+if TYPE_CHECKING:
+    from polystream.reads.service import ReadService
 
 
 def _default_hash_threads() -> int:
@@ -45,6 +48,9 @@ class ApiDeps:
     closers: Sequence[Callable[[], None]] = ()
     #: The audit trail for the operators' `/audit/events` endpoints; None leaves them out.
     audit: AuditIndex | None = None
+    #: The public reads (``/titles``, ``/rankings``, ``GET /flags``); None leaves them out.
+    #: Closed by the app at shutdown.
+    reads: ReadService | None = None
     #: The envelope's ``source``.
     source: str = "api"
     hash_threads: int = field(default_factory=_default_hash_threads)

@@ -104,7 +104,9 @@ def _serve(p: EmbeddedPlatform, port: int) -> None:
     from polystream.bus.memory import InMemoryEventPublisher
     from polystream.settings import load_settings
 
-    app = create_app(ApiDeps(settings=load_settings(), publisher=InMemoryEventPublisher(
-        p.broker), receipts=p.receipts, audit=p.audit, source="api-embedded"))
+    settings = load_settings()
+    app = create_app(ApiDeps(settings=settings, publisher=InMemoryEventPublisher(
+        p.broker), receipts=p.receipts, audit=p.audit, source="api-embedded",
+        reads=p.read_service(settings.reads)))
     console.print(f"API on http://127.0.0.1:{port}/docs (in-memory platform; Ctrl-C stops)")
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")

@@ -908,6 +908,28 @@ class InMemoryLiveStore:
             value = self._ks.get(self._k("cache", "catalog", "version"))
         return int(value) if value is not None else 0
 
+    def title_versions(self, title_ids: Sequence[str]) -> list[int | None]:
+        with self._lock:
+            self._tick()
+            values = [self._ks.get(self._k("title", "version", t)) for t in title_ids]
+        return [int(value) if value is not None else None for value in values]
+
+    def cache_read(self, kind: str, key: str) -> tuple[str | None, int]:
+        with self._lock:
+            self._tick()
+            entry = self._ks.get(self._k("cache", kind, key))
+            version = self._ks.get(self._k("cache", "catalog", "version"))
+        return entry, int(version) if version is not None else 0
+
+    def cache_write(self, kind: str, key: str, value: str, ttl_s: int, if_version: int) -> bool:
+        with self._lock:
+            self._tick()
+            version = self._ks.get(self._k("cache", "catalog", "version")) or "0"
+            if version != str(if_version):
+                return False
+            self._ks.set_str(self._k("cache", kind, key), value, ex_ms=ttl_s * 1000)
+            return True
+
     # --- whole-prefix operations ---------------------------------------------------------
 
     def dump(self) -> dict[str, DumpEntry]:
