@@ -205,6 +205,8 @@ class ReadSettings(BaseModel):
     # TTL only bounds what a missed invalidation can cost.
     title_cache_ttl_s: int = Field(300, ge=1)
     browse_cache_ttl_s: int = Field(30, ge=1)
+    # Budget of one cache operation: a cache slower than this is worse than none.
+    cache_timeout_s: float = Field(0.5, gt=0, le=10)
     # After a cache failure, reads skip the cache for this long instead of paying the
     # timeout on every request (they still answer, from the store of record).
     cache_retry_s: float = Field(5.0, ge=0)

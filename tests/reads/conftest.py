@@ -59,17 +59,15 @@ def _load(catalog: EventStore, live: EventStore) -> None:
     live.apply(live_events())
 
 
-@pytest.fixture(params=["memory", pytest.param("stack", marks=pytest.mark.stack)])
-def reads(request: pytest.FixtureRequest, settings: Settings, unique: str
-          ) -> Iterator[ReadHarness]:
-    if request.param == "memory":
-        memory_catalog, memory_live = InMemoryCatalogStore(), InMemoryLiveStore()
-        _load(memory_catalog, memory_live)
-        service = ReadService(MemoryCatalogReads(memory_catalog), LiveReads(memory_live),
-                              READ_SETTINGS)
-        with make_client(service) as client:
-            yield ReadHarness("memory", client, service, memory_catalog, memory_live)
-        return
+def memory_harness() -> Iterator[ReadHarness]:
+    catalog, live = InMemoryCatalogStore(), InMemoryLiveStore()
+    _load(catalog, live)
+    service = ReadService(MemoryCatalogReads(catalog), LiveReads(live), READ_SETTINGS)
+    with make_client(service) as client:
+        yield ReadHarness("memory", client, service, catalog, live)
+
+
+def stack_harness(settings: Settings, unique: str) -> Iterator[ReadHarness]:
     mongo_settings = settings.mongo.model_copy(update={"database": f"reads_{unique}"})
     catalog = MongoCatalogStore.from_settings(mongo_settings)
     catalog.ensure_indexes()
@@ -90,3 +88,17 @@ def reads(request: pytest.FixtureRequest, settings: Settings, unique: str
         dropper.drop_database(mongo_settings.database)
         dropper.close()
         catalog.close()
+
+
+@pytest.fixture(params=["memory", pytest.param("stack", marks=pytest.mark.stack)])
+def reads(request: pytest.FixtureRequest, settings: Settings, unique: str
+          ) -> Iterator[ReadHarness]:
+    if request.param == "memory":
+        yield from memory_harness()
+    else:
+        yield from stack_harness(settings, unique)
+
+
+@pytest.fixture
+def stack_reads(settings: Settings, unique: str) -> Iterator[ReadHarness]:
+    yield from stack_harness(settings, unique)

@@ -95,13 +95,13 @@ class ReadService:
 
     # -- budgets --------------------------------------------------------------------------
 
-    async def _bounded(self, store: str, call: Awaitable[T]) -> T:
+    async def _bounded(self, store: str, call: Awaitable[T], timeout_s: float | None = None
+                       ) -> T:
+        budget = self.settings.store_timeout_s if timeout_s is None else timeout_s
         try:
-            return await asyncio.wait_for(call, self.settings.store_timeout_s)
+            return await asyncio.wait_for(call, budget)
         except TimeoutError:
-            raise StoreUnavailable(
-                f"{store} did not answer within {self.settings.store_timeout_s:g}s"
-            ) from None
+            raise StoreUnavailable(f"{store} did not answer within {budget:g}s") from None
         except StoreError as exc:
             log.warning("%s read failed: %s", store, exc)
             raise StoreUnavailable(f"{store} is unavailable") from exc
@@ -122,7 +122,7 @@ class ReadService:
             CACHE_LOOKUPS.labels(name, "bypass").inc()
             return None
         try:
-            return await self.redis(call)
+            return await self._bounded("Redis", call, self.settings.cache_timeout_s)
         except StoreUnavailable:
             self._cache_down_until = time.monotonic() + self.settings.cache_retry_s
             CACHE_LOOKUPS.labels(name, "error").inc()
@@ -260,14 +260,18 @@ class ReadService:
     # -- readiness ----------------------------------------------------------------------
 
     async def check(self) -> dict[str, str]:
-        checks: dict[str, str] = {}
-        for name, call in (("mongo", self.catalog.ping()), ("redis", self.live.ping())):
+        """Each read store: "ok" or why not (both asked at once, each within its budget)."""
+
+        async def one(name: str, call: Awaitable[None]) -> str:
             try:
                 await self._bounded(name, call)
-                checks[name] = "ok"
             except StoreUnavailable as exc:
-                checks[name] = f"unavailable ({exc})"
-        return checks
+                return f"unavailable ({exc})"
+            return "ok"
+
+        mongo, redis = await asyncio.gather(one("MongoDB", self.catalog.ping()),
+                                            one("Redis", self.live.ping()))
+        return {"mongo": mongo, "redis": redis}
 
 
 __all__ = ["CACHE_LOOKUPS", "Body", "NotFound", "Ranking", "ReadService"]
