@@ -74,7 +74,8 @@ class EmbeddedPlatform:
         from polystream.reads.live import LiveReads
         from polystream.reads.service import ReadService
 
-        return ReadService(MemoryCatalogReads(self.catalog), LiveReads(self.live), settings)
+        return ReadService(MemoryCatalogReads(self.catalog), LiveReads.in_memory(self.live),
+                           settings)
 
     def start(self) -> None:
         runners: list[tuple[str, SinkWorker | AuditWorker]] = [

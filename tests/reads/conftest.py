@@ -25,7 +25,7 @@ from polystream.sinks.memory_live import InMemoryLiveStore
 from polystream.sinks.mongo import MongoCatalogStore
 from polystream.sinks.ports import EventStore
 from polystream.sinks.receipts import InMemoryReceiptLog
-from polystream.sinks.redis_live import RedisLiveStore, connect
+from polystream.sinks.redis_live import RedisLiveStore
 
 from .data import catalog_events, live_events
 
@@ -62,7 +62,8 @@ def _load(catalog: EventStore, live: EventStore) -> None:
 def memory_harness() -> Iterator[ReadHarness]:
     catalog, live = InMemoryCatalogStore(), InMemoryLiveStore()
     _load(catalog, live)
-    service = ReadService(MemoryCatalogReads(catalog), LiveReads(live), READ_SETTINGS)
+    service = ReadService(MemoryCatalogReads(catalog), LiveReads.in_memory(live),
+                          READ_SETTINGS)
     with make_client(service) as client:
         yield ReadHarness("memory", client, service, catalog, live)
 
@@ -76,8 +77,9 @@ def stack_harness(settings: Settings, unique: str) -> Iterator[ReadHarness]:
         _load(catalog, live)
         service = ReadService(
             MongoCatalogReads.from_settings(mongo_settings, READ_SETTINGS.store_timeout_s),
-            LiveReads(RedisLiveStore(connect(settings.redis.url, socket_timeout_s=0.75),
-                                     prefix=f"reads{unique}")),
+            LiveReads.from_settings(
+                settings.redis.model_copy(update={"key_prefix": f"reads{unique}"}),
+                READ_SETTINGS.store_timeout_s),
             READ_SETTINGS)
         with make_client(service) as client:
             yield ReadHarness("stack", client, service, catalog, live)
