@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from pydantic import SecretStr
 from pymongo import MongoClient
 
 from polystream.api import ApiDeps, create_app
@@ -19,7 +20,7 @@ from polystream.domain.events import AnyEvent
 from polystream.reads.catalog import MemoryCatalogReads, MongoCatalogReads
 from polystream.reads.live import LiveReads
 from polystream.reads.service import ReadService
-from polystream.settings import ReadSettings, Settings
+from polystream.settings import ApiSettings, ReadSettings, Settings
 from polystream.sinks.memory_catalog import InMemoryCatalogStore
 from polystream.sinks.memory_live import InMemoryLiveStore
 from polystream.sinks.mongo import MongoCatalogStore
@@ -30,6 +31,7 @@ from polystream.sinks.redis_live import RedisLiveStore
 from .data import catalog_events, live_events
 
 READ_SETTINGS = ReadSettings(store_timeout_s=1.5, cache_retry_s=0.0)
+OPERATOR_TOKEN = "reads-operator-token-0123456789"
 
 
 @dataclass
@@ -48,7 +50,9 @@ class ReadHarness:
 
 def make_client(service: ReadService, settings: Settings | None = None) -> TestClient:
     broker = InMemoryBroker()
-    app = create_app(ApiDeps(settings=settings or Settings(reads=READ_SETTINGS),
+    settings = settings or Settings(
+        reads=READ_SETTINGS, api=ApiSettings(operator_token=SecretStr(OPERATOR_TOKEN)))
+    app = create_app(ApiDeps(settings=settings,
                              publisher=InMemoryEventPublisher(broker),
                              receipts=InMemoryReceiptLog(), reads=service))
     return TestClient(app)

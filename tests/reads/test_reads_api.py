@@ -13,7 +13,7 @@ from prometheus_client import REGISTRY
 from polystream.domain.events import new_event
 from polystream.domain.examples import example_payload
 
-from .conftest import ReadHarness
+from .conftest import OPERATOR_TOKEN, ReadHarness
 from .data import POSTER, TITLES, title_event
 
 LIVE_IDS = [t[0] for t in TITLES if t[0] != "t11"]
@@ -218,3 +218,12 @@ def test_operators_and_patterns_are_refused(reads: ReadHarness, url: str) -> Non
     assert body["detail"] and body["errors"]
     after = reads.catalog.snapshot(), reads.live.dump()  # type: ignore[attr-defined]
     assert after == before
+
+
+def test_metrics_expose_cache_counters_to_operators_only(reads: ReadHarness) -> None:
+    reads.client.get("/titles/t05")
+    reads.client.get("/titles/t05")
+    assert reads.client.get("/metrics").status_code == 401
+    response = reads.client.get("/metrics", headers={"Authorization": f"Bearer {OPERATOR_TOKEN}"})
+    assert response.status_code == 200
+    assert 'polystream_read_cache_lookups_total{cache="title",result="hit"}' in response.text

@@ -24,6 +24,7 @@ from polystream.api.errors import install_error_handlers
 from polystream.api.events.router import router as events_router
 from polystream.api.flags.router import router as flags_router
 from polystream.api.guard import AccessLog, RequestGuard, is_upload
+from polystream.api.metrics import router as metrics_router
 from polystream.api.playback.router import router as playback_router
 from polystream.api.rankings.router import router as rankings_router
 from polystream.api.ratings.router import router as ratings_router
@@ -68,6 +69,10 @@ stores (`GET /events/{event_id}`).
   rejected it (e.g. email already registered) or kept a newer version, 422 when it was
   dead-lettered, 202 when the wait runs out.
 * **Publish failures** answer 503: the command was not accepted.
+* **Public reads** (no login): `GET /titles` (filters, keyset cursor), `/titles/{id}`,
+  `/titles/{id}/related`, `/titles/{id}/poster` from MongoDB, cached in Redis (`X-Cache`);
+  `GET /rankings/{name}` and `GET /flags` (public flags) from Redis. A store that is down
+  answers 503 within 2 s; the other endpoints keep working.
 * **Auth**: catalog and flag endpoints need the operator token
   (`Authorization: Bearer <token>`). User login and per-user authorization come with the
   read API; until then the user commands trust the `user_id` they are given.
@@ -118,6 +123,7 @@ def create_app(deps: ApiDeps) -> FastAPI:
         app.state.reads = deps.reads
         app.include_router(titles_router)
         app.include_router(rankings_router)
+    app.include_router(metrics_router)
 
     @app.get("/healthz", tags=["health"], summary="The process is alive")
     async def healthz() -> dict[str, str]:
