@@ -147,10 +147,12 @@ def api_process(workers: int, env: dict[str, str], log_path: Path) -> Iterator[
 def warm(base: str, calls: Sequence[Call]) -> None:
     """Ask every distinct request once, so that the measurement sees the cache filled."""
     def one(call: Call) -> None:
-        with contextlib.suppress(OSError):
-            urllib.request.urlopen(base + call.path, timeout=30).close()
+        for _ in range(3):  # a 503 (the store over its budget on a loaded box) is retried
+            with contextlib.suppress(OSError):
+                urllib.request.urlopen(base + call.path, timeout=30).close()
+                return
 
-    with ThreadPoolExecutor(8) as pool:
+    with ThreadPoolExecutor(4) as pool:
         list(pool.map(one, calls))
 
 

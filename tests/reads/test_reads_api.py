@@ -227,3 +227,29 @@ def test_metrics_expose_cache_counters_to_operators_only(reads: ReadHarness) -> 
     response = reads.client.get("/metrics", headers={"Authorization": f"Bearer {OPERATOR_TOKEN}"})
     assert response.status_code == 200
     assert 'polystream_read_cache_lookups_total{cache="title",result="hit"}' in response.text
+
+
+def test_concurrent_misses_share_one_store_read(reads: ReadHarness) -> None:
+    import asyncio
+
+    calls = 0
+    catalog = reads.service.catalog
+    original = catalog.title
+
+    async def counted(title_id: str) -> dict[str, Any] | None:
+        nonlocal calls
+        calls += 1
+        await asyncio.sleep(0.05)
+        return await original(title_id)
+
+    async def burst() -> list[str]:
+        bodies = await asyncio.gather(*(reads.service.title("t05") for _ in range(10)))
+        return [body.cache for body in bodies]
+
+    catalog.title = counted  # type: ignore[method-assign]
+    try:
+        results = reads.client.portal.call(burst)  # type: ignore[union-attr]
+    finally:
+        catalog.title = original  # type: ignore[method-assign]
+    assert results == ["miss"] * 10
+    assert calls == 1

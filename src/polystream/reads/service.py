@@ -27,7 +27,7 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from enum import StrEnum
@@ -88,6 +88,7 @@ class ReadService:
         self.live = live
         self.settings = settings
         self._cache_down_until = 0.0
+        self._inflight: dict[tuple[str, str], asyncio.Future[Body]] = {}
 
     async def close(self) -> None:
         await self.catalog.close()
@@ -147,12 +148,34 @@ class ReadService:
 
     # -- titles ---------------------------------------------------------------------------
 
+    async def _once(self, key: tuple[str, str], compute: Callable[[], Awaitable[Body]]
+                    ) -> Body:
+        """Concurrent misses of one entry share one store read (no stampede on a store that
+        is slow already: FerretDB scans the collection for every query)."""
+        running = self._inflight.get(key)
+        if running is not None:
+            return await asyncio.shield(running)
+        task = asyncio.ensure_future(compute())
+        self._inflight[key] = task
+
+        def finished(done: asyncio.Future[Body]) -> None:
+            self._inflight.pop(key, None)
+            if not done.cancelled():
+                done.exception()  # retrieved, even when every waiter went away
+
+        task.add_done_callback(finished)
+        return await asyncio.shield(task)
+
     async def title(self, title_id: str) -> Body:
         entry, version = await self._lookup("title", title_id)
         if entry is not None:
             CACHE_LOOKUPS.labels("title", "hit").inc()
             return Body(entry.encode(), "hit")
         CACHE_LOOKUPS.labels("title", "miss").inc()
+        return await self._once(("title", title_id),
+                                lambda: self._title_from_store(title_id, version))
+
+    async def _title_from_store(self, title_id: str, version: int | None) -> Body:
         doc = await self.mongo(self.catalog.title(title_id))
         if doc is None:
             raise NotFound(title_id)
@@ -170,6 +193,11 @@ class ReadService:
                 CACHE_LOOKUPS.labels("browse", "hit").inc()
                 return Body(body.encode(), "hit")
         CACHE_LOOKUPS.labels("browse", "miss").inc()
+        return await self._once(("browse", key),
+                                lambda: self._page_from_store(query, key, version))
+
+    async def _page_from_store(self, query: TitleQuery, key: str, version: int | None
+                               ) -> Body:
         items = await self.mongo(self.catalog.browse(query, query.limit + 1))
         more = len(items) > query.limit
         items = items[: query.limit]
