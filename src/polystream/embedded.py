@@ -20,6 +20,7 @@ from polystream.bus.memory import InMemoryBroker, InMemoryEventConsumer, InMemor
 from polystream.bus.ports import TopicSpec
 from polystream.bus.topology import CONSUMER_GROUPS, TOPIC_PARTITIONS, Topic, topics_for
 from polystream.domain.events import Sink
+from polystream.reads.invalidation import CacheInvalidatingStore
 from polystream.sinks.memory_accounts import InMemoryAccountStore
 from polystream.sinks.memory_catalog import InMemoryCatalogStore
 from polystream.sinks.memory_live import InMemoryLiveStore
@@ -53,7 +54,9 @@ class EmbeddedPlatform:
         self._threads: list[threading.Thread] = []
         self.workers: dict[Sink, SinkWorker] = {}
         stores: dict[Sink, EventStore] = {
-            Sink.POSTGRES: self.accounts, Sink.MONGO: self.catalog, Sink.REDIS: self.live}
+            Sink.POSTGRES: self.accounts,
+            Sink.MONGO: CacheInvalidatingStore(self.catalog, self.live),
+            Sink.REDIS: self.live}
         for sink, store in stores.items():
             self.workers[sink] = SinkWorker(
                 sink=sink, consumer=self._consumer(sink), store=store,

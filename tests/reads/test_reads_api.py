@@ -11,7 +11,8 @@ import pytest
 from prometheus_client import REGISTRY
 
 from polystream.domain.events import new_event
-from polystream.domain.examples import example_payload
+from polystream.domain.examples import example_payload, movie_title
+from polystream.reads.invalidation import CacheInvalidatingStore
 
 from .conftest import OPERATOR_TOKEN, ReadHarness
 from .data import POSTER, TITLES, title_event
@@ -253,3 +254,27 @@ def test_concurrent_misses_share_one_store_read(reads: ReadHarness) -> None:
         catalog.title = original  # type: ignore[method-assign]
     assert results == ["miss"] * 10
     assert calls == 1
+
+
+def test_mongo_sink_invalidates_when_it_stores_after_the_redis_sink(reads: ReadHarness
+                                                                    ) -> None:
+    mongo_sink = CacheInvalidatingStore(reads.catalog, reads.live)  # type: ignore[arg-type]
+    assert reads.client.get("/titles/t10").headers["x-cache"] == "miss"
+    assert reads.client.get("/titles?genre=action").headers["x-cache"] == "miss"
+    assert reads.client.get("/titles?genre=action").headers["x-cache"] == "hit"
+    # MongoDB stores the change first; the Redis sink has not applied it yet.
+    renamed = title_event("t10", version=2, title="Alpha Protocol: Reloaded")
+    newcomer = new_event(movie_title(title_id="t13", version=1, title="Beta Protocol",
+                                     year=2024, genres=["action"]), source="test")
+    outcomes = mongo_sink.apply([renamed, newcomer])
+    assert [o.status.value for o in outcomes] == ["stored", "stored"]
+    detail = reads.client.get("/titles/t10")
+    assert detail.headers["x-cache"] == "miss"
+    assert detail.json()["title"] == "Alpha Protocol: Reloaded"
+    page = reads.client.get("/titles?genre=action")
+    assert page.headers["x-cache"] == "miss"
+    assert ids(page.json()) == ["t13", "t10"]
+    # A replay stores nothing and retires nothing.
+    assert reads.client.get("/titles?genre=action").headers["x-cache"] == "hit"
+    assert [o.status.value for o in mongo_sink.apply([renamed])] == ["duplicate"]
+    assert reads.client.get("/titles?genre=action").headers["x-cache"] == "hit"

@@ -20,6 +20,7 @@ from redis.exceptions import RedisError
 from polystream.domain.events import Genre
 from polystream.settings import RedisSettings
 from polystream.sinks.ports import TransientStoreError
+from polystream.sinks.redis_live import cache_version
 
 T = TypeVar("T")
 
@@ -42,9 +43,9 @@ class LiveStoreReads(Protocol):
 
     def title_versions(self, title_ids: Sequence[str]) -> list[int | None]: ...
 
-    def cache_read(self, kind: str, key: str) -> tuple[str | None, int]: ...
+    def cache_read(self, kind: str, key: str) -> tuple[str | None, str]: ...
 
-    def cache_write(self, kind: str, key: str, value: str, ttl_s: int, if_version: int
+    def cache_write(self, kind: str, key: str, value: str, ttl_s: int, if_version: str
                     ) -> bool: ...
 
     def close(self) -> None: ...
@@ -101,12 +102,12 @@ class LiveReads:
     async def title_versions(self, title_ids: Sequence[str]) -> list[int | None]:
         return await self._run(self.store.title_versions, title_ids)
 
-    async def cache_read(self, kind: str, key: str) -> tuple[str | None, int]:
+    async def cache_read(self, kind: str, key: str) -> tuple[str | None, str]:
         if self._fast is not None:
             return await self._fast.read(kind, key)
         return await self._run(self.store.cache_read, kind, key)
 
-    async def cache_write(self, kind: str, key: str, value: str, ttl_s: int, if_version: int
+    async def cache_write(self, kind: str, key: str, value: str, ttl_s: int, if_version: str
                           ) -> bool:
         return await self._run(self.store.cache_write, kind, key, value, ttl_s, if_version)
 
@@ -125,7 +126,7 @@ class FastCache:
 
     def __init__(self, client: aioredis.Redis, prefix: str) -> None:
         self._client = client
-        self._version_key = f"{prefix}:cache:catalog:version"
+        self._version_keys = (f"{prefix}:cache:catalog:version", f"{prefix}:cache:catalog:mongo")
         self._prefix = f"{prefix}:cache:"
 
     @classmethod
@@ -135,13 +136,13 @@ class FastCache:
                                          socket_connect_timeout=socket_timeout_s)
         return cls(client, prefix)
 
-    async def read(self, kind: str, key: str) -> tuple[str | None, int]:
+    async def read(self, kind: str, key: str) -> tuple[str | None, str]:
         try:
-            entry, version = await self._client.mget(f"{self._prefix}{kind}:{key}",
-                                                     self._version_key)
+            entry, by_redis, by_mongo = cast(list[str | None], await self._client.mget(
+                f"{self._prefix}{kind}:{key}", *self._version_keys))
         except RedisError as exc:
             raise TransientStoreError(f"redis unavailable: {exc}") from exc
-        return cast(str | None, entry), int(version) if version is not None else 0
+        return entry, cache_version(by_redis, by_mongo)
 
     async def close(self) -> None:
         await self._client.aclose()

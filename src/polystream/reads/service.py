@@ -129,11 +129,11 @@ class ReadService:
             CACHE_LOOKUPS.labels(name, "error").inc()
             return None
 
-    async def _lookup(self, kind: str, key: str) -> tuple[str | None, int | None]:
+    async def _lookup(self, kind: str, key: str) -> tuple[str | None, str | None]:
         found = await self._cache(kind, self.live.cache_read(kind, key))
         return (None, None) if found is None else found
 
-    async def _store(self, kind: str, key: str, value: str, ttl_s: int, version: int | None,
+    async def _store(self, kind: str, key: str, value: str, ttl_s: int, version: str | None,
                      titles: Sequence[Document]) -> None:
         if version is None:
             return
@@ -175,7 +175,7 @@ class ReadService:
         return await self._once(("title", title_id),
                                 lambda: self._title_from_store(title_id, version))
 
-    async def _title_from_store(self, title_id: str, version: int | None) -> Body:
+    async def _title_from_store(self, title_id: str, version: str | None) -> Body:
         doc = await self.mongo(self.catalog.title(title_id))
         if doc is None:
             raise NotFound(title_id)
@@ -189,14 +189,14 @@ class ReadService:
         entry, version = await self._lookup("browse", key)
         if entry is not None:
             stored_version, _, body = entry.partition("\n")
-            if stored_version == str(version):
+            if stored_version == version:
                 CACHE_LOOKUPS.labels("browse", "hit").inc()
                 return Body(body.encode(), "hit")
         CACHE_LOOKUPS.labels("browse", "miss").inc()
         return await self._once(("browse", key),
                                 lambda: self._page_from_store(query, key, version))
 
-    async def _page_from_store(self, query: TitleQuery, key: str, version: int | None
+    async def _page_from_store(self, query: TitleQuery, key: str, version: str | None
                                ) -> Body:
         items = await self.mongo(self.catalog.browse(query, query.limit + 1))
         more = len(items) > query.limit
