@@ -1,6 +1,7 @@
-"""``python -m bench.api`` (or ``polystream bench api``): the write API under load.
+"""``python -m bench.api`` (or ``polystream bench api``): the API under load.
 
     python -m bench.api [--quick] [--workers 1,2] [--seconds S] [--rate R] [--out DIR]
+                        [--endpoints healthz,title,browse,trending,healthz]
 
 For each uvicorn worker count, ``polystream api serve --workers N`` is started as users start
 it, on its own port, with the run's own PostgreSQL database and Redis logical database. Then,
@@ -9,7 +10,9 @@ against that one process (tree):
 * closed loop, ``wrk`` (2 threads, 32 connections; 8 for registrations): ``/healthz``, a
   heartbeat (``POST /playback/sessions/{id}/progress``), a rating
   (``PUT /titles/{t}/ratings/{u}``), a registration (``POST /users``: argon2id),
-  ``/healthz`` again; accepted = 2xx answers;
+  ``/healthz`` again, then the public reads (``reads.py``): ``GET /titles/{id}`` (cached),
+  ``GET /titles`` (cached pages and distinct, uncached queries), ``GET /rankings/trending``,
+  and ``/healthz`` once more; accepted = 2xx answers;
 * open loop at ``--rate`` (1,000/s) for ``/healthz``, the heartbeat and the rating, latency
   from each request's scheduled send time (registration is argon2id-bound far below that
   rate: its closed-loop maximum says how far).
@@ -35,6 +38,7 @@ import time
 import urllib.request
 import uuid
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
@@ -44,6 +48,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from bench.api.open_loop import OpenLoop, run_open_loop
+from bench.api.reads import READ_ENDPOINTS, seed_stores
 from bench.api.requests import ENDPOINTS, PREFIX, Call, with_tokens
 from bench.api.wrk import CONNECTIONS, ClosedLoop, ensure_wrk, run_wrk
 from bench.pipeline.isolation import Workspace
@@ -56,11 +61,21 @@ from polystream.sinks.redis_live import connect
 
 RESULTS_DIR: Final = Path(__file__).resolve().parents[1] / "results"
 HOST: Final = "127.0.0.1"
-CLOSED: Final = ("healthz", "heartbeat", "rating", "registration", "healthz")
+CLOSED: Final = ("healthz", "heartbeat", "rating", "registration", "healthz", "title", "browse",
+                  "browse-uncached", "trending", "healthz")
 OPEN: Final = ("healthz", "heartbeat", "rating")
+ALL_CALLS: Final = {**ENDPOINTS, **READ_ENDPOINTS}
+#: Measured with their cache filled (each distinct request asked once just before).
+WARMED: Final = ("title", "browse")
 #: Two argon2id threads per process saturate with a few clients; more connections would only
 #: queue requests (and leave a backlog that delays the next measurement).
 REGISTRATION_CONNECTIONS: Final = 8
+#: Connections per endpoint where 32 would only queue requests: argon2id, and FerretDB, which
+#: scans the collection for every uncached query (32 at once all miss the 1.5 s budget).
+FEW_CONNECTIONS: Final = {"registration": REGISTRATION_CONNECTIONS, "browse-uncached": 4}
+#: Pages stay cached through the whole run (the default TTL is 30 s; warming the pages on
+#: FerretDB takes about that long on a loaded box). Uncached pages are measured apart.
+READ_ENV: Final = {"POLYSTREAM_READS__BROWSE_CACHE_TTL_S": "600"}
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -75,8 +90,17 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help="seconds per open-loop measurement (default 8)")
     parser.add_argument("--rate", type=float, default=1000.0,
                         help="open-loop requests per second (default 1000)")
+    parser.add_argument("--endpoints", default=None,
+                        help="closed-loop endpoints in order (default: "
+                        f"{','.join(CLOSED)}); the open loop keeps those of {','.join(OPEN)}")
     parser.add_argument("--out", type=Path, default=RESULTS_DIR)
     args = parser.parse_args(argv)
+    args.endpoints = [e.strip() for e in (args.endpoints or ",".join(CLOSED)).split(",")
+                      if e.strip()]
+    unknown = sorted(set(args.endpoints) - set(ALL_CALLS))
+    if unknown:
+        parser.error(f"--endpoints: unknown {', '.join(unknown)}; known: "
+                     f"{', '.join(ALL_CALLS)}")
     workers = args.workers or ("1" if args.quick else "1,2")
     try:
         args.workers = [int(w) for w in workers.split(",") if w.strip()]
@@ -129,6 +153,18 @@ def api_process(workers: int, env: dict[str, str], log_path: Path) -> Iterator[
         stop_workers([api], timeout_s=30)
 
 
+def warm(base: str, calls: Sequence[Call]) -> None:
+    """Ask every distinct request once, so that the measurement sees the cache filled."""
+    def one(call: Call) -> None:
+        for _ in range(3):  # a 503 (the store over its budget on a loaded box) is retried
+            with contextlib.suppress(OSError):
+                urllib.request.urlopen(base + call.path, timeout=30).close()
+                return
+
+    with ThreadPoolExecutor(2) as pool:
+        list(pool.map(one, calls))
+
+
 def settle(api: Worker, timeout_s: float = 20.0) -> float:
     """Wait until the API is idle (under 5 % of a core for half a second): a closed-loop run
     leaves accepted requests behind (registrations queue for argon2id), which must not land
@@ -163,7 +199,7 @@ def open_sessions(settings: Settings, calls: dict[str, list[Call]]) -> dict[str,
 
 def measure(workers: int, env: dict[str, str], args: argparse.Namespace, log_dir: Path,
             run: str, progress: Any, settings: Settings) -> dict[str, Any]:
-    calls = {name: make() for name, make in ENDPOINTS.items()}
+    calls = {name: ALL_CALLS[name]() for name in dict.fromkeys(args.endpoints)}
     tokens = open_sessions(settings, calls)
     calls = {name: with_tokens(cs, tokens) for name, cs in calls.items()}
     closed: list[ClosedLoop] = []
@@ -172,20 +208,22 @@ def measure(workers: int, env: dict[str, str], args: argparse.Namespace, log_dir
     with api_process(workers, env, log_dir / f"api-{workers}.log") as (api, port):
         base = f"http://{HOST}:{port}"
         # Warm-up: the first requests load routes, connect to Kafka and Redis.
-        run_wrk("warm-up", calls["heartbeat"], base, 1, run, connections=4)
-        for name in CLOSED:
+        run_wrk("warm-up", calls.get("heartbeat", calls[args.endpoints[0]]), base, 1, run,
+                connections=4)
+        for name in args.endpoints:
+            if name in WARMED:
+                warm(base, calls[name])
             settle(api)
             cpu0 = api.sample().cpu_s
             result = run_wrk(name, calls[name], base, args.seconds, run,
-                             connections=REGISTRATION_CONNECTIONS if name == "registration"
-                             else CONNECTIONS)
+                             connections=FEW_CONNECTIONS.get(name, CONNECTIONS))
             result.api_cpu_s = api.sample().cpu_s - cpu0
             closed.append(result)
             progress(f"  workers={workers} closed {name:<12} {result.rate:>8,.0f}/s "
                      f"p50 {result.p50_ms:.1f} ms p99 {result.p99_ms:.1f} ms"
                      + (f" [red]{escape('; '.join(result.problems))}[/]"
                         if result.problems else ""))
-        for name in OPEN:
+        for name in (n for n in OPEN if n in calls):
             settle(api)
             cpu0 = api.sample().cpu_s
             loop = run_open_loop(name, calls[name], HOST, port, args.rate, args.open_seconds,
@@ -231,11 +269,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     problems: list[str] = []
     try:
         names = ws.phase("api")
-        env = names.env()
+        env = {**names.env(), **READ_ENV}
         sim = simulate(env, events=PREFIX)
         problems += sim.problems
         console.print(f"  published the simulator's first {sim.sent:,} events (users, titles, "
                       "viewing sessions the requests name)")
+        seeded = seed_stores(names.settings(settings))
+        console.print(f"  applied {seeded['mongo']:,} of them to MongoDB and "
+                      f"{seeded['redis']:,} to Redis (what the read endpoints serve)")
         for workers in args.workers:
             try:
                 runs.append(measure(workers, env, args, log_dir, run_id, console.print,
@@ -255,7 +296,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "command": " ".join(["python -m bench.api", *(sys.argv[1:] if argv is None else argv)]),
         "machine": info,
         "git": git_state(),
-        "settings": {"workers": args.workers, "closed_seconds": args.seconds,
+        "settings": {"workers": args.workers, "endpoints": args.endpoints,
+                     "closed_seconds": args.seconds,
                      "open_seconds": args.open_seconds, "rate": args.rate,
                      "connections": 32, "wrk_threads": 2},
         "runs": runs,
@@ -279,7 +321,7 @@ def _ms(value: float | None) -> str:
 
 def table(document: dict[str, Any]) -> Table:
     rate = document["settings"]["rate"]
-    out = Table(title="write API: closed loop (wrk, 32 connections) next to /healthz of the "
+    out = Table(title="API: closed loop (wrk, 32 connections) next to /healthz of the "
                 f"same process; open loop at {rate:,.0f}/s from scheduled send times")
     for col in ("workers", "endpoint", "accepted/s", "of /healthz", "p50 ms", "p99 ms",
                 "API CPU", "open p50 ms", "open p99 ms", "open max ms", "not 2xx / lost"):

@@ -135,7 +135,8 @@ def api_markdown(docs: Sequence[Doc]) -> str:
     counts = sorted({r["workers"] for d in docs for r in d["runs"]})
     for workers in counts:
         runs = [r for d in docs for r in d["runs"] if r["workers"] == workers]
-        for endpoint in ("healthz", "heartbeat", "rating", "registration"):
+        # Every endpoint the runs measured (`--endpoints`), in the order they were measured.
+        for endpoint in dict.fromkeys(c["endpoint"] for r in runs for c in r["closed"]):
             closed = [c for r in runs for c in r["closed"] if c["endpoint"] == endpoint]
             opened = [o for r in runs for o in r["open"] if o["endpoint"] == endpoint]
             ratio = _median([c.get("of_healthz") for c in closed])

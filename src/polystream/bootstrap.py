@@ -66,6 +66,12 @@ def sink_worker(sink: Sink, settings: Settings, config: WorkerConfig) -> SinkWor
     to fail at start-up), so a failed attempt leaves no Kafka client behind to clean up."""
     role = f"worker-{sink.value}"
     sink_store = store(sink, settings)
+    if sink is Sink.MONGO:
+        from polystream.reads.invalidation import CacheInvalidatingStore
+        from polystream.sinks.redis_live import RedisLiveStore
+
+        sink_store = CacheInvalidatingStore(sink_store, RedisLiveStore.from_settings(
+            settings.redis, prefix=settings.redis.key_prefix), owns_invalidator=True)
     try:
         receipts = receipt_log(settings)
         return SinkWorker(

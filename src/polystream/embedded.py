@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from polystream.audit.memory import InMemoryAuditIndex
 from polystream.audit.worker import AuditWorker
@@ -19,12 +20,17 @@ from polystream.bus.memory import InMemoryBroker, InMemoryEventConsumer, InMemor
 from polystream.bus.ports import TopicSpec
 from polystream.bus.topology import CONSUMER_GROUPS, TOPIC_PARTITIONS, Topic, topics_for
 from polystream.domain.events import Sink
+from polystream.reads.invalidation import CacheInvalidatingStore
 from polystream.sinks.memory_accounts import InMemoryAccountStore
 from polystream.sinks.memory_catalog import InMemoryCatalogStore
 from polystream.sinks.memory_live import InMemoryLiveStore
 from polystream.sinks.ports import EventStore
 from polystream.sinks.receipts import InMemoryReceiptLog
 from polystream.sinks.worker import SinkWorker, WorkerConfig
+
+if TYPE_CHECKING:
+    from polystream.reads.service import ReadService
+    from polystream.settings import ReadSettings
 
 # Not a secret: the embedded mode keeps nothing beyond the process.
 _EMBEDDED_AUDIT_KEY = b"polystream-embedded-demo"
@@ -48,7 +54,9 @@ class EmbeddedPlatform:
         self._threads: list[threading.Thread] = []
         self.workers: dict[Sink, SinkWorker] = {}
         stores: dict[Sink, EventStore] = {
-            Sink.POSTGRES: self.accounts, Sink.MONGO: self.catalog, Sink.REDIS: self.live}
+            Sink.POSTGRES: self.accounts,
+            Sink.MONGO: CacheInvalidatingStore(self.catalog, self.live),
+            Sink.REDIS: self.live}
         for sink, store in stores.items():
             self.workers[sink] = SinkWorker(
                 sink=sink, consumer=self._consumer(sink), store=store,
@@ -61,6 +69,16 @@ class EmbeddedPlatform:
     def _consumer(self, sink: Sink) -> InMemoryEventConsumer:
         return InMemoryEventConsumer(self.broker, CONSUMER_GROUPS[sink],
                                      [t.value for t in topics_for(sink)], client_id=sink.value)
+
+    def read_service(self, settings: ReadSettings) -> ReadService:
+        """The public reads over this platform's in-memory stores (what ``demo --serve``
+        serves; the same service the real stack runs on MongoDB and Redis)."""
+        from polystream.reads.catalog import MemoryCatalogReads
+        from polystream.reads.live import LiveReads
+        from polystream.reads.service import ReadService
+
+        return ReadService(MemoryCatalogReads(self.catalog), LiveReads.in_memory(self.live),
+                           settings)
 
     def start(self) -> None:
         runners: list[tuple[str, SinkWorker | AuditWorker]] = [

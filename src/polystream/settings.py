@@ -202,6 +202,26 @@ class ApiSettings(BaseModel):
     audit_secret: SecretStr = SecretStr("")
 
 
+class ReadSettings(BaseModel):
+    """The public read endpoints (``/titles``, ``/rankings``, ``/flags``)."""
+
+    # Budget of one store call of a read: past it the endpoint answers 503 (the API promises
+    # an answer within 2 s when a store is down; this leaves room for the rest of the request).
+    store_timeout_s: float = Field(1.5, gt=0, le=10)
+    # Cache-aside lifetimes. Invalidation by the Redis sink is what keeps entries fresh; the
+    # TTL only bounds what a missed invalidation can cost.
+    title_cache_ttl_s: int = Field(300, ge=1)
+    browse_cache_ttl_s: int = Field(30, ge=1)
+    # Budget of one cache operation: a cache slower than this is worse than none.
+    cache_timeout_s: float = Field(0.5, gt=0, le=10)
+    # After a cache failure, reads skip the cache for this long instead of paying the
+    # timeout on every request (they still answer, from the store of record).
+    cache_retry_s: float = Field(5.0, ge=0)
+    # A flag is public (served by `GET /flags` to anyone) when its name starts with one of
+    # these; every other flag stays private to the services.
+    public_flag_prefixes: tuple[str, ...] = ("public.",)
+
+
 class StackSettings(BaseModel):
     # All state, logs and pid files of the managed servers; relative paths are taken from the
     # current directory (the checkout, for `make`).
@@ -238,6 +258,7 @@ class Settings(BaseSettings):
     opensearch: OpenSearchSettings = OpenSearchSettings()
     api: ApiSettings = ApiSettings()
     stack: StackSettings = StackSettings()
+    reads: ReadSettings = ReadSettings()
 
 
 def load_settings() -> Settings:

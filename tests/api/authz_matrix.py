@@ -103,6 +103,15 @@ ROUTES: dict[tuple[str, str], Row] = {
     ("GET", "/audit/events"): Row("operator", plain("GET", "/audit/events?limit=1")),
     ("GET", "/audit/events/{event_id}"): Row("operator", plain(
         "GET", f"/audit/events/{EVENT_ID}")),
+    # The public reads: the catalog, rankings and public flags need no login.
+    ("GET", "/titles"): Row("public", plain("GET", "/titles?limit=1")),
+    ("GET", "/titles/{title_id}"): Row("public", plain("GET", f"/titles/{EVENT_ID}")),
+    ("GET", "/titles/{title_id}/related"): Row("public", plain(
+        "GET", f"/titles/{EVENT_ID}/related")),
+    ("GET", "/titles/{title_id}/poster"): Row("public", plain("GET", f"/titles/{EVENT_ID}/poster")),
+    ("GET", "/rankings/{ranking}"): Row("public", plain("GET", "/rankings/trending")),
+    ("GET", "/flags"): Row("public", plain("GET", "/flags")),
+    ("GET", "/metrics"): Row("operator", plain("GET", "/metrics")),
     # The dashboard's page and files are public (they hold no data); what it shows is not.
     ("GET", "/docs"): Row("public", plain("GET", "/docs")),
     ("GET", "/docs/static/{name}"): Row("public", plain("GET", "/docs/static/swagger-ui.css")),

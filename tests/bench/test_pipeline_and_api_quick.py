@@ -85,10 +85,15 @@ def test_quick_api_bench_accepts_commands_next_to_healthz(tmp_path: Path) -> Non
     (run,) = doc["runs"]
     assert run["workers"] == 1 and run["healthz_rate"] > 0
     closed = {c["endpoint"]: c for c in run["closed"]}
-    assert set(closed) == {"healthz", "heartbeat", "rating", "registration"}
+    assert set(closed) == {"healthz", "heartbeat", "rating", "registration", "title", "browse",
+                           "browse-uncached", "trending"}
+    healthz_runs = [c for c in run["closed"] if c["endpoint"] == "healthz"]
+    assert len(healthz_runs) == 3  # before, between and after the others, in the same process
     for name, c in closed.items():
-        assert c["accepted"] > 0 and c["rate"] > 0, name
         assert c["accepted"] == c["requests"], name
+        if name == "browse-uncached" and c["requests"] == 0:
+            continue  # a quick second of cache misses on FerretDB may finish none
+        assert c["accepted"] > 0 and c["rate"] > 0, name
         assert _ordered(c["p50_ms"], c["p90_ms"], c["p99_ms"], c["max_ms"]), name
     # argon2id makes a registration far dearer than a heartbeat.
     assert closed["registration"]["rate"] < closed["heartbeat"]["rate"]

@@ -71,3 +71,19 @@ def test_on_stores_holding_only_this_file_the_aggregates_are_compared_too() -> N
     assert not exact.ok and any(counter in s for s in exact.samples)
     [loose] = compare_live(expected.live.dump(), live, scope=scope, exact=False)
     assert loose.ok and loose.shared >= 1
+
+
+def test_read_api_cache_entries_are_not_state_but_the_catalog_version_is() -> None:
+    mine = _events(7, 2000)
+    expected = expected_state(mine)
+    live = expected_state(mine).live.dump()
+    title = next(k.split(":")[-1] for k in live if k.startswith("title:version:"))
+    live[f"cache:title:{title}"] = ("string", "{}", None)
+    live["cache:browse:0123abcd"] = ("string", "1.0\n{}", None)
+    live["cache:catalog:mongo"] = ("string", "7", None)  # bumped by the MongoDB sink
+    [keys] = compare_live(expected.live.dump(), live, scope=Scope.of(mine), exact=True)
+    assert keys.ok, keys.samples
+    kind, value, expiry = live["cache:catalog:version"]
+    live["cache:catalog:version"] = (kind, str(int(value) + 1), expiry)
+    [keys] = compare_live(expected.live.dump(), live, scope=Scope.of(mine), exact=True)
+    assert not keys.ok

@@ -29,8 +29,11 @@ from polystream.api.flags.router import router as flags_router
 from polystream.api.guard import AccessLog, RequestGuard, is_upload
 from polystream.api.login.router import router as login_router
 from polystream.api.me.router import router as me_router
+from polystream.api.metrics import router as metrics_router
 from polystream.api.playback.router import router as playback_router
+from polystream.api.rankings.router import router as rankings_router
 from polystream.api.ratings.router import router as ratings_router
+from polystream.api.titles.router import router as titles_router
 from polystream.api.users.router import router as users_router
 from polystream.bus.ports import PublishError
 from polystream.domain.events import MAX_ASSET_BYTES, MAX_EVENT_BYTES
@@ -57,7 +60,7 @@ def body_limit(method: str, path: str, content_type: str) -> int:
 
 
 DESCRIPTION = """
-The write side of polystream: every command is validated, published as an event on Kafka and
+The API of polystream. Every command is validated, published as an event on Kafka and
 answered `202 Accepted` with the event id and a `Location` to follow its progress through the
 stores (`GET /events/{event_id}`).
 
@@ -71,6 +74,10 @@ stores (`GET /events/{event_id}`).
   rejected it (e.g. email already registered) or kept a newer version, 422 when it was
   dead-lettered, 202 when the wait runs out.
 * **Publish failures** answer 503: the command was not accepted.
+* **Public reads** (no login): `GET /titles` (filters, keyset cursor), `/titles/{id}`,
+  `/titles/{id}/related`, `/titles/{id}/poster` from MongoDB, cached in Redis (`X-Cache`);
+  `GET /rankings/{name}` and `GET /flags` (public flags) from Redis. A store that is down
+  answers 503 within 2 s; the other endpoints keep working.
 * **Auth**: `POST /auth/login` gives a bearer `access_token`; every user endpoint takes the
   user from it (never from a `user_id` in the request: another user's id answers 404).
   Catalog, flag and audit endpoints need an operator: an account with the `operator` role,
@@ -91,6 +98,8 @@ def create_app(deps: ApiDeps) -> FastAPI:
         finally:
             runtime.shutting_down = True
             await asyncio.to_thread(_shutdown, runtime)
+            if deps.reads is not None:
+                await deps.reads.close()
 
     app = FastAPI(
         title="polystream write API",
@@ -124,6 +133,11 @@ def create_app(deps: ApiDeps) -> FastAPI:
     if deps.observatory is not None:
         app.include_router(make_dashboard_router(deps.observatory, guard=Operator))
     install_docs(app)
+    if deps.reads is not None:
+        app.state.reads = deps.reads
+        app.include_router(titles_router)
+        app.include_router(rankings_router)
+    app.include_router(metrics_router)
 
     @app.get("/healthz", tags=["health"], summary="The process is alive")
     async def healthz() -> dict[str, str]:
@@ -133,6 +147,8 @@ def create_app(deps: ApiDeps) -> FastAPI:
         "/readyz",
         tags=["health"],
         summary="The API can accept commands (the event bus is usable)",
+        description="`checks` also reports each store the reads use (`mongo`, `redis`): "
+        "a read store that is down makes its endpoints answer 503, not the API unready.",
         responses={503: {"description": "Not ready; `checks` says why."}},
     )
     async def readyz(runtime: Runtime) -> JSONResponse:
@@ -168,6 +184,8 @@ async def _readiness(runtime: ApiRuntime) -> JSONResponse:
         checks["receipts"] = "ok"
     except Exception as exc:
         checks["receipts"] = f"unavailable ({type(exc).__name__})"
+    if runtime.deps.reads is not None:
+        checks.update(await runtime.deps.reads.check())
     return JSONResponse(
         {"status": "ready" if ready else "not ready", "checks": checks},
         status_code=200 if ready else 503,

@@ -24,6 +24,9 @@ from polystream.bus.kafka import KafkaEventPublisher
 from polystream.bus.topology import topic_of
 from polystream.domain.events import EVENT_TYPES
 from polystream.observe.stack import stack_observatory
+from polystream.reads.catalog import MongoCatalogReads
+from polystream.reads.live import LiveReads
+from polystream.reads.service import ReadService
 from polystream.settings import KafkaSettings, Settings, load_settings
 from polystream.sinks.postgres.store import PostgresAccountStore
 from polystream.sinks.redis_live import RedisLiveStore, connect
@@ -91,6 +94,7 @@ def build_deps(settings: Settings) -> ApiDeps:
         2.0, settings.redis.socket_timeout_s))
     live = RedisLiveStore(redis_client, prefix=prefix)
     return ApiDeps(
+        reads=read_service(settings),
         settings=settings,
         publisher=publisher,
         receipts=receipts,
@@ -104,6 +108,14 @@ def build_deps(settings: Settings) -> ApiDeps:
         sessions=RedisSessionStore(redis_client, prefix),
         login_attempts=RedisAttemptCounter(redis_client, prefix),
     )
+
+
+def read_service(settings: Settings) -> ReadService:
+    """MongoDB and Redis clients of their own for the reads, with the reads' short timeouts
+    (nothing connects until the first request)."""
+    timeout = settings.reads.store_timeout_s
+    return ReadService(MongoCatalogReads.from_settings(settings.mongo, timeout),
+                       LiveReads.from_settings(settings.redis, timeout), settings.reads)
 
 
 def create_app_from_settings(settings: Settings) -> FastAPI:

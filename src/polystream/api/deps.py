@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Annotated, Any, Protocol, TypeVar, cast
+from typing import TYPE_CHECKING, Annotated, Any, Protocol, TypeVar, cast
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -46,6 +46,9 @@ class LiveReader(Protocol):
 
 T = TypeVar("T")
 
+if TYPE_CHECKING:
+    from polystream.reads.service import ReadService
+
 
 def _default_hash_threads() -> int:
     # Each argon2id hash holds 64 MiB and runs 4 lanes; a couple in parallel keep the CPU busy
@@ -71,6 +74,9 @@ class ApiDeps:
     audit: AuditIndex | None = None
     #: What the operators' `/dashboard` shows; None leaves the dashboard out.
     observatory: Observatory | None = None
+    #: The public reads (``/titles``, ``/rankings``, ``GET /flags``); None leaves them out.
+    #: Closed by the app at shutdown.
+    reads: ReadService | None = None
     #: The envelope's ``source``.
     source: str = "api"
     hash_threads: int = field(default_factory=_default_hash_threads)

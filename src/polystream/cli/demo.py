@@ -113,7 +113,7 @@ def _live(sim: SimConfig, *, rate: float, duration_s: float | None, events: int 
     app = create_app(ApiDeps(
         settings=settings, publisher=InMemoryEventPublisher(platform.broker),
         receipts=platform.receipts, audit=platform.audit, source="api-embedded",
-        accounts=platform.accounts, live=platform.live,
+        accounts=platform.accounts, live=platform.live, reads=platform.read_service(settings.reads),
         observatory=embedded_observatory(platform, clock=clock)))
     add_demo_operator(platform)
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning"))

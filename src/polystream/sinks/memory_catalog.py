@@ -598,6 +598,15 @@ class InMemoryCatalogStore:
         docs.sort(key=lambda d: (-d["weight"], d["from_title_id"], d["to_title_id"], d["kind"]))
         return [edge_from_document(doc) for doc in docs]
 
+    def title_documents(self) -> list[Document]:
+        """The stored title documents, tombstones included, for the read side's queries.
+
+        Not copied: a write replaces a document, it never changes one in place, so the list
+        stays a consistent view; callers must not modify the documents.
+        """
+        with self._lock:
+            return list(self._titles.values())
+
     def get_asset(self, asset_id: str) -> tuple[AssetInfo, bytes] | None:
         with self._lock:
             doc = self._asset_files.get(asset_id)

@@ -29,6 +29,7 @@ from polystream.sinks.redis_live import (
     DumpEntry,
     LiveStoreConfig,
     ViewingSession,
+    cache_version,
     checked_prefix,
     continue_item,
     event_fields,
@@ -907,6 +908,37 @@ class InMemoryLiveStore:
             self._tick()
             value = self._ks.get(self._k("cache", "catalog", "version"))
         return int(value) if value is not None else 0
+
+    def title_versions(self, title_ids: Sequence[str]) -> list[int | None]:
+        with self._lock:
+            self._tick()
+            values = [self._ks.get(self._k("title", "version", t)) for t in title_ids]
+        return [int(value) if value is not None else None for value in values]
+
+    def cache_read(self, kind: str, key: str) -> tuple[str | None, str]:
+        with self._lock:
+            self._tick()
+            return self._ks.get(self._k("cache", kind, key)), self._cache_version()
+
+    def cache_write(self, kind: str, key: str, value: str, ttl_s: int, if_version: str
+                    ) -> bool:
+        with self._lock:
+            self._tick()
+            if self._cache_version() != if_version:
+                return False
+            self._ks.set_str(self._k("cache", kind, key), value, ex_ms=ttl_s * 1000)
+            return True
+
+    def invalidate_titles(self, title_ids: Sequence[str]) -> None:
+        with self._lock:
+            self._tick()
+            for title_id in title_ids:
+                self._ks.delete(self._k("cache", "title", title_id))
+            self._ks.incr(self._k("cache", "catalog", "mongo"))
+
+    def _cache_version(self) -> str:
+        return cache_version(self._ks.get(self._k("cache", "catalog", "version")),
+                             self._ks.get(self._k("cache", "catalog", "mongo")))
 
     # --- whole-prefix operations ---------------------------------------------------------
 

@@ -189,6 +189,19 @@ _CALLS_PER_PIPELINE: Final = 50
 _SEP: Final = "\x1f"
 _PREFIX: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
 _NOT_CONSUMED: Final = "not consumed by the redis sink"
+# Set-if-the-catalog-did-not-change, atomically (a missing version counts as 0).
+_CACHE_WRITE: Final = """
+local v = (redis.call('GET', KEYS[1]) or '0') .. '.' .. (redis.call('GET', KEYS[2]) or '0')
+if v ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[3], ARGV[2], 'PX', ARGV[3])
+return 1
+"""
+
+
+def cache_version(by_redis: str | None, by_mongo: str | None) -> str:
+    """The catalog's cache version: the changes the Redis sink applied (``cache:catalog:
+    version``) and those the MongoDB sink stored (``cache:catalog:mongo``), as ``r.m``."""
+    return f"{by_redis or 0}.{by_mongo or 0}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -828,6 +841,49 @@ class RedisLiveStore:
         with _edge():
             value = cast(str | None, self._redis.get(self._k("cache", "catalog", "version")))
         return int(value) if value is not None else 0
+
+    def title_versions(self, title_ids: Sequence[str]) -> list[int | None]:
+        """The highest catalog version applied per title (None: never seen), in order."""
+        if not title_ids:
+            return []
+        with _edge():
+            values = cast(list[str | None], self._redis.mget(
+                [self._k("title", "version", title_id) for title_id in title_ids]))
+        return [int(value) if value is not None else None for value in values]
+
+    def cache_read(self, kind: str, key: str) -> tuple[str | None, str]:
+        """A cache-aside entry ``P:cache:{kind}:{key}`` and the catalog's cache version, in
+        one round trip (the version is what :meth:`cache_write` must be given back)."""
+        with _edge():
+            entry, *versions = cast(list[str | None], self._redis.mget(
+                self._k("cache", kind, key), *self._cache_version_keys()))
+        return entry, cache_version(*versions)
+
+    def cache_write(self, kind: str, key: str, value: str, ttl_s: int, if_version: str
+                    ) -> bool:
+        """Store an entry unless the catalog changed since ``if_version`` was read: a read
+        that raced with a sink's invalidation must not put the old document back."""
+        with _edge():
+            stored = self._redis.eval(
+                _CACHE_WRITE, 3, *self._cache_version_keys(), self._k("cache", kind, key),
+                if_version, value, str(ttl_s * 1000),
+            )
+        return bool(stored)
+
+    def invalidate_titles(self, title_ids: Sequence[str]) -> None:
+        """What the MongoDB sink calls after it stored title changes: their cached details
+        go, and every cached page is retired (``cache:catalog:mongo`` moves on). The Redis
+        sink does the same when it applies the events; whichever is later wins the race
+        with a reader."""
+        with _edge():
+            pipe = self._redis.pipeline(transaction=True)
+            if title_ids:
+                pipe.delete(*(self._k("cache", "title", t) for t in title_ids))
+            pipe.incr(self._k("cache", "catalog", "mongo"))
+            pipe.execute()
+
+    def _cache_version_keys(self) -> tuple[str, str]:
+        return self._k("cache", "catalog", "version"), self._k("cache", "catalog", "mongo")
 
     # --- whole-prefix operations (verification and tests) -----------------------------------
 

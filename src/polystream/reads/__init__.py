@@ -1,0 +1,1 @@
+"""The read side: queries, ports and adapters of the public read API."""

@@ -1,0 +1,110 @@
+"""The public read API over a small catalog, on either backend: ``memory`` (the embedded
+mode's in-memory stores) or ``stack`` (FerretDB and Redis of the real stack, a fresh database
+and key prefix per test). Every test of the API runs on both: the in-memory adapters pass
+the same tests as the real ones."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from pydantic import SecretStr
+from pymongo import MongoClient
+
+from polystream.api import ApiDeps, create_app
+from polystream.bus.memory import InMemoryBroker, InMemoryEventPublisher
+from polystream.domain.events import AnyEvent
+from polystream.reads.catalog import MemoryCatalogReads, MongoCatalogReads
+from polystream.reads.live import LiveReads
+from polystream.reads.service import ReadService
+from polystream.settings import ApiSettings, ReadSettings, Settings
+from polystream.sinks.memory_catalog import InMemoryCatalogStore
+from polystream.sinks.memory_live import InMemoryLiveStore
+from polystream.sinks.mongo import MongoCatalogStore
+from polystream.sinks.ports import EventStore
+from polystream.sinks.receipts import InMemoryReceiptLog
+from polystream.sinks.redis_live import RedisLiveStore
+
+from .data import catalog_events, live_events
+
+READ_SETTINGS = ReadSettings(store_timeout_s=1.5, cache_retry_s=0.0)
+OPERATOR_TOKEN = "reads-operator-token-0123456789"
+
+
+@dataclass
+class ReadHarness:
+    backend: str
+    client: TestClient
+    service: ReadService
+    catalog: EventStore
+    live: EventStore
+
+    def apply(self, *events: AnyEvent) -> None:
+        """What the sinks do: the catalog event to MongoDB, then to Redis."""
+        for store in (self.catalog, self.live):
+            store.apply(list(events))
+
+
+def make_client(service: ReadService, settings: Settings | None = None) -> TestClient:
+    broker = InMemoryBroker()
+    settings = settings or Settings(
+        reads=READ_SETTINGS, api=ApiSettings(operator_token=SecretStr(OPERATOR_TOKEN)))
+    app = create_app(ApiDeps(settings=settings,
+                             publisher=InMemoryEventPublisher(broker),
+                             receipts=InMemoryReceiptLog(), reads=service))
+    return TestClient(app)
+
+
+def _load(catalog: EventStore, live: EventStore) -> None:
+    catalog.apply(catalog_events())
+    live.apply(live_events())
+
+
+def memory_harness() -> Iterator[ReadHarness]:
+    catalog, live = InMemoryCatalogStore(), InMemoryLiveStore()
+    _load(catalog, live)
+    service = ReadService(MemoryCatalogReads(catalog), LiveReads.in_memory(live),
+                          READ_SETTINGS)
+    with make_client(service) as client:
+        yield ReadHarness("memory", client, service, catalog, live)
+
+
+def stack_harness(settings: Settings, unique: str) -> Iterator[ReadHarness]:
+    mongo_settings = settings.mongo.model_copy(update={"database": f"reads_{unique}"})
+    catalog = MongoCatalogStore.from_settings(mongo_settings)
+    catalog.ensure_indexes()
+    live = RedisLiveStore(settings.redis.url, prefix=f"reads{unique}")
+    try:
+        _load(catalog, live)
+        service = ReadService(
+            MongoCatalogReads.from_settings(mongo_settings, READ_SETTINGS.store_timeout_s),
+            LiveReads.from_settings(
+                settings.redis.model_copy(update={"key_prefix": f"reads{unique}"}),
+                READ_SETTINGS.store_timeout_s),
+            READ_SETTINGS)
+        with make_client(service) as client:
+            yield ReadHarness("stack", client, service, catalog, live)
+    finally:
+        live.clear()
+        live.close()
+        dropper: MongoClient[dict[str, Any]] = MongoClient(mongo_settings.url)
+        dropper.drop_database(mongo_settings.database)
+        dropper.close()
+        catalog.close()
+
+
+@pytest.fixture(params=["memory", pytest.param("stack", marks=pytest.mark.stack)])
+def reads(request: pytest.FixtureRequest, settings: Settings, unique: str
+          ) -> Iterator[ReadHarness]:
+    if request.param == "memory":
+        yield from memory_harness()
+    else:
+        yield from stack_harness(settings, unique)
+
+
+@pytest.fixture
+def stack_reads(settings: Settings, unique: str) -> Iterator[ReadHarness]:
+    yield from stack_harness(settings, unique)
