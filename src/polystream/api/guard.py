@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import time
 from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
@@ -23,20 +22,20 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from polystream.api.errors import FieldProblem, error_response
 from polystream.domain.events import contains_card_data, find_card_data
+from polystream.domain.events.cards import DIGIT_RUN, normalise_digits
 
 log = logging.getLogger("polystream.api.access")
 
 CARD_DATA_DETAIL = "card numbers and CVVs are not accepted; send a payment token"
 
-# A field *name* can itself be a card number ({"4111 1111 1111 1111": 1}); reported names are
-# masked so that the refusal does not echo what it refuses.
-_DIGIT_RUN = re.compile(r"[0-9](?:[ -]?[0-9]){12,18}")
 
 LimitFor = Callable[[str, str, str], int]
 
 
 def _mask(name: str) -> str:
-    return _DIGIT_RUN.sub("***", name)
+    # A field *name* can itself be a card number ({"4111.1111.1111.1111": 1}); reported names
+    # are masked so that the refusal does not echo what it refuses.
+    return DIGIT_RUN.sub("***", normalise_digits(name))
 
 
 def _parse_float(text: str) -> float | int:

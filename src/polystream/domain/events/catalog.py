@@ -20,6 +20,7 @@ from polystream.domain.events.types import (
     RuntimeMinutes,
     Sha256Hex,
     TitleText,
+    Version,
     Weight,
 )
 from polystream.domain.events.vocabulary import (
@@ -100,7 +101,7 @@ class TitleUpserted(Payload):
 
     title_id: Id
     kind: TitleKind
-    version: Annotated[StrictInt, Field(ge=1)]
+    version: Version
     title: TitleText
     original_title: TitleText | None = None
     synopsis: LongText | None = None
@@ -140,7 +141,7 @@ class TitleRemoved(Payload):
     """The title leaves the catalogue. ``version`` is greater than the last upsert's."""
 
     title_id: Id
-    version: Annotated[StrictInt, Field(ge=1)]
+    version: Version
 
 
 class RelationKind(StrEnum):
