@@ -191,6 +191,14 @@ class ApiSettings(BaseModel):
     wait_max_s: float = Field(10.0, gt=0, le=60)
     publish_timeout_s: float = Field(10.0, gt=0)
     session_ttl_s: int = Field(3600, gt=0)
+    # Hostile clients (issue 12): a body must arrive within body_timeout_s (408); a request
+    # holds the server at most request_timeout_s (504; above wait_max_s + publish_timeout_s);
+    # an idle keep-alive connection is closed after keep_alive_timeout_s; at most
+    # hash_queue_max sign-ups wait for the argon2 pool, the next ones get 503 + Retry-After.
+    body_timeout_s: float = Field(10.0, gt=0, le=300)
+    request_timeout_s: float = Field(30.0, gt=0, le=600)
+    keep_alive_timeout_s: float = Field(5.0, gt=0, le=300)
+    hash_queue_max: int = Field(16, ge=0, le=10_000)
     # Key used to pseudonymise personal fields in the audit trail.
     audit_secret: SecretStr = SecretStr("")
 

@@ -23,7 +23,7 @@ from polystream.api.deps import ApiDeps, ApiRuntime, Runtime
 from polystream.api.errors import install_error_handlers
 from polystream.api.events.router import router as events_router
 from polystream.api.flags.router import router as flags_router
-from polystream.api.guard import AccessLog, RequestGuard, is_upload
+from polystream.api.guard import AccessLog, RequestDeadline, RequestGuard, is_upload
 from polystream.api.playback.router import router as playback_router
 from polystream.api.ratings.router import router as ratings_router
 from polystream.api.users.router import router as users_router
@@ -95,8 +95,15 @@ def create_app(deps: ApiDeps) -> FastAPI:
     app.state.runtime = runtime
     install_error_handlers(app)
     # Added last = runs first: the guard must see the raw request before anything parses it,
-    # and the access log wraps even the guard's refusals.
-    app.add_middleware(RequestGuard, limit_for=body_limit)
+    # the deadline covers reading the body too, and the access log wraps even the refusals.
+    api_settings = deps.settings.api
+    app.add_middleware(
+        RequestGuard,
+        limit_for=body_limit,
+        operator_token=api_settings.operator_token.get_secret_value(),
+        body_timeout_s=api_settings.body_timeout_s,
+    )
+    app.add_middleware(RequestDeadline, timeout_s=api_settings.request_timeout_s)
     app.add_middleware(AccessLog)
     for router in (
         users_router,
