@@ -6,6 +6,8 @@ import base64
 import hashlib
 import json
 import pickle
+import struct
+import zlib
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
@@ -524,9 +526,18 @@ def _big_asset(data: bytes) -> dict[str, Any]:
     }
 
 
-def test_largest_asset_fits_in_an_event() -> None:
+def padded_png(size: int) -> bytes:
+    """A well-formed PNG of exactly ``size`` bytes (a private chunk fills it)."""
     image = examples.png_image()
-    data = image + b"\x00" * (MAX_ASSET_BYTES - len(image))
+    end = image[-12:]  # IEND
+    filler = b"\x00" * (size - len(image) - 12)
+    crc = zlib.crc32(b"raNd" + filler) & 0xFFFFFFFF
+    chunk = struct.pack(">I", len(filler)) + b"raNd" + filler + struct.pack(">I", crc)
+    return image[:-12] + chunk + end
+
+
+def test_largest_asset_fits_in_an_event() -> None:
+    data = padded_png(MAX_ASSET_BYTES)
     event = build("catalog.asset_uploaded", _big_asset(data))
     assert len(encode(event)) < MAX_EVENT_BYTES
     assert decode(encode(event)) == event
