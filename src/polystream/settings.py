@@ -198,7 +198,7 @@ class ApiSettings(BaseModel):
     body_timeout_s: float = Field(10.0, gt=0, le=300)
     request_timeout_s: float = Field(30.0, gt=0, le=600)
     keep_alive_timeout_s: float = Field(5.0, gt=0, le=300)
-    hash_queue_max: int = Field(16, ge=0, le=10_000)
+    hash_queue_max: int = Field(4, ge=0, le=10_000)
     # Key used to pseudonymise personal fields in the audit trail.
     audit_secret: SecretStr = SecretStr("")
 
