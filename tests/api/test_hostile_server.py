@@ -18,6 +18,7 @@ from typer.testing import CliRunner
 from polystream.api import ApiDeps, create_app
 from polystream.api.deps import ApiRuntime, HashingBusy
 from polystream.api.guard import RequestDeadline
+from polystream.api.operator_gate import needs_operator
 from polystream.bus.memory import InMemoryEventPublisher
 from polystream.cli import api as api_cli
 from polystream.domain.examples import TITLE_ID
@@ -137,6 +138,17 @@ def test_no_configured_token_refuses_operators_before_the_body() -> None:
 
 def test_user_paths_are_not_operator_paths(harness: Harness) -> None:
     assert REGISTER.send(harness.client).status_code == 202
+
+
+def test_which_requests_the_gate_checks() -> None:
+    assert needs_operator("PUT", f"/catalog/titles/{TITLE_ID}")
+    assert needs_operator("DELETE", "/catalog/relations")
+    assert needs_operator("POST", "/flags/x")
+    assert needs_operator("GET", "/audit/events")
+    # Catalogue reads may be public (a read API); they carry no body worth refusing early.
+    assert not needs_operator("GET", f"/catalog/titles/{TITLE_ID}")
+    assert not needs_operator("POST", "/catalogue")
+    assert not needs_operator("POST", "/users")
 
 
 # --- size and time limits while streaming ----------------------------------------------

@@ -128,7 +128,7 @@ class RequestGuard:
             await _refuse(400, "more than one Content-Length header", scope, receive, send,
                           field="header.content-length")
             return
-        if needs_operator(scope["path"]):
+        if needs_operator(scope["method"], scope["path"]):
             refusal = operator_refusal(self.operator_token, headers.get("authorization"))
             if refusal is not None:
                 response = error_response(refusal.status, refusal.detail,

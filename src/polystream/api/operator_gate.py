@@ -14,8 +14,13 @@ import hmac
 from dataclasses import dataclass
 from typing import Final
 
-#: Path prefixes that only operators may use (the catalog, flag and audit routers).
-OPERATOR_PREFIXES: Final = ("/catalog", "/flags", "/audit")
+#: Path prefixes where only operators may write (the catalog and flag commands)...
+OPERATOR_WRITE_PREFIXES: Final = ("/catalog", "/flags")
+#: ...and where only operators may do anything (the audit trail).
+OPERATOR_PREFIXES: Final = ("/audit",)
+# Reads of the catalogue may become public (a read API); a read carries no body worth
+# refusing early, so only writes are gated there.
+_READS: Final = frozenset({"GET", "HEAD", "OPTIONS"})
 
 _REALM: Final = 'Bearer realm="polystream-operator"'
 
@@ -27,8 +32,14 @@ class Refusal:
     headers: dict[str, str]
 
 
-def needs_operator(path: str) -> bool:
-    return any(path == prefix or path.startswith(prefix + "/") for prefix in OPERATOR_PREFIXES)
+def _under(path: str, prefixes: tuple[str, ...]) -> bool:
+    return any(path == prefix or path.startswith(prefix + "/") for prefix in prefixes)
+
+
+def needs_operator(method: str, path: str) -> bool:
+    if _under(path, OPERATOR_PREFIXES):
+        return True
+    return method.upper() not in _READS and _under(path, OPERATOR_WRITE_PREFIXES)
 
 
 def _digest(token: str) -> bytes:
@@ -53,4 +64,10 @@ def operator_refusal(configured: str, authorization: str | None) -> Refusal | No
     return None
 
 
-__all__ = ["OPERATOR_PREFIXES", "Refusal", "needs_operator", "operator_refusal"]
+__all__ = [
+    "OPERATOR_PREFIXES",
+    "OPERATOR_WRITE_PREFIXES",
+    "Refusal",
+    "needs_operator",
+    "operator_refusal",
+]
