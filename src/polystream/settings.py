@@ -198,6 +198,14 @@ class ApiSettings(BaseModel):
     login_attempts_per_account: int = Field(10, ge=1)
     login_attempts_per_address: int = Field(100, ge=1)
     login_window_s: int = Field(300, ge=1)
+    # Hostile clients (issue 12): a body must arrive within body_timeout_s (408); a request
+    # holds the server at most request_timeout_s (504; above wait_max_s + publish_timeout_s);
+    # an idle keep-alive connection is closed after keep_alive_timeout_s; at most
+    # hash_queue_max sign-ups wait for the argon2 pool, the next ones get 503 + Retry-After.
+    body_timeout_s: float = Field(10.0, gt=0, le=300)
+    request_timeout_s: float = Field(30.0, gt=0, le=600)
+    keep_alive_timeout_s: float = Field(5.0, gt=0, le=300)
+    hash_queue_max: int = Field(4, ge=0, le=10_000)
     # Key used to pseudonymise personal fields in the audit trail.
     audit_secret: SecretStr = SecretStr("")
 

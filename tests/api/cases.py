@@ -25,9 +25,18 @@ CARD = "4111 1111 1111 1111"  # the classic Visa test number (Luhn-valid)
 PNG = png_image()
 
 
-def jpeg_image() -> bytes:
-    # Only the signature matters to the API; the rest is opaque to it.
-    return b"\xff\xd8\xff\xe0" + struct.pack(">H", 16) + b"JFIF\x00" + b"\x00" * 200 + b"\xff\xd9"
+def jpeg_image(width: int = 3, height: int = 2, trailer: bytes = b"", size: int = 0) -> bytes:
+    # The structure the API reads (segments, frame header, EOI); the scan data is opaque.
+    app0 = (b"\xff\xe0" + struct.pack(">H", 16) + b"JFIF\x00\x01\x01\x00"
+            + struct.pack(">HH", 1, 1) + b"\x00\x00")
+    sof0 = b"\xff\xc0" + struct.pack(">HBHHB", 17, 8, height, width, 3) + bytes(
+        [1, 0x11, 0, 2, 0x11, 1, 3, 0x11, 1])
+    sos = b"\xff\xda" + struct.pack(">H", 12) + bytes([3, 1, 0, 2, 0x11, 3, 0x11, 0, 0x3F, 0])
+    scan = b"\x12\x34\xff\x00\x56" * 40
+    head = b"\xff\xd8" + app0 + sof0 + sos
+    # `size`: padded (inside the scan data) to exactly that many bytes.
+    scan += b"\x00" * max(0, size - len(head) - len(scan) - 2 - len(trailer))
+    return head + scan + b"\xff\xd9" + trailer
 
 
 def webp_image() -> bytes:

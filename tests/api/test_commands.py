@@ -156,8 +156,8 @@ def test_upload_accepts_jpeg_and_webp(harness: Harness, data: bytes, content_typ
 
 
 def test_upload_accepts_an_image_of_exactly_the_limit(harness: Harness) -> None:
-    data = jpeg_image()
-    data = data + b"\x00" * (MAX_ASSET_BYTES - len(data))
+    data = jpeg_image(size=MAX_ASSET_BYTES)
+    assert len(data) == MAX_ASSET_BYTES
     call = Call("POST", UPLOAD.url, files={"file": ("big.jpg", data, "image/jpeg")},
                 data={"kind": "poster"}, headers=OPERATOR)
     assert call.send(harness.client).status_code == 202

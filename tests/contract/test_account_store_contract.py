@@ -1166,7 +1166,12 @@ def test_postgres_and_memory_end_in_the_same_state(pg_settings: PostgresSettings
 
 def test_an_event_no_store_can_hold_is_a_permanent_error(store: AccountStore) -> None:
     good = registered("u1")
-    bad = registered("u2", display_name="Bad\x00Name")
+    # The contract refuses NUL now; an event from before that rule can still be on a topic,
+    # so the store keeps refusing it on its own (built here without validation).
+    valid = registered("u2")
+    bad = valid.model_copy(
+        update={"payload": valid.payload.model_copy(update={"display_name": "Bad\x00Name"})}
+    )
     with pytest.raises(PermanentStoreError) as raised:
         store.apply([good, bad])
     assert raised.value.event_id == bad.event_id

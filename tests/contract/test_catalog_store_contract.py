@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import hashlib
 import random
+import struct
 import uuid
+import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -145,10 +147,18 @@ def relation(
     return example_event("catalog.relation_added", occurred_at=at, weight=weight, **fields)
 
 
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    crc = zlib.crc32(kind + data) & 0xFFFFFFFF
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
+
+
 def image(size: int, seed: int = 0) -> bytes:
-    """A PNG signature followed by ``size - 8`` reproducible pseudo-random bytes: what the
-    contract checks of an image, at any size (incompressible, so it stays that size)."""
-    return b"\x89PNG\r\n\x1a\n" + random.Random(seed).randbytes(size - 8)
+    """A well-formed 1x1 PNG of exactly ``size`` bytes: its header, a private ancillary chunk
+    of reproducible pseudo-random bytes (incompressible, so it stays that size), its end."""
+    header = _png_chunk(b"IHDR", struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0))
+    filler = random.Random(seed).randbytes(size - 8 - len(header) - 12 - 12)
+    return (b"\x89PNG\r\n\x1a\n" + header + _png_chunk(b"raNd", filler)
+            + _png_chunk(b"IEND", b""))
 
 
 def upload(asset_id: str, title_id: str, data: bytes, *, kind: str = "poster") -> Envelope[Any]:

@@ -67,7 +67,8 @@ def test_out_then_from_into_the_in_memory_broker(tmp_path: Path, broker: InMemor
 def test_from_refuses_a_file_with_invalid_lines(tmp_path: Path, broker: InMemoryBroker) -> None:
     path = tmp_path / "bad.jsonl"
     good = encode(example_event("flag.set"))
-    newer = good.replace(b'"schema_version":1', b'"schema_version":9')
+    newer = good.replace(b'"schema_version":2', b'"schema_version":9')
+    assert newer != good
     path.write_bytes(good + b"\n{oops\n" + newer + b"\n")
     result = runner.invoke(app, ["--from", str(path), "--no-progress"])
     assert result.exit_code == 2

@@ -117,7 +117,7 @@ def test_movie_validates_against_the_title_schema() -> None:
         ("rating.submitted", ("payload", "stars"), "4"),
         ("rating.submitted", ("payload", "extra"), 1),
         ("rating.submitted", ("type",), "rating.retracted"),
-        ("rating.submitted", ("schema_version",), 2),
+        ("rating.submitted", ("schema_version",), 3),
         ("payment.succeeded", ("payload", "card_last4"), "42"),
         ("payment.succeeded", ("payload", "amount_cents"), -5),
         ("subscription.started", ("payload", "plan"), "platinum"),

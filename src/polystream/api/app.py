@@ -17,7 +17,7 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
 from polystream.api.audit.router import make_router as make_audit_router
-from polystream.api.auth import Operator
+from polystream.api.auth import Operator, operator_session
 from polystream.api.billing.router import router as billing_router
 from polystream.api.catalog.router import router as catalog_router
 from polystream.api.dashboard.router import make_router as make_dashboard_router
@@ -26,7 +26,7 @@ from polystream.api.docs_page import install_docs
 from polystream.api.errors import install_error_handlers
 from polystream.api.events.router import router as events_router
 from polystream.api.flags.router import router as flags_router
-from polystream.api.guard import AccessLog, RequestGuard, is_upload
+from polystream.api.guard import AccessLog, RequestDeadline, RequestGuard, is_upload
 from polystream.api.login.router import router as login_router
 from polystream.api.me.router import router as me_router
 from polystream.api.metrics import router as metrics_router
@@ -113,8 +113,16 @@ def create_app(deps: ApiDeps) -> FastAPI:
     app.state.runtime = runtime
     install_error_handlers(app)
     # Added last = runs first: the guard must see the raw request before anything parses it,
-    # and the access log wraps even the guard's refusals.
-    app.add_middleware(RequestGuard, limit_for=body_limit)
+    # the deadline covers reading the body too, and the access log wraps even the refusals.
+    api_settings = deps.settings.api
+    app.add_middleware(
+        RequestGuard,
+        limit_for=body_limit,
+        operator_token=api_settings.operator_token.get_secret_value(),
+        resolve_operator=lambda token: operator_session(runtime, token),
+        body_timeout_s=api_settings.body_timeout_s,
+    )
+    app.add_middleware(RequestDeadline, timeout_s=api_settings.request_timeout_s)
     app.add_middleware(AccessLog)
     for router in (
         login_router,

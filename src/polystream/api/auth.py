@@ -76,6 +76,13 @@ async def _resolve(runtime: ApiRuntime, token: str) -> Principal | None:
     return Principal(session.user_id, session.role, session.session_id, digest)
 
 
+async def operator_session(runtime: ApiRuntime, token: str) -> bool | None:
+    """For the request guard: is ``token`` an operator's (True), a user's (False), or
+    nobody's (None)? Raises when the session store does not answer."""
+    principal = await _resolve(runtime, token)
+    return None if principal is None else principal.operator
+
+
 async def optional_principal(
     runtime: Runtime,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],

@@ -56,6 +56,13 @@ def _default_hash_threads() -> int:
     return max(1, min(4, (os.cpu_count() or 2) // 2))
 
 
+class HashingBusy(Exception):
+    """Every password-hashing worker is busy and the queue in front of them is full."""
+
+    def __init__(self, capacity: int) -> None:
+        super().__init__(f"{capacity} password hashes are already running or queued")
+
+
 @dataclass(frozen=True, slots=True)
 class ApiDeps:
     """The adapters the API runs on. Nothing here is created by the API itself."""
@@ -112,12 +119,24 @@ class ApiRuntime:
         # Made up front: computing it on the first unknown email would make that one answer
         # slower than a wrong password.
         self._dummy_hash = deps.password_hasher.hash(secrets.token_urlsafe(16))
+        # The pool's own queue is unbounded: 40 parallel sign-ups made the last one wait
+        # 8.5 s. Hashes running plus waiting are counted here (one event loop, no lock).
+        self._hash_capacity = deps.hash_threads + deps.settings.api.hash_queue_max
+        self._hashes_in_flight = 0
 
     async def hash_password(self, password: str) -> str:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(
-            self._hash_pool, self.deps.password_hasher.hash, password
-        )
+        """The argon2id hash, computed in the bounded pool. Raises :class:`HashingBusy`
+        when the pool and its queue are full."""
+        if self._hashes_in_flight >= self._hash_capacity:
+            raise HashingBusy(self._hash_capacity)
+        self._hashes_in_flight += 1
+        try:
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(
+                self._hash_pool, self.deps.password_hasher.hash, password
+            )
+        finally:
+            self._hashes_in_flight -= 1
 
     async def lookup(self, call: Callable[..., T], *args: Any) -> T:
         """Run a blocking store read in the lookup pool."""

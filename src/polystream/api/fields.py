@@ -12,7 +12,7 @@ consumer would give. Two differences are deliberate:
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import Path
@@ -27,6 +27,7 @@ from pydantic import (
 )
 
 from polystream.domain.events import Id
+from polystream.domain.events.types import PlainText, bounded_utc
 
 PASSWORD_MIN_CHARS = 12
 PASSWORD_MAX_CHARS = 128
@@ -46,11 +47,9 @@ def _iso_text(value: Any) -> Any:
     return value
 
 
-def _to_utc(value: datetime) -> datetime:
-    return value.astimezone(UTC)
-
-
-Instant = Annotated[AwareDatetime, BeforeValidator(_iso_text), AfterValidator(_to_utc)]
+Instant = Annotated[AwareDatetime, BeforeValidator(_iso_text), AfterValidator(bounded_utc)]
+"""An instant in a request: ISO 8601 with an offset, within the contract's range (so no date
+arithmetic on it can overflow)."""
 
 
 def _password_policy(value: SecretStr) -> SecretStr:
@@ -77,6 +76,9 @@ Password = Annotated[
         }
     ),
 ]
+
+SearchText = PlainText
+"""Free text in a query: no control characters (they reach the search index verbatim)."""
 
 UserIdPath = Annotated[Id, Path(description="The user's id.")]
 TitleIdPath = Annotated[Id, Path(description="The title's id.")]

@@ -1,5 +1,13 @@
-"""ASGI middleware that runs before any routing or parsing: body size limits, the card-data
-refusal, and an access log that cannot leak.
+"""ASGI middleware that runs before any routing or parsing: request framing, the operator
+check, body size limits and deadlines, the card-data refusal, and an access log that cannot
+leak.
+
+Order matters against hostile clients: everything that can be decided from the headers alone
+(ambiguous framing, the operator token, a declared size over the limit) is decided before a
+single body byte is read; the body is then read against both a size limit (counted as it
+streams, whatever Content-Length said) and a deadline (a client trickling bytes is cut off);
+large bodies are scanned for card data off the event loop, so that a few of them cannot stall
+every other request.
 
 Card data is checked on the raw request (URL and body, parsed as JSON when it is JSON) before
 any model sees it, so no validation error, log line or exception can ever carry a card number:
@@ -10,9 +18,9 @@ means nothing); the upload endpoint checks its text fields itself (`catalog/serv
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
-import re
 import time
 from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
@@ -22,21 +30,26 @@ from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from polystream.api.errors import FieldProblem, error_response
+from polystream.api.operator_gate import Resolve, needs_operator, operator_refusal
 from polystream.domain.events import contains_card_data, find_card_data
+from polystream.domain.events.cards import DIGIT_RUN, normalise_digits
 
 log = logging.getLogger("polystream.api.access")
 
 CARD_DATA_DETAIL = "card numbers and CVVs are not accepted; send a payment token"
 
-# A field *name* can itself be a card number ({"4111 1111 1111 1111": 1}); reported names are
-# masked so that the refusal does not echo what it refuses.
-_DIGIT_RUN = re.compile(r"[0-9](?:[ -]?[0-9]){12,18}")
 
 LimitFor = Callable[[str, str, str], int]
 
+#: Bodies up to this size are scanned on the event loop (a thread hop costs more than the
+#: scan); larger ones in a worker thread.
+INLINE_SCAN_BYTES = 16 * 1024
+
 
 def _mask(name: str) -> str:
-    return _DIGIT_RUN.sub("***", name)
+    # A field *name* can itself be a card number ({"4111.1111.1111.1111": 1}); reported names
+    # are masked so that the refusal does not echo what it refuses.
+    return DIGIT_RUN.sub("***", normalise_digits(name))
 
 
 def _parse_float(text: str) -> float | int:
@@ -84,42 +97,87 @@ def card_data_fields(path: str, query_string: bytes, body: bytes, content_type: 
 
 
 class RequestGuard:
-    """Refuses oversized bodies (413) and any request carrying card data (422)."""
+    """Refuses ambiguous framing (400), anonymous operator requests (401/403), oversized
+    (413) or too slow (408) bodies, and any request carrying card data (422)."""
 
-    def __init__(self, app: ASGIApp, *, limit_for: LimitFor) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        limit_for: LimitFor,
+        operator_token: str = "",
+        resolve_operator: Resolve | None = None,
+        body_timeout_s: float = 10.0,
+    ) -> None:
         self.app = app
         self.limit_for = limit_for
+        self.operator_token = operator_token
+        self.resolve_operator = resolve_operator
+        self.body_timeout_s = body_timeout_s
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         headers = Headers(scope=scope)
+        # Two framings at once is how requests are smuggled past a proxy that reads the
+        # other one (RFC 9112 section 6.3): refused rather than guessed.
+        if "transfer-encoding" in headers and "content-length" in headers:
+            await _refuse(400, "a request must not carry both Content-Length and "
+                          "Transfer-Encoding", scope, receive, send, field="header")
+            return
+        if len(headers.getlist("content-length")) > 1:
+            await _refuse(400, "more than one Content-Length header", scope, receive, send,
+                          field="header.content-length")
+            return
+        if needs_operator(scope["method"], scope["path"]):
+            try:
+                refusal = await operator_refusal(self.operator_token,
+                                                 headers.get("authorization"),
+                                                 self.resolve_operator)
+            except Exception:  # the session store did not answer
+                response = error_response(503, "the session store is unavailable; retry later",
+                                          headers={"Retry-After": "1", "Connection": "close"})
+                await response(scope, receive, send)
+                return
+            if refusal is not None:
+                response = error_response(refusal.status, refusal.detail,
+                                          headers={**refusal.headers, "Connection": "close"})
+                await response(scope, receive, send)
+                return
         content_type = headers.get("content-type", "").lower()
         limit = self.limit_for(scope["method"], scope["path"], content_type)
         declared = headers.get("content-length")
         if declared is not None:
-            if not declared.isdigit():
-                await error_response(400, "invalid Content-Length header")(scope, receive, send)
+            if not declared.isdigit() or not declared.isascii() or len(declared) > 19:
+                await _refuse(400, "invalid Content-Length header", scope, receive, send,
+                              field="header.content-length")
                 return
             if int(declared) > limit:
                 await self._too_large(limit, scope, receive, send)
                 return
-        body = bytearray()
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return
-            body += message.get("body", b"")
-            if len(body) > limit:
-                await self._too_large(limit, scope, receive, send)
-                return
-            if not message.get("more_body", False):
-                break
         try:
-            fields = card_data_fields(
-                scope["path"], scope.get("query_string", b""), bytes(body), content_type
-            )
+            body = await asyncio.wait_for(self._read_body(receive, limit), self.body_timeout_s)
+        except TimeoutError:
+            await _refuse(408, f"the request body did not arrive within "
+                          f"{self.body_timeout_s:g}s", scope, receive, send,
+                          headers={"Connection": "close"})
+            return
+        if body is None:  # the client went away
+            return
+        if isinstance(body, int):
+            await self._too_large(limit, scope, receive, send)
+            return
+        try:
+            if len(body) > INLINE_SCAN_BYTES:
+                fields = await asyncio.to_thread(
+                    card_data_fields, scope["path"], scope.get("query_string", b""), body,
+                    content_type,
+                )
+            else:
+                fields = card_data_fields(
+                    scope["path"], scope.get("query_string", b""), body, content_type
+                )
         except BodyTooDeep:
             await error_response(400, "the request body nests too deeply")(scope, receive, send)
             return
@@ -130,7 +188,22 @@ class RequestGuard:
             ]
             await error_response(422, CARD_DATA_DETAIL, problems)(scope, receive, send)
             return
-        await self.app(scope, _replay(bytes(body), receive), send)
+        await self.app(scope, _replay(body, receive), send)
+
+    @staticmethod
+    async def _read_body(receive: Receive, limit: int) -> bytes | int | None:
+        """The body; its size so far (an int) once it passes ``limit``, whatever
+        Content-Length said; None if the client disconnected."""
+        body = bytearray()
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return None
+            body += message.get("body", b"")
+            if len(body) > limit:
+                return len(body)
+            if not message.get("more_body", False):
+                return bytes(body)
 
     @staticmethod
     async def _too_large(limit: int, scope: Scope, receive: Receive, send: Send) -> None:
@@ -141,6 +214,21 @@ class RequestGuard:
             headers={"Connection": "close"},
         )
         await response(scope, receive, send)
+
+
+async def _refuse(
+    status: int,
+    detail: str,
+    scope: Scope,
+    receive: Receive,
+    send: Send,
+    *,
+    field: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> None:
+    problems = [] if field is None else [FieldProblem(field=field, message=detail,
+                                                      type="bad_framing")]
+    await error_response(status, detail, problems, headers=headers)(scope, receive, send)
 
 
 def _replay(body: bytes, receive: Receive) -> Receive:
@@ -155,6 +243,38 @@ def _replay(body: bytes, receive: Receive) -> Receive:
         return await receive()
 
     return replay
+
+
+class RequestDeadline:
+    """Bounds the time a request may hold a worker: past ``timeout_s`` it is cancelled and,
+    if nothing was sent yet, answered 504 (a response already started is cut short)."""
+
+    def __init__(self, app: ASGIApp, *, timeout_s: float) -> None:
+        self.app = app
+        self.timeout_s = timeout_s
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def watch_start(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await asyncio.wait_for(self.app(scope, receive, watch_start), self.timeout_s)
+        except TimeoutError:
+            if started:
+                raise
+            response = error_response(
+                504, f"the request was not answered within {self.timeout_s:g}s; retry later",
+                headers={"Retry-After": "1", "Connection": "close"},
+            )
+            await response(scope, receive, send)
 
 
 class AccessLog:

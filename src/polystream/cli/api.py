@@ -64,6 +64,8 @@ def serve(
         log_config=log_config(log_level),
         log_level=log_level.lower(),
         server_header=False,
+        # Idle keep-alive connections are closed, so slow or idle clients cannot pile up.
+        timeout_keep_alive=max(1, round(settings.api.keep_alive_timeout_s)),
         # Give in-flight commands (up to the publish timeout plus a wait) time to finish.
         timeout_graceful_shutdown=int(settings.api.publish_timeout_s + settings.api.wait_max_s),
     )

@@ -18,10 +18,11 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import AwareDatetime, SecretStr
+from pydantic import SecretStr
 
 from polystream.api.audit.schemas import AuditEventsPage
 from polystream.api.errors import ApiError, ErrorBody, FieldProblem
+from polystream.api.fields import Instant, SearchText
 from polystream.audit.documents import AuditRecord, DocKind
 from polystream.audit.ports import (
     MAX_PAGE_SIZE,
@@ -101,11 +102,11 @@ def make_router(
         user: Annotated[str | None, Query(max_length=64, description="A user id.")] = None,
         type: Annotated[str | None, Query(max_length=64, description="e.g. rating.submitted")]
         = None,
-        since: Annotated[AwareDatetime | None, Query(description="ISO 8601 with offset")]
+        since: Annotated[Instant | None, Query(description="ISO 8601 with offset")]
         = None,
-        until: Annotated[AwareDatetime | None, Query(description="ISO 8601 with offset")]
+        until: Annotated[Instant | None, Query(description="ISO 8601 with offset")]
         = None,
-        text: Annotated[str | None, Query(max_length=200, description="Free text")] = None,
+        text: Annotated[SearchText | None, Query(max_length=200, description="Free text")] = None,
         kind: Annotated[DocKind | None, Query(description="Only events or dead letters")]
         = None,
         limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 50,

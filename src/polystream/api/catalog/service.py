@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 
@@ -27,6 +28,7 @@ from polystream.domain.events import (
     TitleUpserted,
     contains_card_data,
 )
+from polystream.domain.events.images import InvalidImage, inspect_image, sniff
 
 _TITLE_IN_PATH = {"title_id": "path.title_id"}
 _ASSET_FORM_FIELDS = frozenset({"file", "kind"})
@@ -75,14 +77,8 @@ async def remove_relation(
 
 
 def sniff_image(data: bytes) -> ImageType | None:
-    """The image type the bytes really are, from their signature (never from a header)."""
-    if data.startswith(b"\x89PNG\r\n\x1a\n"):
-        return ImageType.PNG
-    if data.startswith(b"\xff\xd8\xff"):
-        return ImageType.JPEG
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return ImageType.WEBP
-    return None
+    """The image type the bytes claim by their signature (never from a header)."""
+    return sniff(data)
 
 
 def check_asset_form(form: FormData) -> None:
@@ -128,6 +124,13 @@ async def upload_asset(
             FieldProblem(field="body.file", message="not a PNG, JPEG or WebP image",
                          type="unsupported_media_type")
         ])
+    try:
+        # The structure, not just the signature: polyglots and trailing junk are refused.
+        await asyncio.to_thread(inspect_image, data)
+    except InvalidImage as exc:
+        raise ApiError(422, f"the file is not a usable image: {exc}", [
+            FieldProblem(field="body.file", message=str(exc), type="invalid_image")
+        ]) from None
     declared = (file.content_type or "").split(";", 1)[0].strip().lower()
     if declared in {t.value for t in ImageType} and declared != detected.value:
         raise ApiError(415, f"the file is a {detected.value} image, not {declared}", [

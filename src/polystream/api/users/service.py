@@ -6,7 +6,8 @@ from fastapi.responses import JSONResponse
 from uuid6 import uuid7
 
 from polystream.api.commands import Command, CommandOptions, build_event, publish, submit
-from polystream.api.deps import ApiRuntime
+from polystream.api.deps import ApiRuntime, HashingBusy
+from polystream.api.errors import ApiError
 from polystream.api.users.schemas import (
     RegisterUser,
     RegistrationAccepted,
@@ -23,7 +24,11 @@ async def register(
 ) -> JSONResponse:
     # The plain password lives only in this frame and the hashing thread; the event, the
     # logs and every response carry at most the argon2id hash.
-    password_hash = await runtime.hash_password(body.password.get_secret_value())
+    try:
+        password_hash = await runtime.hash_password(body.password.get_secret_value())
+    except HashingBusy:
+        raise ApiError(503, "too many sign-ups at once; retry shortly",
+                       headers={"Retry-After": "1"}) from None
     user_id = str(uuid7())
     payload = {
         "user_id": user_id,

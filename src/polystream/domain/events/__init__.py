@@ -137,6 +137,11 @@ from polystream.domain.events.sessions import (
     SessionRefreshed,
 )
 from polystream.domain.events.types import (
+    EARLIEST_INSTANT,
+    INSTANT_RANGE_TEXT,
+    LATEST_INSTANT,
+    MAX_INT64,
+    MAX_VERSION,
     PERSONAL,
     SENSITIVE,
     BirthYear,
@@ -153,6 +158,7 @@ from polystream.domain.events.types import (
     LongText,
     Name,
     PasswordHash,
+    PlainText,
     ReleaseYear,
     ReviewText,
     RuntimeMinutes,
@@ -160,7 +166,9 @@ from polystream.domain.events.types import (
     Sha256Hex,
     TitleText,
     UtcDatetime,
+    Version,
     Weight,
+    control_character_problem,
 )
 from polystream.domain.events.users import (
     ErasureReason,
@@ -181,12 +189,17 @@ from polystream.domain.events.vocabulary import (
 )
 
 __all__ = [
+    "EARLIEST_INSTANT",
     "ENVELOPE_MODELS",
     "EVENT_TYPES",
+    "INSTANT_RANGE_TEXT",
+    "LATEST_INSTANT",
     "MAX_ASSET_BYTES",
     "MAX_EVENT_BYTES",
     "MAX_FLAG_VALUE_BYTES",
+    "MAX_INT64",
     "MAX_REVIEW_CHARS",
+    "MAX_VERSION",
     "PERSONAL",
     "PLANS",
     "READ_AFTER",
@@ -234,6 +247,7 @@ __all__ = [
     "PaymentRefunded",
     "PaymentSucceeded",
     "People",
+    "PlainText",
     "Plan",
     "PlanCode",
     "PlaybackProgress",
@@ -274,8 +288,10 @@ __all__ = [
     "UserProfileUpdated",
     "UserRegistered",
     "UtcDatetime",
+    "Version",
     "Weight",
     "contains_card_data",
+    "control_character_problem",
     "decode",
     "decode_dict",
     "encode",

@@ -10,6 +10,7 @@ from typing import Annotated, Any, Final, Self
 
 from pydantic import ConfigDict, Field, StrictInt, StringConstraints, model_validator
 
+from polystream.domain.events.images import ImageType, InvalidImage, inspect_image
 from polystream.domain.events.limits import MAX_ASSET_BYTES
 from polystream.domain.events.payload import ClosedModel, Payload
 from polystream.domain.events.types import (
@@ -20,6 +21,7 @@ from polystream.domain.events.types import (
     RuntimeMinutes,
     Sha256Hex,
     TitleText,
+    Version,
     Weight,
 )
 from polystream.domain.events.vocabulary import (
@@ -100,7 +102,7 @@ class TitleUpserted(Payload):
 
     title_id: Id
     kind: TitleKind
-    version: Annotated[StrictInt, Field(ge=1)]
+    version: Version
     title: TitleText
     original_title: TitleText | None = None
     synopsis: LongText | None = None
@@ -140,7 +142,7 @@ class TitleRemoved(Payload):
     """The title leaves the catalogue. ``version`` is greater than the last upsert's."""
 
     title_id: Id
-    version: Annotated[StrictInt, Field(ge=1)]
+    version: Version
 
 
 class RelationKind(StrEnum):
@@ -182,18 +184,6 @@ class AssetKind(StrEnum):
     THUMBNAIL = "thumbnail"
 
 
-class ImageType(StrEnum):
-    PNG = "image/png"
-    JPEG = "image/jpeg"
-    WEBP = "image/webp"
-
-
-def _has_signature(content_type: ImageType, data: bytes) -> bool:
-    if content_type is ImageType.PNG:
-        return data.startswith(b"\x89PNG\r\n\x1a\n")
-    if content_type is ImageType.JPEG:
-        return data.startswith(b"\xff\xd8\xff")
-    return data[:4] == b"RIFF" and data[8:12] == b"WEBP"
 
 
 class AssetUploaded(Payload):
@@ -203,8 +193,9 @@ class AssetUploaded(Payload):
     MongoDB sink can write them to GridFS from the event alone: replay rebuilds the assets,
     and no second system has to be reachable and consistent. The price is a size limit
     (:data:`MAX_ASSET_BYTES`); display images fit comfortably. ``size_bytes`` and ``sha256``
-    are checked against the decoded bytes, and the bytes must start with the signature of
-    ``content_type``.
+    are checked against the decoded bytes, and the bytes must be a well-formed image of
+    ``content_type`` (header, dimensions and structure read, no trailing data: see
+    :mod:`.images`).
     """
 
     asset_id: Id
@@ -232,7 +223,11 @@ class AssetUploaded(Payload):
             raise ValueError("size_bytes does not match the decoded data")
         if hashlib.sha256(data).hexdigest() != self.sha256:
             raise ValueError("sha256 does not match the decoded data")
-        if not _has_signature(self.content_type, data):
+        try:
+            info = inspect_image(data)
+        except InvalidImage as exc:
+            raise ValueError(f"data is not a usable image: {exc}") from None
+        if info.type is not self.content_type:
             raise ValueError(f"data is not a {self.content_type.value} image")
         return self
 

@@ -31,6 +31,7 @@ from polystream.domain.events.envelope import (
 from polystream.domain.events.limits import MAX_EVENT_BYTES
 from polystream.domain.events.payload import P
 from polystream.domain.events.registry import EVENT_TYPES, EventSpec, spec_of
+from polystream.domain.events.upcasting import Upcaster, upcaster_for
 
 
 def new_trace_id() -> str:
@@ -142,8 +143,14 @@ def decode(raw: bytes | bytearray | memoryview) -> AnyEvent:
         if detail["type"] == "json_invalid":
             raise MalformedEvent(f"record is not valid JSON ({detail['msg']})") from None
         raise MalformedEvent("record is not a JSON object") from None
-    spec = _spec_for_header(header.type, header.schema_version)
+    spec, upcaster = _spec_for_header(header.type, header.schema_version)
     _require_generated_fields(spec, header.event_id, header.occurred_at)
+    if upcaster is not None:
+        try:
+            obj = json.loads(data)
+        except ValueError as exc:  # pragma: no cover - the header model parsed it already
+            raise MalformedEvent(f"record is not valid JSON ({exc})") from None
+        return _validate_upcast(spec, upcaster, obj)
     try:
         return ENVELOPE_MODELS[spec.type].model_validate_json(data)
     except ValidationError as exc:
@@ -152,8 +159,10 @@ def decode(raw: bytes | bytearray | memoryview) -> AnyEvent:
 
 def decode_dict(obj: Mapping[str, Any]) -> AnyEvent:
     """Validate an already-parsed event (the JSON form, e.g. from an HTTP body or the audit)."""
-    spec = _spec_for_header(obj.get("type"), obj.get("schema_version"))
+    spec, upcaster = _spec_for_header(obj.get("type"), obj.get("schema_version"))
     _require_generated_fields(spec, obj.get("event_id"), obj.get("occurred_at"))
+    if upcaster is not None:
+        return _validate_upcast(spec, upcaster, obj)
     try:
         # Through JSON text, so strict fields (datetimes) accept their JSON form exactly as
         # they would on the wire, and Python-only values (a datetime object) do not slip in.
@@ -166,7 +175,26 @@ def decode_dict(obj: Mapping[str, Any]) -> AnyEvent:
         raise EventValidationError.from_errors(_field_errors(exc), event_type=spec.type) from None
 
 
-def _spec_for_header(event_type: object, version: object) -> EventSpec:
+def _validate_upcast(spec: EventSpec, upcaster: Upcaster, obj: Mapping[str, Any]) -> AnyEvent:
+    """An event of the previous version, upcast to the current one and validated as such."""
+    payload = obj.get("payload")
+    current = {
+        **obj,
+        "schema_version": spec.schema_version,
+        # A payload that is not an object is left for validation to refuse precisely.
+        "payload": upcaster(dict(payload)) if isinstance(payload, dict) else payload,
+    }
+    try:
+        text = json.dumps(current, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise MalformedEvent(f"not JSON data: {exc}") from None
+    try:
+        return ENVELOPE_MODELS[spec.type].model_validate_json(text)
+    except ValidationError as exc:
+        raise EventValidationError.from_errors(_field_errors(exc), event_type=spec.type) from None
+
+
+def _spec_for_header(event_type: object, version: object) -> tuple[EventSpec, Upcaster | None]:
     if not isinstance(event_type, str):
         problem = "is missing" if event_type is None else "must be a string"
         raise EventValidationError.from_errors((FieldError("type", problem, "header"),))
@@ -180,13 +208,21 @@ def _spec_for_header(event_type: object, version: object) -> EventSpec:
         raise EventValidationError.from_errors(
             (FieldError("schema_version", "must be an integer", "header"),), event_type=spec.type
         )
-    if version != spec.schema_version:
+    if version == spec.schema_version:
+        return spec, None
+    upcaster = upcaster_for(spec.type, version, spec.schema_version)
+    if upcaster is None:
+        readable = (
+            f"{spec.schema_version - 1} and {spec.schema_version}"
+            if upcaster_for(spec.type, spec.schema_version - 1, spec.schema_version)
+            else str(spec.schema_version)
+        )
         raise UnsupportedSchemaVersion(
             f"{spec.type} schema_version {version} is not supported "
-            f"(this build reads {spec.schema_version})",
+            f"(this build reads {readable})",
             event_type=spec.type,
         )
-    return spec
+    return spec, upcaster
 
 
 def _require_generated_fields(spec: EventSpec, event_id: object, occurred_at: object) -> None:

@@ -37,7 +37,7 @@ class Envelope(ClosedModel, Generic[P_co]):
     type: Annotated[str, StringConstraints(max_length=64, pattern=EVENT_TYPE_PATTERN)] = Field(
         description="Event type, family.fact (e.g. rating.submitted)."
     )
-    schema_version: StrictInt = Field(ge=1, description="Version of the payload schema.")
+    schema_version: StrictInt = Field(ge=1, le=1000, description="Version of the payload schema.")
     occurred_at: UtcDatetime = Field(
         default_factory=lambda: datetime.now(UTC),
         description="When the fact happened (UTC). The event-time guard for ordering.",

@@ -10,19 +10,19 @@ from pydantic import Field, StrictBool, StrictInt, StringConstraints, model_vali
 from polystream.domain.events.cards import contains_card_data
 from polystream.domain.events.limits import MAX_FLAG_VALUE_BYTES
 from polystream.domain.events.payload import Payload
-from polystream.domain.events.types import ID_PATTERN
+from polystream.domain.events.types import ID_PATTERN, MAX_INT64, PlainText
 
 FlagScalar = (
     StrictBool
-    | StrictInt
+    | Annotated[StrictInt, Field(ge=-MAX_INT64, le=MAX_INT64)]
     | Annotated[float, Field(strict=True, allow_inf_nan=False)]
-    | Annotated[str, StringConstraints(max_length=1024)]
+    | Annotated[PlainText, StringConstraints(max_length=1024)]
     | None
 )
 FlagValue = (
     FlagScalar
     | Annotated[
-        dict[Annotated[str, StringConstraints(min_length=1, max_length=64)], FlagScalar],
+        dict[Annotated[PlainText, StringConstraints(min_length=1, max_length=64)], FlagScalar],
         Field(max_length=32),
     ]
 )

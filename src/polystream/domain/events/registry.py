@@ -38,6 +38,7 @@ from polystream.domain.events.payload import Payload
 from polystream.domain.events.playback import PlaybackProgress, PlaybackStarted, PlaybackStopped
 from polystream.domain.events.ratings import RatingRetracted, RatingSubmitted
 from polystream.domain.events.sessions import SessionEnded, SessionLoginStarted, SessionRefreshed
+from polystream.domain.events.upcasting import CURRENT_VERSIONS
 from polystream.domain.events.users import (
     PreferencesUpdated,
     UserErased,
@@ -166,7 +167,8 @@ _REGISTRY: Final[dict[Family, tuple[tuple[str, type[Payload], str, tuple[Sink, .
 
 #: Every event type this build can produce and read.
 EVENT_TYPES: Final[dict[str, EventSpec]] = {
-    event_type: _spec(event_type, model, family, key, consumers)
+    event_type: _spec(event_type, model, family, key, consumers,
+                      CURRENT_VERSIONS.get(event_type, 1))
     for family, rows in _REGISTRY.items()
     for event_type, model, key, consumers in rows
 }

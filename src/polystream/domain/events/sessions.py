@@ -8,7 +8,7 @@ from typing import Annotated
 from pydantic import Field, StringConstraints
 
 from polystream.domain.events.payload import Payload
-from polystream.domain.events.types import PERSONAL, Id, IpAddress, UtcDatetime
+from polystream.domain.events.types import PERSONAL, Id, IpAddress, PlainText, UtcDatetime
 from polystream.domain.events.vocabulary import Device
 
 
@@ -39,7 +39,10 @@ class SessionLoginStarted(Payload):
     device: Device
     ip_address: IpAddress
     user_agent: (
-        Annotated[str, StringConstraints(max_length=512), Field(json_schema_extra=PERSONAL)] | None
+        Annotated[
+            PlainText, StringConstraints(max_length=512), Field(json_schema_extra=PERSONAL)
+        ]
+        | None
     ) = None
     expires_at: UtcDatetime
 

@@ -9,6 +9,7 @@ producer bugs.
 from __future__ import annotations
 
 import re
+import unicodedata
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Final
 
@@ -38,21 +39,76 @@ def _not_card_number(value: str) -> str:
     return value
 
 
-def _clean_text(value: str) -> str:
+# Line breaks and tabs are ordinary in multi-line text; every other C0/C1 control (NUL first:
+# PostgreSQL refuses it in text while Redis stores it, so the stores would disagree) and lone
+# surrogates (not encodable as UTF-8) are refused.
+_MULTILINE_OK: Final = frozenset("\n\r\t")
+
+
+def control_character_problem(value: str, *, multiline: bool = False) -> str | None:
+    """Why ``value`` cannot be stored as text, or None. Shared by the contract and the API."""
+    for char in value:
+        # Fast path: printable ASCII is by far the common case.
+        if " " <= char <= "~":
+            continue
+        category = unicodedata.category(char)
+        if category == "Cc" and not (multiline and char in _MULTILINE_OK):
+            return f"must not contain control characters (found U+{ord(char):04X})"
+        if category == "Cs":
+            return f"must not contain lone surrogates (found U+{ord(char):04X})"
+    return None
+
+
+def _no_controls(value: str) -> str:
+    problem = control_character_problem(value)
+    if problem:
+        raise ValueError(problem)
+    return value
+
+
+def _check_text(value: str, *, multiline: bool) -> str:
     if not value.strip():
         raise ValueError("must not be blank")
+    problem = control_character_problem(value, multiline=multiline)
+    if problem:
+        raise ValueError(problem)
     if text_has_card_number(value):
         raise ValueError("must not contain a card number")
     return value
 
 
+def _clean_text(value: str) -> str:
+    return _check_text(value, multiline=False)
+
+
+def _clean_long_text(value: str) -> str:
+    return _check_text(value, multiline=True)
+
+
 _ZERO: Final = timedelta(0)
 
 
-def _to_utc(value: datetime) -> datetime:
+#: The instants the system accepts: [1970-01-01, 2200-01-01) UTC. Outside them a value is a
+#: typo or an attack, and near year 1 or 9999 date arithmetic (a month later, a conversion to
+#: UTC) overflows.
+EARLIEST_INSTANT: Final = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST_INSTANT: Final = datetime(2200, 1, 1, tzinfo=UTC)
+INSTANT_RANGE_TEXT: Final = "between 1970-01-01T00:00:00Z and 2199-12-31T23:59:59Z"
+
+
+def bounded_utc(value: datetime) -> datetime:
+    """``value`` in UTC, refused (ValueError) outside [1970, 2200)."""
+    # The local fields are checked first: converting 0001-01-01T00:00+14:00 to UTC overflows,
+    # and an OverflowError is not a validation error (it would be a 500). One day of margin
+    # covers every possible offset.
+    if not EARLIEST_INSTANT.year - 1 <= value.year <= LATEST_INSTANT.year:
+        raise ValueError(f"must be {INSTANT_RANGE_TEXT}")
     # Nearly every input is already UTC ("...Z"); skipping astimezone for those is a
     # measurable share of decode time.
-    return value if value.utcoffset() == _ZERO else value.astimezone(UTC)
+    utc = value if value.utcoffset() == _ZERO else value.astimezone(UTC)
+    if not EARLIEST_INSTANT <= utc < LATEST_INSTANT:
+        raise ValueError(f"must be {INSTANT_RANGE_TEXT}")
+    return utc
 
 
 # Opaque aggregate id (UUIDs in practice). No ':' because ids become parts of Redis keys,
@@ -64,7 +120,7 @@ Id = Annotated[
     AfterValidator(_not_card_number),
 ]
 
-UtcDatetime = Annotated[AwareDatetime, Field(strict=True), AfterValidator(_to_utc)]
+UtcDatetime = Annotated[AwareDatetime, Field(strict=True), AfterValidator(bounded_utc)]
 """A timezone-aware instant, normalised to UTC. Naive datetimes are refused: a time without
 an offset means something different on every machine. Strict, so epoch numbers (seconds or
 milliseconds?) are refused too."""
@@ -76,7 +132,7 @@ TitleText = Annotated[
     str, StringConstraints(min_length=1, max_length=300), AfterValidator(_clean_text)
 ]
 LongText = Annotated[
-    str, StringConstraints(min_length=1, max_length=5000), AfterValidator(_clean_text)
+    str, StringConstraints(min_length=1, max_length=5000), AfterValidator(_clean_long_text)
 ]
 DisplayName = Annotated[
     str,
@@ -88,7 +144,7 @@ DisplayName = Annotated[
 ReviewText = Annotated[
     str,
     StringConstraints(min_length=1, max_length=MAX_REVIEW_CHARS),
-    AfterValidator(_clean_text),
+    AfterValidator(_clean_long_text),
     Field(json_schema_extra=PERSONAL),
 ]
 
@@ -151,6 +207,16 @@ Language = Annotated[
 ]
 """A BCP 47 language tag limited to language[-Script][-REGION]: ``en``, ``pt-BR``,
 ``zh-Hant-TW``, ``es-419``."""
+
+PlainText = Annotated[str, AfterValidator(_no_controls)]
+"""Short machine-ish text (a user agent, a flag's string value): no control characters."""
+
+#: Every integer stored anywhere fits a signed 64-bit column; counters that only grow (title
+#: versions) are bounded much lower so that one huge value cannot make every later one stale.
+MAX_INT64: Final = 2**63 - 1
+MAX_VERSION: Final = 2**31 - 1
+Version = Annotated[StrictInt, Field(ge=1, le=MAX_VERSION)]
+"""A per-aggregate edit counter (catalog titles)."""
 
 Cents = Annotated[StrictInt, Field(gt=0, le=1_000_000)]
 """A positive amount in the currency's minor unit. The upper bound (10 000.00) is far above
@@ -219,7 +285,12 @@ ReleaseYear = Annotated[StrictInt, Field(ge=1888), AfterValidator(_not_far_futur
 
 
 __all__ = [
+    "EARLIEST_INSTANT",
     "ID_PATTERN",
+    "INSTANT_RANGE_TEXT",
+    "LATEST_INSTANT",
+    "MAX_INT64",
+    "MAX_VERSION",
     "PERSONAL",
     "SENSITIVE",
     "BirthYear",
@@ -236,6 +307,7 @@ __all__ = [
     "LongText",
     "Name",
     "PasswordHash",
+    "PlainText",
     "ReleaseYear",
     "ReviewText",
     "RuntimeMinutes",
@@ -243,5 +315,8 @@ __all__ = [
     "Sha256Hex",
     "TitleText",
     "UtcDatetime",
+    "Version",
     "Weight",
+    "bounded_utc",
+    "control_character_problem",
 ]
