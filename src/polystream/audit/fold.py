@@ -18,6 +18,7 @@ before.
 
 from __future__ import annotations
 
+import heapq
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -64,6 +65,43 @@ class Held:
         return self.has_event and self.expected <= self.sinks
 
 
+class _Offsets:
+    """The lowest held offset per partition, kept as records come and go (a heap per
+    partition with lazy deletion): asked once per batch, with thousands of records held."""
+
+    def __init__(self) -> None:
+        self._heaps: dict[TP, list[int]] = {}
+        self._live: dict[TP, dict[int, int]] = {}
+
+    def add(self, rec: Record) -> None:
+        tp = (rec.topic, rec.partition)
+        live = self._live.setdefault(tp, {})
+        live[rec.offset] = live.get(rec.offset, 0) + 1
+        heapq.heappush(self._heaps.setdefault(tp, []), rec.offset)
+
+    def remove(self, rec: Record) -> None:
+        live = self._live.get((rec.topic, rec.partition))
+        if live is None or rec.offset not in live:
+            return
+        live[rec.offset] -= 1
+        if not live[rec.offset]:
+            del live[rec.offset]
+
+    def lowest(self) -> dict[TP, int]:
+        out: dict[TP, int] = {}
+        for tp, heap in self._heaps.items():
+            live = self._live[tp]
+            while heap and heap[0] not in live:
+                heapq.heappop(heap)
+            if heap:
+                out[tp] = heap[0]
+        return out
+
+    def clear(self) -> None:
+        self._heaps.clear()
+        self._live.clear()
+
+
 class ReceiptFold:
     def __init__(self, *, window_s: float, max_docs: int,
                  clock: Callable[[], float] = time.monotonic) -> None:
@@ -71,7 +109,11 @@ class ReceiptFold:
         self.max_docs = max_docs
         self._clock = clock
         self._expected = expected_receipts()
+        # Insertion order is arrival order: the oldest first.
         self._held: dict[Key, Held] = {}
+        # Ready before their window ends: complete, or left over by a revoked partition.
+        self._ready: dict[Key, None] = {}
+        self._offsets = _Offsets()
         # Documents released lately: their late receipts are written at once rather than
         # held for an event that will not come again.
         self._released: dict[Key, None] = {}
@@ -83,6 +125,12 @@ class ReceiptFold:
     @property
     def enabled(self) -> bool:
         return self.window_s > 0
+
+    def _add(self, key: Key, held: Held, record: Record, item: IndexItem) -> None:
+        held.add(record, item)
+        self._offsets.add(record)
+        if held.complete:
+            self._ready[key] = None
 
     def hold_event(self, record: Record, doc: EventDoc, audited: Receipt | None) -> bool:
         """Keep a new event document; False when it should be written now (nothing to wait
@@ -97,7 +145,7 @@ class ReceiptFold:
         if held is None:
             held = self._held[key] = Held(self._clock(), expected)
         held.expected = expected
-        held.add(record, doc)
+        self._add(key, held, record, doc)
         if audited is not None:
             held.audited.append(audited)
         return True
@@ -112,42 +160,49 @@ class ReceiptFold:
             if not self.enabled or key in self._released:
                 return False
             held = self._held[key] = Held(self._clock(), frozenset())
-        held.add(record, update)
+        self._add(key, held, record, update)
         return True
 
     def release(self, *, everything: bool = False) -> list[Held]:
         """What is ready to be written: complete, out of its window, or over the cap."""
         if not self._held:
             return []
-        now = self._clock()
-        ready = [key for key, held in self._held.items()
-                 if everything or held.complete or now - held.since >= self.window_s]
-        overflow = len(self._held) - len(ready) - self.max_docs
-        if overflow > 0:
+        if everything:
+            ready = list(self._held)
+        else:
+            ready = list(self._ready)
             chosen = set(ready)
-            # Insertion order: the oldest first.
-            ready += [key for key in self._held if key not in chosen][:overflow]
+            cutoff = self._clock() - self.window_s
+            over = len(self._held) - len(chosen) - self.max_docs
+            for key, held in self._held.items():
+                if held.since > cutoff and over <= 0:
+                    break
+                if key not in chosen:
+                    ready.append(key)
+                    over -= 1
+        out: list[Held] = []
         for key in ready:
+            held = self._held.pop(key)
+            self._ready.pop(key, None)
+            for rec, _ in held.parts:
+                self._offsets.remove(rec)
             self._released[key] = None
+            out.append(held)
         while len(self._released) > self._remember:
             del self._released[next(iter(self._released))]
-        return [self._held.pop(key) for key in ready]
+        return out
 
     def due(self) -> bool:
-        """Whether something would be released by the window alone."""
+        """Whether something would be released now without a new record."""
         if not self._held:
             return False
+        if self._ready:
+            return True
         oldest = next(iter(self._held.values()))
         return self._clock() - oldest.since >= self.window_s
 
     def held_offsets(self) -> Mapping[TP, int]:
-        low: dict[TP, int] = {}
-        for held in self._held.values():
-            for rec, _ in held.parts:
-                tp = (rec.topic, rec.partition)
-                if rec.offset < low.get(tp, rec.offset + 1):
-                    low[tp] = rec.offset
-        return low
+        return self._offsets.lowest()
 
     def forget(self, owned: Iterable[TP]) -> None:
         keep = set(owned)
@@ -157,17 +212,26 @@ class ReceiptFold:
                      if (rec.topic, rec.partition) in keep]
             if len(parts) == len(held.parts):
                 continue
+            for rec, _ in held.parts:
+                if (rec.topic, rec.partition) not in keep:
+                    self._offsets.remove(rec)
             if not any(isinstance(item, EventDoc) for _, item in parts):
                 # The event's record moves to the new owner, which writes its document; the
                 # receipts read here stay ours to write (their offsets get committed), so
                 # they leave with the next release instead of waiting.
                 del self._held[key]
+                self._ready.pop(key, None)
                 if parts:
-                    self._held[key] = Held(held.since - self.window_s, frozenset(), parts)
+                    self._held[key] = Held(held.since, frozenset(), parts)
+                    self._ready[key] = None
                 continue
             held.parts = parts
             held.sinks = {sink for _, item in parts for sink in item.lineage}
+            if not held.complete:
+                self._ready.pop(key, None)
 
     def clear(self) -> None:
         self._held.clear()
+        self._ready.clear()
+        self._offsets.clear()
         self._released.clear()

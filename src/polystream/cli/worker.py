@@ -76,7 +76,9 @@ def _child_options(batch_size: int, linger_ms: int, fold_ms: int, metrics_port: 
 def worker(
     sink: Annotated[SinkChoice, typer.Argument(help="which store's sink to run; all = every "
                                                "sink, one child process each")],
-    batch_size: Annotated[int, typer.Option(min=1, max=10_000)] = 500,
+    batch_size: Annotated[int, typer.Option(
+        min=1, max=10_000, help="records per batch: each batch costs a few serial round trips "
+        "(store, receipts, commit), so a backlog drains faster in bigger ones")] = 1000,
     linger_ms: Annotated[int, typer.Option(min=0, max=10_000,
                                            help="wait this long to fill a batch")] = 50,
     fold_ms: Annotated[int, typer.Option(
