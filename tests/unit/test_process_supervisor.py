@@ -128,3 +128,16 @@ def test_children_are_this_interpreter_running_one_supervised_sink() -> None:
     argv = worker_argv("redis", ["--batch-size", "500"])
     assert argv[:3] == [sys.executable, "-m", "polystream"]
     assert argv[3:] == ["worker", "redis", "--supervised", "--batch-size", "500"]
+
+
+def test_worker_all_passes_its_options_to_every_child() -> None:
+    from polystream.cli.worker import _child_options
+
+    first = _child_options(1000, 50, 2000, 9100, 20.0, 0)
+    third = _child_options(1000, 50, 2000, 9100, 20.0, 2)
+    assert first == ["--batch-size", "1000", "--linger-ms", "50", "--fold-ms", "2000",
+                     "--metrics-port", "9100", "--shutdown-timeout", "20.0"]
+    # Each child its own /metrics port; 0 (off) stays off for all.
+    assert third[third.index("--metrics-port") + 1] == "9102"
+    off = _child_options(1000, 50, 2000, 0, 20.0, 3)
+    assert off[off.index("--metrics-port") + 1] == "0"
