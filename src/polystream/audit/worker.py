@@ -71,6 +71,8 @@ REJECTED = Counter("polystream_audit_rejected_total",
 RETRIES = Counter("polystream_audit_retries_total",
                   "Bulk retries (rejected items) and paused batches (index unavailable)",
                   ["why"])
+WRITES = Counter("polystream_audit_writes_total",
+                 "Items written to the index, by whether receipts were folded in", ["item"])
 ERASURES = Counter("polystream_audit_erasures_total", "Users erased from the audit trail")
 #: Used when ``api.audit_secret`` is empty outside production: pseudonyms are then only as
 #: secret as this source file, which is fine for a laptop and refused in production.
@@ -280,6 +282,15 @@ class AuditHandler:
                      for recs, item in batch]
 
         self._index_with_retries(batch, stats)
+        for _, item in batch:
+            # How well folding works: event documents written with a store's receipt, without
+            # one, and receipts that needed a write of their own (a scripted update).
+            if isinstance(item, LineageUpdate):
+                WRITES.labels("receipt").inc()
+            elif set(item.lineage) - {Sink.AUDIT.value}:
+                WRITES.labels("event_with_receipts").inc()
+            else:
+                WRITES.labels("event").inc()
 
         for user in dict.fromkeys(erasures):
             self.index.erase_user(user)
