@@ -186,7 +186,10 @@ def run_phase(ws: Workspace, kafka: Kafka, spec: PhaseSpec, log_dir: Path,
                                    if tp[0] in _group_topics(sink)})
             ws.groups.append(group)
         collector = ReceiptCollector(ws.settings, starts, f"{names.group_prefix}-bench").start()
-        workers = start_workers(spec.sinks, names.env(), log_dir)
+        # One folder per phase: two phases run `worker all`, and the first one's log matters.
+        phase_logs = log_dir / spec.label
+        phase_logs.mkdir(exist_ok=True)
+        workers = start_workers(spec.sinks, names.env(), phase_logs)
         _wait_ready(kafka, groups, workers, starts)
         _check_positions(kafka, groups, starts, result)
         for worker in workers:
@@ -244,6 +247,8 @@ def run_phase(ws: Workspace, kafka: Kafka, spec: PhaseSpec, log_dir: Path,
                 "process": f"worker {w.name}",
                 "pid": w.proc.pid,
                 "peak_rss_mib": round(w.peak_rss_mib, 1),
+                "tree_peak_rss_mib": round(w.tree_peak_rss_mib, 1),
+                "processes": w.processes,
                 "cpu_s_drain": round(w.cpu_between("ready", "drained"), 2),
                 "cpu_s_total": round(w.last.cpu_s, 2),
                 "threads": w.last.threads,

@@ -84,8 +84,10 @@ def usage(pid: int) -> Usage:
         return result
     # Fields after the command name (which may hold spaces) start at state (field 3).
     fields = stat.rsplit(")", 1)[1].split()
-    utime, stime, cutime, cstime = (int(v) for v in fields[11:15])
-    result.cpu_s = (utime + stime + cutime + cstime) * _TICK_S
+    # Its own CPU only: children are sampled as part of the tree (`Worker.sample`), and
+    # adding the reaped children's time here would count them twice.
+    utime, stime = (int(v) for v in fields[11:13])
+    result.cpu_s = (utime + stime) * _TICK_S
     result.threads = int(fields[17])
     for line in status.splitlines():
         if line.startswith("VmRSS:"):
@@ -103,19 +105,32 @@ class Worker:
     proc: subprocess.Popen[bytes]
     log_path: Path
     cpu_at: dict[str, float] = field(default_factory=dict)
+    #: The largest peak of any one process of the tree (`worker all` is a parent and one
+    #: child per sink; the target is per process).
     peak_rss_mib: float = 0.0
+    #: The peak of the whole tree's RSS added up.
+    tree_peak_rss_mib: float = 0.0
+    processes: int = 0
     last: Usage = field(default_factory=Usage)
+    _cpu_of: dict[int, float] = field(default_factory=dict)
 
     def sample(self) -> Usage:
         total = Usage()
-        for pid in tree(self.proc.pid):
+        pids = tree(self.proc.pid)
+        for pid in pids:
             one = usage(pid)
-            total.cpu_s += one.cpu_s
+            if one.threads:
+                self._cpu_of[pid] = one.cpu_s
             total.rss_mib += one.rss_mib
             total.threads += one.threads
             total.peak_rss_mib = max(total.peak_rss_mib, one.peak_rss_mib)
+        # A child that exited keeps its last CPU count (its parent's cutime has it only
+        # once reaped, and then the child is gone from the tree).
+        total.cpu_s = sum(self._cpu_of.values())
         if total.threads:
-            self.peak_rss_mib = max(self.peak_rss_mib, total.peak_rss_mib, total.rss_mib)
+            self.peak_rss_mib = max(self.peak_rss_mib, total.peak_rss_mib)
+            self.tree_peak_rss_mib = max(self.tree_peak_rss_mib, total.rss_mib)
+            self.processes = max(self.processes, len(pids))
             self.last = total
         return total
 

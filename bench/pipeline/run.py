@@ -279,7 +279,9 @@ def tables(document: dict[str, Any]) -> list[Table]:
                 (f"{p['ratio_to_simulator']:.2f}" if p["ratio_to_simulator"] else "-")
                 if first else "",
                 w.get("process", "-"),
-                f"{w.get('peak_rss_mib', 0):,.0f} MiB",
+                f"{w.get('peak_rss_mib', 0):,.0f} MiB" + (
+                    f" ({w['processes']} proc, {w.get('tree_peak_rss_mib', 0):,.0f} total)"
+                    if w.get("processes", 1) > 1 else ""),
                 f"{w.get('cpu_s_drain', 0):.1f}",
                 ("[green]ok[/]" if p["ok"] else f"[red]{escape('; '.join(p['problems'])[:80])}[/]")
                 if first else "",

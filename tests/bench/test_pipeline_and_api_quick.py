@@ -62,6 +62,9 @@ def test_quick_pipeline_bench_drains_every_group_and_orders_its_percentiles(
     (worker,) = full["workers"]
     assert worker["process"] == "worker all"
     assert 20 < worker["peak_rss_mib"] < 4096 and worker["cpu_s_drain"] > 0
+    # `worker all` is a parent and one child process per sink (four with the auditor).
+    assert worker["processes"] == 5
+    assert worker["peak_rss_mib"] < worker["tree_peak_rss_mib"]
 
     opened = phases["open1000"]
     assert opened["ok"] and opened["rate"] == 1000

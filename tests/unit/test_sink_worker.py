@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -91,6 +92,26 @@ def _records(broker: InMemoryBroker, topic: Topic) -> list[Any]:
     out = consumer.poll_batch(10_000, 0.05)
     consumer.close()
     return out
+
+
+def test_a_type_the_sink_ignores_is_skipped_on_its_header_unless_the_sink_is_primary() -> None:
+    """The Redis sink reads the catalog topic for titles but not for poster uploads: those it
+    skips without validating them (MongoDB, the topic's primary, judges and dead-letters)."""
+    broker, redis_worker, _, _ = _setup(Sink.REDIS)
+    assert primary_sink(Topic.CATALOG.value) is Sink.MONGO
+    pub = InMemoryEventPublisher(broker)
+    upload = json.loads(encode(example_event("catalog.asset_uploaded")))
+    upload["payload"]["title_id"] = 42  # invalid: only a full decode would notice
+    pub.publish(Topic.CATALOG.value, "t1", json.dumps(upload).encode()).result()
+    _drain(redis_worker, 3)
+    assert redis_worker.totals.ignored == 1
+    assert redis_worker.totals.skipped_invalid == 0
+    assert _records(broker, Topic.DEADLETTER) == []
+
+    _, mongo_worker, _, _ = _setup(Sink.MONGO)
+    mongo_worker.consumer = InMemoryEventConsumer(broker, "g-mongo", [Topic.CATALOG.value])
+    _drain(mongo_worker, 3)
+    assert mongo_worker.totals.dead_lettered == 1
 
 
 def test_valid_events_are_stored_with_receipts_and_committed() -> None:

@@ -62,10 +62,14 @@ class Supervisor:
     _failures: list[tuple[str, BaseException]] = field(default_factory=list)
     _config_error: ConfigurationError | None = None
 
-    def install_signal_handlers(self) -> None:
-        """First SIGTERM/SIGINT: stop gracefully. A second one: exit now."""
+    def install_signal_handlers(self, *, escalate: bool = True) -> None:
+        """First SIGTERM/SIGINT: stop gracefully. A second one: exit now, unless
+        ``escalate`` is False (a supervised child: the same stop can reach it twice, from its
+        parent and from its process group, and the parent bounds the shutdown)."""
         def handler(signum: int, _frame: object) -> None:
             if self.stop.is_set():
+                if not escalate:
+                    return
                 log.warning("second %s: exiting now", signal.Signals(signum).name)
                 exit_process(ExitCode.FORCED)
             log.info("%s: stopping", signal.Signals(signum).name)

@@ -27,7 +27,11 @@ CLAIM_TTL_S = 30 * 24 * 3600
 
 
 class ReceiptLog(Protocol):
-    def record(self, receipts: Sequence[Receipt]) -> None: ...
+    def record(self, receipts: Sequence[Receipt],
+               encoded: Sequence[str] | None = None) -> None:
+        """Store the receipts; ``encoded`` is their JSON when the caller already has it
+        (aligned with ``receipts``), so it is not made twice."""
+        ...
 
     def get(self, event_id: UUID) -> list[Receipt]:
         """Every sink's receipt for the event so far (any order)."""
@@ -39,29 +43,48 @@ class ReceiptLog(Protocol):
         ...
 
 
+#: Receipts per script call: one command of a few hundred kilobytes at most.
+_PER_CALL = 1000
+# Every receipt of a batch in one command: packing and parsing one SET per receipt in
+# redis-py cost more than the server's work.
+_SET_ALL = """
+for i = 1, #KEYS do
+  redis.call('SET', KEYS[i], ARGV[i + 1], 'EX', ARGV[1])
+end
+return #KEYS
+"""
+
+
 class RedisReceiptLog:
     """One string key per (event, sink): `{prefix}:receipt:{event_id}:{sink}` = the receipt's
     JSON, with a TTL. One `SET … EX` per receipt (a hash would need a second command for its
-    TTL), and a read is one `MGET` over the four sinks."""
+    TTL), all of a batch's in one script call, and a read is one `MGET` over the four sinks."""
 
     def __init__(self, client: redis.Redis, *, prefix: str = "ps", ttl_s: int = RECEIPT_TTL_S):
         self._r = client
         self._prefix = prefix
         self._ttl = ttl_s
+        # Loaded on first use, and again after a server restart (redis-py handles NOSCRIPT).
+        self._set_all = client.register_script(_SET_ALL)
 
     def _key(self, event_id: UUID, sink: str) -> str:
         return f"{self._prefix}:receipt:{event_id}:{sink}"
 
-    def record(self, receipts: Sequence[Receipt]) -> None:
+    def record(self, receipts: Sequence[Receipt],
+               encoded: Sequence[str] | None = None) -> None:
         if not receipts:
             return
-        pipe = self._r.pipeline(transaction=False)
-        for rc in receipts:
-            pipe.set(self._key(rc.event_id, rc.sink.value), rc.model_dump_json(), ex=self._ttl)
+        values = encoded if encoded is not None else [rc.model_dump_json() for rc in receipts]
+        keys = [self._key(rc.event_id, rc.sink.value) for rc in receipts]
         try:
-            pipe.execute()
+            for start in range(0, len(keys), _PER_CALL):
+                self._set_all(keys=keys[start:start + _PER_CALL],
+                              args=[self._ttl, *values[start:start + _PER_CALL]])
         except (redis.ConnectionError, redis.TimeoutError) as exc:
             raise TransientStoreError(f"receipts: redis unavailable: {exc}") from exc
+        except redis.ResponseError as exc:
+            # A busy or loading server: the batch is retried, nothing is lost.
+            raise TransientStoreError(f"receipts: redis refused: {exc}") from exc
 
     def get(self, event_id: UUID) -> list[Receipt]:
         try:
@@ -95,7 +118,8 @@ class InMemoryReceiptLog:
             self._claims.add(name)
             return True
 
-    def record(self, receipts: Sequence[Receipt]) -> None:
+    def record(self, receipts: Sequence[Receipt],
+               encoded: Sequence[str] | None = None) -> None:
         now = time.monotonic()
         with self._lock:
             for rc in receipts:

@@ -35,12 +35,14 @@ from polystream.bus.ports import BulkEventPublisher, EventConsumer, Record
 from polystream.bus.topology import UPSTREAM_TOPICS, Topic, primary_sink
 from polystream.domain.errors import InvalidEvent
 from polystream.domain.events import (
+    EVENT_TYPES,
     Envelope,
     Receipt,
     ReceiptStatus,
     Sink,
     decode,
     event_types_for,
+    peek_type,
 )
 from polystream.runtime.deadletters import DeadLetters
 from polystream.runtime.loop import BatchContext, ConsumerLoop, LoopConfig, NotDurable
@@ -134,6 +136,7 @@ class SinkHandler:
         self.receipts = receipts
         self.config = config
         self._types = frozenset(event_types_for(sink))
+        self._others = frozenset(EVENT_TYPES) - self._types
         self._dead_letters = DeadLetters(sink.value, claim=receipts.claim if receipts else None)
         self._gate = ProgressGate(
             {t.value: [u.value for u in ups] for t, ups in UPSTREAM_TOPICS.items()},
@@ -152,12 +155,20 @@ class SinkHandler:
         self._last_gate = 0.0
         self._last_report = 0.0
         self._unsettled: list[Receipt] = []
+        self._unsettled_json: list[str] = []
+        self._primary_of: dict[str, bool] = {}
         self.stats = BatchStats()
         self.totals = BatchStats()
 
     @property
     def deferred(self) -> int:
         return len(self._deferred)
+
+    def _is_primary(self, topic: str) -> bool:
+        known = self._primary_of.get(topic)
+        if known is None:
+            known = self._primary_of[topic] = primary_sink(topic) is self.sink
+        return known
 
     # ----------------------------------------------------------------- BatchHandler
 
@@ -182,6 +193,7 @@ class SinkHandler:
     def reset(self, ctx: BatchContext) -> None:
         self._deferred.clear()
         self._unsettled.clear()
+        self._unsettled_json.clear()
         self._gate.forget()
         self._resume_all(ctx.consumer)
 
@@ -193,6 +205,14 @@ class SinkHandler:
         self._last_offer = time.monotonic()
         fresh: list[_Pending] = []
         for rec in records:
+            if not self._is_primary(rec.topic):
+                # Not ours to dead-letter: a registered type we do not consume is skipped on
+                # its header alone (a poster upload's full validation costs the Redis sink
+                # more than the heartbeats around it); its primary sink judges the rest.
+                claimed = peek_type(rec.value if rec.value is not None else b"")
+                if claimed in self._others:
+                    stats.ignored += 1
+                    continue
             try:
                 env = decode(rec.value if rec.value is not None else b"")
             except InvalidEvent as exc:
@@ -268,12 +288,17 @@ class SinkHandler:
                     status=out.status, reason=out.reason, processed_at=at)
             for item, out in settled
         ]
-        for rc in receipts:
-            stats.applied[rc.status.value] = stats.applied.get(rc.status.value, 0) + 1
-            EVENTS.labels(self.sink.value, rc.status.value).inc()
-            ctx.publisher.publish_fire(Topic.RECEIPTS.value, str(rc.event_id),
-                                       rc.model_dump_json().encode())
+        # Encoded once, for the topic now and the receipt log in `settle`.
+        encoded = [rc.model_dump_json() for rc in receipts]
+        counts: dict[str, int] = {}
+        for rc, data in zip(receipts, encoded, strict=True):
+            counts[rc.status.value] = counts.get(rc.status.value, 0) + 1
+            ctx.publisher.publish_fire(Topic.RECEIPTS.value, str(rc.event_id), data.encode())
+        for status, n in counts.items():
+            stats.applied[status] = stats.applied.get(status, 0) + n
+            EVENTS.labels(self.sink.value, status).inc(n)
         self._unsettled = receipts
+        self._unsettled_json = encoded
         DEFERRED.labels(self.sink.value).set(len(self._deferred))
         if self._deferred and now - self._last_report >= 10.0:
             self._last_report = now
@@ -284,10 +309,11 @@ class SinkHandler:
         """The receipts go to the receipt log once the batch and its receipts are durable."""
         if self.receipts is not None and self._unsettled:
             try:
-                self.receipts.record(self._unsettled)
+                self.receipts.record(self._unsettled, self._unsettled_json)
             except TransientStoreError as exc:
                 raise NotDurable(f"receipts not recorded: {exc}") from exc
         self._unsettled = []
+        self._unsettled_json = []
 
     # ------------------------------------------------------------------------ store
 

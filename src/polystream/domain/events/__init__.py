@@ -77,6 +77,7 @@ from polystream.domain.events.codec import (
     new_event,
     new_trace_id,
     parse_payload,
+    peek_type,
 )
 from polystream.domain.events.envelope import (
     ENVELOPE_MODELS,
@@ -302,6 +303,7 @@ __all__ = [
     "new_event",
     "new_trace_id",
     "parse_payload",
+    "peek_type",
     "personal_paths",
     "pseudonymise",
     "redact",

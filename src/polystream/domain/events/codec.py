@@ -157,6 +157,19 @@ def decode(raw: bytes | bytearray | memoryview) -> AnyEvent:
         raise EventValidationError.from_errors(_field_errors(exc), event_type=spec.type) from None
 
 
+def peek_type(raw: bytes | bytearray | memoryview) -> str | None:
+    """The ``type`` a record claims, read by the header model alone (nothing validated but
+    that it is a JSON object with a string type), or None. For a consumer that ignores most
+    types and is not the one to dead-letter them: it can skip the full decode of those."""
+    if len(raw) > MAX_EVENT_BYTES:
+        return None
+    try:
+        header = _Header.model_validate_json(raw if isinstance(raw, bytes) else bytes(raw))
+    except ValidationError:
+        return None
+    return header.type if isinstance(header.type, str) else None
+
+
 def decode_dict(obj: Mapping[str, Any]) -> AnyEvent:
     """Validate an already-parsed event (the JSON form, e.g. from an HTTP body or the audit)."""
     spec, upcaster = _spec_for_header(obj.get("type"), obj.get("schema_version"))
@@ -235,4 +248,5 @@ def _require_generated_fields(spec: EventSpec, event_id: object, occurred_at: ob
         raise EventValidationError.from_errors(missing, event_type=spec.type)
 
 
-__all__ = ["decode", "decode_dict", "encode", "new_event", "new_trace_id", "parse_payload"]
+__all__ = ["decode", "decode_dict", "encode", "new_event", "new_trace_id", "parse_payload",
+           "peek_type"]
