@@ -24,11 +24,13 @@ from polystream.api.errors import install_error_handlers
 from polystream.api.events.router import router as events_router
 from polystream.api.flags.router import router as flags_router
 from polystream.api.guard import AccessLog, RequestGuard, is_upload
+from polystream.api.metrics import make_router as make_metrics_router
 from polystream.api.playback.router import router as playback_router
 from polystream.api.ratings.router import router as ratings_router
 from polystream.api.users.router import router as users_router
 from polystream.bus.ports import PublishError
 from polystream.domain.events import MAX_ASSET_BYTES, MAX_EVENT_BYTES
+from polystream.observe.metrics import HttpMetrics
 
 log = logging.getLogger("polystream.api")
 
@@ -98,6 +100,7 @@ def create_app(deps: ApiDeps) -> FastAPI:
     # and the access log wraps even the guard's refusals.
     app.add_middleware(RequestGuard, limit_for=body_limit)
     app.add_middleware(AccessLog)
+    app.add_middleware(HttpMetrics)
     for router in (
         users_router,
         billing_router,
@@ -108,6 +111,9 @@ def create_app(deps: ApiDeps) -> FastAPI:
         events_router,
     ):
         app.include_router(router)
+    if deps.settings.observability.api_metrics:
+        app.include_router(
+            make_metrics_router(deps.settings.observability.metrics_require_token))
     if deps.audit is not None:
         app.include_router(make_audit_router(deps.audit, deps.settings.api.operator_token))
 

@@ -11,7 +11,6 @@ from enum import StrEnum
 from typing import Annotated
 
 import typer
-from prometheus_client import start_http_server
 
 from polystream import bootstrap
 from polystream.audit.ports import AuditIndexUnavailable
@@ -20,6 +19,9 @@ from polystream.bus.admin import ensure_topics
 from polystream.bus.ports import BusError
 from polystream.bus.topology import topic_specs
 from polystream.domain.events import Sink
+from polystream.observe import logs
+from polystream.observe.lag import LagGauges
+from polystream.observe.metrics import start_worker_metrics
 from polystream.runtime.retry import ConfigurationError
 from polystream.runtime.supervisor import (
     ExitCode,
@@ -63,23 +65,27 @@ def worker(
     batch_size: Annotated[int, typer.Option(min=1, max=10_000)] = 500,
     linger_ms: Annotated[int, typer.Option(min=0, max=10_000,
                                            help="wait this long to fill a batch")] = 50,
-    metrics_port: Annotated[int, typer.Option(help="Prometheus /metrics port; 0 = off")] = 0,
+    metrics_port: Annotated[int | None, typer.Option(
+        min=0, max=65535, help="Prometheus /metrics port; 0 = off. Default: "
+        "POLYSTREAM_OBSERVABILITY__METRICS_PORT (9464)")] = None,
     shutdown_timeout: Annotated[float, typer.Option(
         min=1, max=600, help="seconds the sinks get to close once stopping starts")] = 20.0,
 ) -> None:
     """Consume the topics of a sink in its own consumer group and persist the events."""
-    logging.basicConfig(level=logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         settings = load_settings()
     except ValueError as exc:  # pydantic's ValidationError is one
         typer.echo(f"invalid settings: {exc}", err=True)
         raise typer.Exit(3) from exc
+    obs = settings.observability
+    logs.configure(obs.log_level, settings.log_format())
     config = WorkerConfig(batch_size=batch_size, linger_s=linger_ms / 1000)
     sinks = [Sink(sink.value)] if sink is not SinkChoice.all else [
         s for s in Sink if s is not Sink.AUDIT or settings.opensearch.enabled]
-    if metrics_port:
-        start_http_server(metrics_port, addr="127.0.0.1")
+    port = obs.metrics_port if metrics_port is None else metrics_port
+    if start_worker_metrics(obs.metrics_host, port) and obs.lag_refresh_s > 0:
+        # Only a process that serves metrics pays for the lag queries.
+        LagGauges(settings, sinks, obs.lag_refresh_s).start()
     supervisor = Supervisor([_role(s, settings, config) for s in sinks],
                             transient=START_UP_TRANSIENT, shutdown_timeout_s=shutdown_timeout)
     supervisor.install_signal_handlers()

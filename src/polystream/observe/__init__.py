@@ -1,0 +1,1 @@
+"""Metrics, structured logs and trace context shared by the API, the workers and the CLI."""
