@@ -18,7 +18,7 @@ from typing import Any, Literal
 import structlog
 
 #: Chatty at INFO (one line per HTTP request to the cluster, one per migration step).
-QUIET_LOGGERS = ("opensearch", "opensearchpy", "urllib3", "alembic", "kafka", "httpx")
+QUIET_LOGGERS = ("opensearch", "opensearchpy", "urllib3", "alembic", "kafka", "httpx", "pymongo")
 
 #: Fields a stdlib logger may add with ``extra=``.
 LOG_FIELDS = ("trace_id", "event_id", "event_type", "consumer", "route", "status",
