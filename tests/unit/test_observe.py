@@ -95,7 +95,7 @@ def test_worker_metrics_serve_and_a_taken_port_only_warns(
     port = _free_port()
     assert start_worker_metrics("127.0.0.1", port) is True
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
-        assert b"polystream_consumer_batches_total" in response.read()
+        assert b"polystream_http_request_seconds" in response.read()
     with caplog.at_level(logging.WARNING, "polystream.metrics"):
         assert start_worker_metrics("127.0.0.1", port) is False
     assert f"metrics port 127.0.0.1:{port} is taken" in caplog.text
@@ -111,3 +111,27 @@ def test_observability_settings_defaults_and_log_format() -> None:
     chosen = Settings(_env_file=None, environment="prod",  # type: ignore[call-arg]
                       observability={"log_format": "console", "metrics_port": 0})
     assert chosen.log_format() == "console" and chosen.observability.metrics_port == 0
+
+
+def test_the_grafana_dashboard_uses_only_metrics_the_code_exports() -> None:
+    import re
+    from pathlib import Path
+
+    from prometheus_client import REGISTRY
+
+    import polystream.audit.worker
+    import polystream.observe.lag
+    import polystream.observe.metrics
+    import polystream.runtime.loop
+    import polystream.sinks.worker  # noqa: F401  (each registers its metrics)
+
+    exported: set[str] = set()
+    for family in REGISTRY.collect():
+        exported |= {family.name + suffix for suffix in ("", "_total", "_bucket", "_sum",
+                                                          "_count")}
+    dashboard = json.loads(
+        (Path(__file__).parents[2] / "docs" / "grafana" / "polystream.json").read_text())
+    exprs = [t["expr"] for panel in dashboard["panels"] for t in panel["targets"]]
+    used = {name for expr in exprs for name in re.findall(r"polystream_[a-z_]+", expr)}
+    assert len(used) >= 12
+    assert used <= exported, used - exported
