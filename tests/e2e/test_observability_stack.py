@@ -17,12 +17,16 @@ from typing import IO, Any
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from typer.testing import CliRunner
 
 from polystream.audit.worker import open_audit_index
-from polystream.bus.admin import ensure_topics, start_group_at_end
+from polystream.bus.admin import delete_groups, ensure_topics, start_group_at_end
+from polystream.bus.kafka import KafkaEventPublisher
 from polystream.bus.topology import topic_specs, topics_for
 from polystream.chaos.deployment import Deployment
-from polystream.domain.events import Sink
+from polystream.cli import app as polystream_app
+from polystream.domain.events import Sink, encode
+from polystream.domain.examples import example_event
 from polystream.settings import Settings
 
 pytestmark = [pytest.mark.stack]
@@ -195,3 +199,32 @@ def test_one_trace_id_in_the_api_log_a_worker_log_and_the_audit_document(
     logs = running["api_log"].read_text() + running["worker_log"].read_text()
     assert "a long enough passphrase" not in logs
     assert "@example.org" not in logs
+
+
+def test_lag_command_reports_what_a_group_has_not_read(settings: Settings) -> None:
+    prefix = f"lag-{uuid.uuid4().hex[:8]}"
+    kafka = settings.kafka.model_copy(update={"group_prefix": prefix})
+    groups = [kafka.consumer_group(sink.value) for sink in Sink]
+    for sink in Sink:
+        start_group_at_end(settings.kafka, kafka.consumer_group(sink.value),
+                           [t.value for t in topics_for(sink)])
+    publisher = KafkaEventPublisher(settings.kafka, client_id=prefix)
+    try:
+        for _ in range(7):
+            event = example_event("rating.submitted")
+            publisher.publish("polystream.ratings", event.key, encode(event)).result(30)
+    finally:
+        publisher.close()
+    try:
+        result = CliRunner().invoke(polystream_app, ["lag", "--json"],
+                                    env={"POLYSTREAM_KAFKA__GROUP_PREFIX": prefix})
+        assert result.exit_code == 0, result.output
+        lag = json.loads(result.output)
+        postgres = lag[kafka.consumer_group("postgres")]
+        assert postgres["polystream.ratings"]["lag"] == 7
+        assert sum(postgres["polystream.ratings"]["partitions"].values()) == 7
+        assert postgres["polystream.users"]["lag"] == 0
+        # Mongo's group does not read ratings at all.
+        assert "polystream.ratings" not in lag[kafka.consumer_group("mongo")]
+    finally:
+        delete_groups(settings.kafka, groups)
