@@ -8,7 +8,7 @@ INSTALLED := $(VENV)/.installed
 PYTEST_ARGS ?=
 
 .PHONY: help venv lint typecheck unit test test-fast stack-up stack-down stack-status \
-        schema demo bench lock clean
+        schema demo demo-stack bench lock clean
 
 help:
 	@echo "make test          lint, bring the real stack up, run every test, bring it down"
@@ -18,7 +18,8 @@ help:
 	@echo "make stack-down    stop what stack-up started"
 	@echo "make schema        re-export JSON Schemas and the AsyncAPI document into docs/"
 	@echo "make lint          ruff + mypy"
-	@echo "make demo          the whole platform in one process on in-memory stores"
+	@echo "make demo          the whole platform in one process, live dashboard link (Ctrl-C stops)"
+	@echo "make demo-stack    the demo on the real stack, one process per role"
 	@echo "make bench         components, pipeline and API benchmarks on the real stack (~9 min)"
 	@echo "make lock          re-pin requirements*.lock (with hashes) after changing pyproject.toml"
 
@@ -62,9 +63,15 @@ stack-status: venv
 schema: venv
 	$(PS) schema export docs
 
-# The embedded mode: the whole platform in one process, no server needed.
+# The embedded mode: the whole platform in one process, no server needed; prints the dashboard
+# link and simulates at a steady rate until Ctrl-C, then prints the summary.
 demo: venv
 	$(PS) demo
+
+# The same on the real stack (brought up if needed): API, one worker per sink, the auditor and
+# the simulator each in its own process; the summary compares the run with the stores.
+demo-stack: venv
+	$(PS) demo --stack
 
 # Benchmarks against the real stack (brings it up; leaves it running): the components against
 # raw clients, the whole pipeline, the write API (~9 minutes on 2 cores). Each part runs even

@@ -19,7 +19,9 @@ from fastapi.responses import JSONResponse
 from polystream.api.audit.router import make_router as make_audit_router
 from polystream.api.billing.router import router as billing_router
 from polystream.api.catalog.router import router as catalog_router
+from polystream.api.dashboard.router import make_router as make_dashboard_router
 from polystream.api.deps import ApiDeps, ApiRuntime, Runtime
+from polystream.api.docs_page import install_docs
 from polystream.api.errors import install_error_handlers
 from polystream.api.events.router import router as events_router
 from polystream.api.flags.router import router as flags_router
@@ -93,6 +95,9 @@ def create_app(deps: ApiDeps) -> FastAPI:
         version="1",
         description=DESCRIPTION,
         lifespan=lifespan,
+        # Served from vendored files by `install_docs` (no CDN); ReDoc would need one.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.runtime = runtime
     install_error_handlers(app)
@@ -116,6 +121,10 @@ def create_app(deps: ApiDeps) -> FastAPI:
             make_metrics_router(deps.settings.observability.metrics_require_token))
     if deps.audit is not None:
         app.include_router(make_audit_router(deps.audit, deps.settings.api.operator_token))
+    if deps.observatory is not None:
+        app.include_router(make_dashboard_router(deps.observatory,
+                                                 deps.settings.api.operator_token))
+    install_docs(app)
 
     @app.get("/healthz", tags=["health"], summary="The process is alive")
     async def healthz() -> dict[str, str]:

@@ -20,6 +20,7 @@ from polystream.bootstrap import receipt_log
 from polystream.bus.kafka import KafkaEventPublisher
 from polystream.bus.topology import topic_of
 from polystream.domain.events import EVENT_TYPES
+from polystream.observe.stack import stack_observatory
 from polystream.settings import KafkaSettings, Settings, load_settings
 
 CLIENT_ID = "polystream-api"
@@ -74,14 +75,17 @@ def build_deps(settings: Settings) -> ApiDeps:
     )
     receipts = receipt_log(settings)
     audit = open_audit_index(settings, read_only=True)
+    # Clients only: nothing is queried until the dashboard is first opened.
+    observatory, close_observatory = stack_observatory(settings, audit)
     return ApiDeps(
         settings=settings,
         publisher=publisher,
         receipts=receipts,
         ready_check=KafkaReadiness(settings.kafka),
         closers=(lambda: publisher.close(settings.api.publish_timeout_s), receipts.close,
-                 audit.close),
+                 close_observatory, audit.close),
         audit=audit,
+        observatory=observatory,
     )
 
 

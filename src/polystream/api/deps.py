@@ -19,6 +19,7 @@ from fastapi import Depends, Request
 
 from polystream.audit.ports import AuditIndex
 from polystream.bus.ports import EventPublisher
+from polystream.observe.observatory import Observatory
 from polystream.settings import Settings
 from polystream.sinks.receipts import ReceiptLog
 
@@ -45,6 +46,8 @@ class ApiDeps:
     closers: Sequence[Callable[[], None]] = ()
     #: The audit trail for the operators' `/audit/events` endpoints; None leaves them out.
     audit: AuditIndex | None = None
+    #: What the operators' `/dashboard` shows; None leaves the dashboard out.
+    observatory: Observatory | None = None
     #: The envelope's ``source``.
     source: str = "api"
     hash_threads: int = field(default_factory=_default_hash_threads)

@@ -1,12 +1,22 @@
-"""`polystream demo`: the whole platform in one process (embedded mode), no server needed."""
+"""`polystream demo`: watch the platform work. Embedded (one process, in-memory stores) by
+default, or `--stack` on the real servers with each role in its own process.
+
+Live mode (the default) serves the API with its `/dashboard` and feeds the simulator at a
+steady rate until Ctrl-C (or `--duration`), then drains the sinks and prints a summary.
+`--batch` pushes a fixed number of events as fast as possible and prints the same summary.
+"""
 
 from __future__ import annotations
 
+import secrets
+import signal
+import threading
 import time
 from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
+from pydantic import SecretStr
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -14,25 +24,145 @@ from rich.table import Table
 from polystream.bus.topology import Topic
 from polystream.domain.events import Sink, decode
 from polystream.embedded import EmbeddedPlatform
+from polystream.settings import Settings, load_settings
 from polystream.simulate import SimConfig, generate
+from polystream.simulate.runner import RunReport, pump
 
 console = Console()
 
 
 def demo(
-    events: Annotated[int, typer.Option(min=1, max=2_000_000,
-                                        help="simulated events to push through")] = 20_000,
-    seed: Annotated[int, typer.Option(help="same seed, same stream")] = 7,
+    events: Annotated[int | None, typer.Option(
+        min=1, max=2_000_000, help="events to push through (batch: default 20,000; live: "
+        "no limit)")] = None,
+    rate: Annotated[float, typer.Option(min=1, max=100_000,
+                                        help="live mode: simulated events per second")] = 200,
+    duration: Annotated[float | None, typer.Option(
+        min=1, help="live mode: stop after this many seconds instead of waiting for Ctrl-C")]
+    = None,
+    batch: Annotated[bool, typer.Option(
+        "--batch", help="no server: push --events as fast as possible, print the summary")]
+    = False,
+    stack: Annotated[bool, typer.Option(
+        "--stack", help="on the real servers (brought up if needed), one process per role")]
+    = False,
+    seed: Annotated[int | None, typer.Option(
+        help="same seed, same stream (default: 7 embedded; a fresh one with --stack, so a "
+        "second run adds new events instead of replaying the first)")] = None,
     users: Annotated[int, typer.Option(min=1)] = 500,
     titles: Annotated[int, typer.Option(min=1)] = 200,
-    serve: Annotated[bool, typer.Option(help="then keep serving the API on the same "
-                                        "in-memory platform until Ctrl-C")] = False,
-    port: Annotated[int, typer.Option(min=1, max=65535)] = 8000,
+    port: Annotated[int | None, typer.Option(
+        min=1, max=65535, help="the API's port (default: POLYSTREAM_API__PORT)")] = None,
 ) -> None:
-    """Simulate traffic, run every sink and the auditor on in-memory stores, show the result."""
+    """Simulate traffic through every sink and the auditor; watch it on the dashboard."""
+    if seed is None:
+        seed = secrets.randbelow(1_000_000) if stack else 7
+    sim = SimConfig(seed=seed, users=users, titles=titles)
+    if stack:
+        from polystream.cli.demo_stack import run_stack_demo
+
+        run_stack_demo(sim, rate=rate, duration_s=duration, events=events, port=port)
+        return
+    if batch:
+        _batch(sim, events or 20_000)
+        return
+    _live(sim, rate=rate, duration_s=duration, events=events, port=port)
+
+
+def with_operator_token(settings: Settings) -> tuple[Settings, str]:
+    """The settings with an operator token: the configured one, or a fresh one for this run
+    (the demo prints it inside the dashboard link)."""
+    token = settings.api.operator_token.get_secret_value()
+    if token:
+        return settings, token
+    token = secrets.token_urlsafe(18)
+    api = settings.api.model_copy(update={"operator_token": SecretStr(token)})
+    return settings.model_copy(update={"api": api}), token
+
+
+def dashboard_link(host: str, port: int, token: str) -> str:
+    # The token rides in the fragment: the browser never sends it to the server.
+    return f"http://{host}:{port}/dashboard#token={token}"
+
+
+class SimClock:
+    """The simulated "now": the time of the last event published (the simulator runs days
+    of platform life in minutes; the live rankings must be read at its time, not ours)."""
+
+    def __init__(self) -> None:
+        self.now = datetime.now(UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def _live(sim: SimConfig, *, rate: float, duration_s: float | None, events: int | None,
+          port: int | None) -> None:
+    import uvicorn
+
+    from polystream.api.app import create_app
+    from polystream.api.deps import ApiDeps
+    from polystream.bus.memory import InMemoryEventPublisher
+    from polystream.observe.embedded import embedded_observatory
+
+    settings, token = with_operator_token(load_settings())
+    host, port = settings.api.host, port or settings.api.port
     platform = EmbeddedPlatform()
     platform.start()
-    stream = generate(SimConfig(seed=seed, users=users, titles=titles), limit=events)
+    clock = SimClock()
+    app = create_app(ApiDeps(
+        settings=settings, publisher=InMemoryEventPublisher(platform.broker),
+        receipts=platform.receipts, audit=platform.audit, source="api-embedded",
+        observatory=embedded_observatory(platform, clock=clock)))
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning"))
+    serving = threading.Thread(target=server.run, name="api", daemon=True)
+    serving.start()
+    deadline = time.monotonic() + 30
+    while not server.started and serving.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if not server.started:
+        platform.stop()
+        console.print(f"[red]the API did not start on {host}:{port} (port in use?)[/]")
+        raise typer.Exit(1)
+    console.print(f"[bold]Dashboard:[/] {dashboard_link(host, port, token)}")
+    console.print(f"API docs:  http://{host}:{port}/docs · simulating {rate:g} events/s "
+                  f"(in memory) · Ctrl-C stops", highlight=False)
+
+    def send(topic: str, key: str, value: bytes) -> None:
+        platform.publisher.publish_fire(topic, key, value)
+        clock.now = decode(value).occurred_at
+
+    report = RunReport()
+    # A service manager or `timeout` stops with SIGTERM: same orderly end as Ctrl-C.
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        pump(generate(sim), send, report=report, rate=rate, duration_s=duration_s,
+             events=events)
+        if duration_s is None and events is None:
+            _wait_forever()
+    except KeyboardInterrupt:
+        console.print("\nstopping: draining the sinks…")
+    platform.publisher.flush()
+    platform.wait_drained(timeout_s=60)
+    server.should_exit = True
+    serving.join(10)
+    _report(platform, report.sent, report.elapsed_s, clock.now)
+    platform.stop()
+
+
+def _interrupt(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _wait_forever() -> None:
+    while True:
+        time.sleep(3600)
+
+
+def _batch(sim: SimConfig, events: int) -> None:
+    platform = EmbeddedPlatform()
+    platform.start()
+    stream = generate(sim, limit=events)
     last_value = b""
     t0 = time.perf_counter()
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed:,}"
@@ -56,15 +186,14 @@ def demo(
     elapsed = time.perf_counter() - t0
     sim_now = decode(last_value).occurred_at if last_value else datetime.now(UTC)
     _report(platform, events, elapsed, sim_now)
-    if serve:
-        _serve(platform, port)
     platform.stop()
 
 
 def _report(p: EmbeddedPlatform, events: int, elapsed: float, sim_now: datetime) -> None:
+    rate = events / elapsed if elapsed > 0 else 0.0
     t = Table("sink", "stored", "duplicate", "stale", "rejected", "dead-lettered", "deferred",
               title=f"{events:,} events through every sink in {elapsed:.1f}s "
-                    f"({events / elapsed:,.0f} events/s, one process)")
+                    f"({rate:,.0f} events/s, one process)")
     for sink, worker in p.workers.items():
         a = worker.totals.applied
         t.add_row(sink.value, *(f"{a.get(k, 0):,}" for k in (
@@ -94,17 +223,3 @@ def _report(p: EmbeddedPlatform, events: int, elapsed: float, sim_now: datetime)
         doc = p.catalog.get_title(title_id) or {}
         trend.add_row(str(i), str(doc.get("title", title_id)), f"{score:.1f}")
     console.print(trend)
-
-
-def _serve(p: EmbeddedPlatform, port: int) -> None:
-    import uvicorn
-
-    from polystream.api.app import create_app
-    from polystream.api.deps import ApiDeps
-    from polystream.bus.memory import InMemoryEventPublisher
-    from polystream.settings import load_settings
-
-    app = create_app(ApiDeps(settings=load_settings(), publisher=InMemoryEventPublisher(
-        p.broker), receipts=p.receipts, audit=p.audit, source="api-embedded"))
-    console.print(f"API on http://127.0.0.1:{port}/docs (in-memory platform; Ctrl-C stops)")
-    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")

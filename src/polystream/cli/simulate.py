@@ -30,8 +30,9 @@ from polystream.bus.ports import BulkEventPublisher, BusError, PublishError
 from polystream.bus.topology import topic_of
 from polystream.domain.events import EVENT_TYPES
 from polystream.settings import Settings, load_settings
-from polystream.simulate.catalog import CatalogImportError, load_catalog
-from polystream.simulate.engine import DEFAULT_START, Behaviour, SimConfig, generate
+from polystream.simulate.catalog_import import CatalogImportError, load_catalog
+from polystream.simulate.config import DEFAULT_START, Behaviour, SimConfig
+from polystream.simulate.engine import generate
 from polystream.simulate.runner import (
     JsonlWriter,
     PublisherSink,

@@ -13,23 +13,16 @@ The same ``SimConfig`` always yields the same bytes, and a shorter run is a pref
 longer one. See docs/simulator.md.
 """
 
-from polystream.simulate.catalog import (
-    CatalogEntry,
+from polystream.simulate.catalog import CatalogEntry
+from polystream.simulate.catalog_import import (
     CatalogImportError,
     RowError,
     load_catalog,
     parse_csv,
     parse_json,
 )
-from polystream.simulate.engine import (
-    DEFAULT_START,
-    Behaviour,
-    SimConfig,
-    Simulation,
-    generate,
-    generate_envelopes,
-    password_hash,
-)
+from polystream.simulate.config import DEFAULT_START, Behaviour, SimConfig, password_hash
+from polystream.simulate.engine import Simulation, generate, generate_envelopes
 from polystream.simulate.runner import (
     FileCheck,
     JsonlWriter,

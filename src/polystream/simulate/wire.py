@@ -178,3 +178,8 @@ __all__ = [
     "uuid7_text",
     "validated_event",
 ]
+
+
+def json_list(items: list[str] | tuple[str, ...]) -> str:
+    """A JSON array of plain strings (ids, codes: nothing that needs escaping)."""
+    return "[" + ",".join(f'"{item}"' for item in items) + "]"
