@@ -230,6 +230,25 @@ class ReadSettings(BaseModel):
     public_flag_prefixes: tuple[str, ...] = ("public.",)
 
 
+class ObservabilitySettings(BaseModel):
+    """Metrics, logs and trace context of every process (docs/operations.md, Observability)."""
+
+    # Each worker process serves Prometheus /metrics here; port 0 = off. A port already taken
+    # (several workers on one host) logs a warning and the worker runs without metrics.
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = Field(9464, ge=0, le=65535)
+    # The API's /metrics (same app, same port as the API). Operators only by default (usage
+    # counters are not for the public); false for a scraper on a private network that cannot
+    # send the operator token.
+    api_metrics: bool = True
+    metrics_require_token: bool = True
+    # Seconds between two refreshes of the consumer-lag gauges by a worker (0 = never).
+    lag_refresh_s: float = Field(5.0, ge=0)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # JSON lines for log shippers; "console" for humans. Unset = console in dev, else json.
+    log_format: Literal["json", "console"] | None = None
+
+
 class StackSettings(BaseModel):
     # All state, logs and pid files of the managed servers; relative paths are taken from the
     # current directory (the checkout, for `make`).
@@ -265,8 +284,14 @@ class Settings(BaseSettings):
     mongo: MongoSettings = MongoSettings()
     opensearch: OpenSearchSettings = OpenSearchSettings()
     api: ApiSettings = ApiSettings()
+    observability: ObservabilitySettings = ObservabilitySettings()
     stack: StackSettings = StackSettings()
     reads: ReadSettings = ReadSettings()
+
+    def log_format(self) -> Literal["json", "console"]:
+        if self.observability.log_format is not None:
+            return self.observability.log_format
+        return "console" if self.environment == "dev" else "json"
 
 
 def load_settings() -> Settings:

@@ -101,4 +101,8 @@ def test_serve_runs_uvicorn_in_factory_mode(monkeypatch: pytest.MonkeyPatch) -> 
     assert seen["factory"] is True
     assert seen["port"] == 8123 and seen["workers"] == 3
     assert seen["access_log"] is False
-    assert "polystream" in seen["log_config"]["loggers"]
+    loggers = seen["log_config"]["loggers"]
+    # Raw paths (client-controlled) never logged; the OpenSearch client quiet at INFO.
+    assert loggers["uvicorn.access"]["level"] == "WARNING"
+    assert loggers["opensearch"]["level"] == "WARNING"
+    assert seen["log_config"]["root"]["handlers"] == ["stderr"]

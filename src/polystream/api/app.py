@@ -29,7 +29,7 @@ from polystream.api.flags.router import router as flags_router
 from polystream.api.guard import AccessLog, RequestDeadline, RequestGuard, is_upload
 from polystream.api.login.router import router as login_router
 from polystream.api.me.router import router as me_router
-from polystream.api.metrics import router as metrics_router
+from polystream.api.metrics import make_router as make_metrics_router
 from polystream.api.playback.router import router as playback_router
 from polystream.api.rankings.router import router as rankings_router
 from polystream.api.ratings.router import router as ratings_router
@@ -37,6 +37,7 @@ from polystream.api.titles.router import router as titles_router
 from polystream.api.users.router import router as users_router
 from polystream.bus.ports import PublishError
 from polystream.domain.events import MAX_ASSET_BYTES, MAX_EVENT_BYTES
+from polystream.observe.metrics import HttpMetrics
 
 log = logging.getLogger("polystream.api")
 
@@ -124,6 +125,7 @@ def create_app(deps: ApiDeps) -> FastAPI:
     )
     app.add_middleware(RequestDeadline, timeout_s=api_settings.request_timeout_s)
     app.add_middleware(AccessLog)
+    app.add_middleware(HttpMetrics)
     for router in (
         login_router,
         me_router,
@@ -136,6 +138,9 @@ def create_app(deps: ApiDeps) -> FastAPI:
         events_router,
     ):
         app.include_router(router)
+    if deps.settings.observability.api_metrics:
+        app.include_router(
+            make_metrics_router(deps.settings.observability.metrics_require_token))
     if deps.audit is not None:
         app.include_router(make_audit_router(deps.audit, guard=Operator))
     if deps.observatory is not None:
@@ -145,7 +150,6 @@ def create_app(deps: ApiDeps) -> FastAPI:
         app.state.reads = deps.reads
         app.include_router(titles_router)
         app.include_router(rankings_router)
-    app.include_router(metrics_router)
 
     @app.get("/healthz", tags=["health"], summary="The process is alive")
     async def healthz() -> dict[str, str]:

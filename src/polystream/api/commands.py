@@ -33,7 +33,18 @@ from polystream.api.events.service import wait_for_status
 from polystream.bus.ports import BusError
 from polystream.bus.topology import topic_of
 from polystream.domain.errors import EventValidationError, OversizedEvent
-from polystream.domain.events import AnyEvent, Payload, encode, new_event, parse_payload, redact
+from polystream.domain.events import (
+    AnyEvent,
+    Payload,
+    encode,
+    new_event,
+    new_trace_id,
+    parse_payload,
+    redact,
+)
+from polystream.observe.logs import bind
+from polystream.observe.metrics import COMMANDS
+from polystream.observe.tracing import event_headers, trace_id_of
 
 log = logging.getLogger("polystream.api.commands")
 
@@ -43,15 +54,14 @@ PUBLISH_FAILED = (
 
 # RFC 7240 preference "wait=<seconds>", possibly among others ("respond-async, wait=5").
 _PREFER_WAIT = re.compile(r"(?:^|[,;]\s*)wait\s*=\s*\"?([0-9]+(?:\.[0-9]+)?)\"?", re.IGNORECASE)
-# W3C trace context: version-traceid-parentid-flags. An all-zero trace id is invalid.
-_TRACEPARENT = re.compile(r"^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$")
 
 
 @dataclass(frozen=True, slots=True)
 class CommandOptions:
     #: Seconds to wait for the stores (0 = answer 202 as soon as the event is published).
     wait_s: float
-    trace_id: str | None
+    #: The request's W3C trace id, or a new one: the event and every log line carry it.
+    trace_id: str
 
 
 def command_options(
@@ -72,7 +82,8 @@ def command_options(
     ] = None,
     traceparent: Annotated[
         str | None,
-        Header(description="W3C trace context; its trace id becomes the event's trace_id."),
+        Header(description="W3C trace context; its trace id becomes the event's trace_id "
+               "(a new trace starts when it is absent or invalid)."),
     ] = None,
 ) -> CommandOptions:
     wait_s = wait
@@ -81,11 +92,7 @@ def command_options(
         # An unparsable preference is ignored, as RFC 7240 asks.
         wait_s = float(match.group(1)) if match else None
     wait_s = min(wait_s or 0.0, runtime.settings.api.wait_max_s)
-    trace_id = None
-    if traceparent:
-        match = _TRACEPARENT.match(traceparent.strip().lower())
-        if match and match.group(1) != "0" * 32:
-            trace_id = match.group(1)
+    trace_id = trace_id_of(traceparent) or new_trace_id()
     return CommandOptions(wait_s=wait_s, trace_id=trace_id)
 
 
@@ -116,6 +123,7 @@ def build_event(runtime: ApiRuntime, command: Command, options: CommandOptions) 
         payload = parse_payload(command.payload_model, command.payload)
         return new_event(payload, source=runtime.deps.source, trace_id=options.trace_id)
     except EventValidationError as exc:
+        COMMANDS.labels(command.payload_model.event_type, "refused").inc()
         raise ApiError(
             422,
             INVALID_REQUEST,
@@ -127,6 +135,7 @@ async def publish(runtime: ApiRuntime, event: AnyEvent) -> None:
     try:
         raw = encode(event)
     except OversizedEvent as exc:
+        COMMANDS.labels(event.type, "refused").inc()
         raise ApiError(
             413,
             "the event would be too large",
@@ -134,12 +143,16 @@ async def publish(runtime: ApiRuntime, event: AnyEvent) -> None:
         ) from None
     timeout = runtime.settings.api.publish_timeout_s
     try:
-        future = runtime.deps.publisher.publish(topic_of(event.type).value, event.key, raw)
+        future = runtime.deps.publisher.publish(
+            topic_of(event.type).value, event.key, raw,
+            event_headers(event.trace_id, str(event.event_id)))
         await asyncio.wait_for(asyncio.wrap_future(future), timeout)
     except BusError as exc:  # PublishError, or any other refusal of the bus
+        COMMANDS.labels(event.type, "failed").inc()
         log.error("publish of %s %s failed: %s", event.type, event.event_id, exc)
         raise ApiError(503, PUBLISH_FAILED, headers={"Retry-After": "1"}) from None
     except TimeoutError:
+        COMMANDS.labels(event.type, "failed").inc()
         log.error("publish of %s %s not acknowledged within %gs", event.type, event.event_id,
                   timeout)
         raise ApiError(
@@ -152,9 +165,14 @@ async def publish(runtime: ApiRuntime, event: AnyEvent) -> None:
 
 async def submit(runtime: ApiRuntime, options: CommandOptions, command: Command) -> JSONResponse:
     """Validate, publish and answer one command."""
+    # Here, not in the (threadpool) dependency: the binding must live in the request's task.
+    bind(trace_id=options.trace_id)
     event = build_event(runtime, command, options)
     await publish(runtime, event)
-    log.info("accepted %s %s key=%s", event.type, event.event_id, event.key)
+    COMMANDS.labels(event.type, "accepted").inc()
+    bind(event_id=str(event.event_id))
+    log.info("accepted %s %s", event.type, event.event_id,
+             extra={"event_type": event.type})
     if log.isEnabledFor(logging.DEBUG):
         log.debug("accepted event %s", redact(event))
     accepted = CommandAccepted(

@@ -1,28 +1,24 @@
-"""GET /metrics: the process's Prometheus metrics (cache hits and misses of the reads among
-them), for operators: the counters say how the platform is used."""
+"""``GET /metrics``: the API process's Prometheus metrics, on the API's own port.
+
+Left out of the OpenAPI document (it is for scrapers, not clients). Unauthenticated by default,
+as Prometheus scrapes usually are on a private network; with
+``observability.metrics_require_token`` the scraper sends the operator token
+(``authorization: {credentials: <token>, type: Bearer}`` in its scrape config).
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
-from fastapi.responses import Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from fastapi import APIRouter, Depends, Response
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
-from polystream.api.auth import Operator
-from polystream.api.errors import ErrorBody
-
-router = APIRouter(tags=["health"])
+from polystream.api.auth import require_operator
 
 
-@router.get(
-    "/metrics",
-    summary="Prometheus metrics of this API process",
-    description="Text exposition format; among others `polystream_read_cache_lookups_total`. "
-    "Operators only: `Authorization: Bearer <operator token>`.",
-    response_class=Response,
-    responses={200: {"content": {"text/plain": {}}, "description": "The metrics."},
-               401: {"model": ErrorBody, "description": "Missing or invalid operator token."},
-               403: {"model": ErrorBody, "description": "Operator endpoints are disabled."}},
-    dependencies=[Operator],
-)
-async def metrics() -> Response:
-    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+def make_router(require_token: bool) -> APIRouter:
+    router = APIRouter(dependencies=[Depends(require_operator)] if require_token else [])
+
+    @router.get("/metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+
+    return router

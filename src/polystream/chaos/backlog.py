@@ -187,7 +187,8 @@ def run_backlog_drill(base: Settings, *, events: int, other_events: int, freeze_
     with _deployments(base, variants, log) as deployments:
         n_other, n_main = _publish(base, other_file), _publish(base, main_file)
         log(f"drill: published {n_other:,} events of another run, then {n_main:,} under test")
-        procs = {d.name: PolystreamProcess(["worker", "all"], env=d.env(),
+        # Four workers on one host: none needs /metrics (port 0), none fights for the port.
+        procs = {d.name: PolystreamProcess(["worker", "all", "--metrics-port", "0"], env=d.env(),
                                            log=tmp / f"{d.name}.log") for d in deployments}
         try:
             _drive(base, deployments, procs, results, freeze_s, timeout_s, log)

@@ -15,6 +15,7 @@ from polystream.cli import (
     bench,
     chaos,
     demo,
+    lag,
     schema,
     simulate,
     stack,
@@ -54,6 +55,7 @@ app.command()(worker.worker)
 app.command()(simulate.simulate)
 app.command()(demo.demo)
 app.command()(verify.verify)
+app.command()(lag.lag)
 
 
 def main() -> None:

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import copy
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import typer
 import uvicorn
-from uvicorn.config import LOGGING_CONFIG
 
+from polystream.observe.logs import uvicorn_config
 from polystream.settings import load_settings
 
 app = typer.Typer(no_args_is_help=True, help="The write API (S1 over HTTP).")
@@ -23,25 +22,11 @@ def _group() -> None:
     # one: Typer otherwise collapses a one-command app into the command itself.
 
 
-def log_config(level: str) -> dict[str, Any]:
-    """uvicorn's logging config plus our loggers. uvicorn's own access log is left out: it
+def log_config(level: str, fmt: Literal["json", "console"] = "console") -> dict[str, Any]:
+    """uvicorn's loggers and ours through structlog. uvicorn's own access log is left out: it
     prints raw paths and query strings, which are client-controlled (the API logs the route
     template instead)."""
-    config: dict[str, Any] = copy.deepcopy(LOGGING_CONFIG)
-    config["formatters"]["polystream"] = {
-        "format": "%(asctime)s %(levelname)s %(name)s %(process)d: %(message)s",
-    }
-    config["handlers"]["polystream"] = {
-        "class": "logging.StreamHandler",
-        "formatter": "polystream",
-        "stream": "ext://sys.stderr",
-    }
-    config["loggers"]["polystream"] = {
-        "handlers": ["polystream"],
-        "level": level.upper(),
-        "propagate": False,
-    }
-    return config
+    return uvicorn_config(level, fmt)
 
 
 @app.command()
@@ -49,11 +34,13 @@ def serve(
     host: Annotated[str | None, typer.Option(help="Default: POLYSTREAM_API__HOST.")] = None,
     port: Annotated[int | None, typer.Option(help="Default: POLYSTREAM_API__PORT.")] = None,
     workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
-    log_level: Annotated[str, typer.Option(help="debug, info, warning, error.")] = "info",
+    log_level: Annotated[str | None, typer.Option(
+        help="debug, info, warning, error. Default: POLYSTREAM_OBSERVABILITY__LOG_LEVEL.")] = None,
 ) -> None:
     """Serve the write API (each worker builds its app from the settings: uvicorn factory
     mode)."""
     settings = load_settings()
+    level = (log_level or settings.observability.log_level).lower()
     uvicorn.run(
         FACTORY,
         factory=True,
@@ -61,8 +48,8 @@ def serve(
         port=port or settings.api.port,
         workers=workers,
         access_log=False,
-        log_config=log_config(log_level),
-        log_level=log_level.lower(),
+        log_config=log_config(level, settings.log_format()),
+        log_level=level,
         server_header=False,
         # Idle keep-alive connections are closed, so slow or idle clients cannot pile up.
         timeout_keep_alive=max(1, round(settings.api.keep_alive_timeout_s)),

@@ -119,7 +119,8 @@ def run_stack_demo(sim: SimConfig, *, rate: float, duration_s: float | None,
         roles.start("api", "api", "serve", "--host", host, "--port", str(port),
                     "--log-level", "warning")
         for sink in Sink:
-            roles.start(f"worker-{sink.value}", "worker", sink.value)
+            # Four workers on one host: the dashboard reads lag itself, none needs /metrics.
+            roles.start(f"worker-{sink.value}", "worker", sink.value, "--metrics-port", "0")
         _wait_http(f"http://{host}:{port}/healthz", roles)
         roles.start("simulator", *sim_args)
         console.print(f"[bold]Dashboard:[/] {dashboard_link(host, port, token)}")

@@ -15,7 +15,6 @@ from enum import StrEnum
 from typing import Annotated
 
 import typer
-from prometheus_client import start_http_server
 
 from polystream import bootstrap
 from polystream.audit.ports import AuditIndexUnavailable
@@ -24,6 +23,9 @@ from polystream.bus.admin import ensure_topics
 from polystream.bus.ports import BusError
 from polystream.bus.topology import topic_specs
 from polystream.domain.events import Sink
+from polystream.observe import logs
+from polystream.observe.lag import LagGauges
+from polystream.observe.metrics import start_worker_metrics
 from polystream.runtime.logs import quiet_client_logs
 from polystream.runtime.process_supervisor import ChildSpec, ProcessSupervisor, worker_argv
 from polystream.runtime.retry import ConfigurationError
@@ -84,9 +86,10 @@ def worker(
     fold_ms: Annotated[int, typer.Option(
         min=0, max=60_000, help="auditor: hold a new event's document this long for its "
         "stores' receipts, to write it once (0 = write at once)")] = 2000,
-    metrics_port: Annotated[int, typer.Option(
-        help="Prometheus /metrics port; 0 = off. With `all`, sink N of postgres, mongo, redis, "
-        "audit serves on this port + N")] = 0,
+    metrics_port: Annotated[int | None, typer.Option(
+        min=0, max=65535, help="Prometheus /metrics port; 0 = off. Default: "
+        "POLYSTREAM_OBSERVABILITY__METRICS_PORT (9464). With `all`, sink N of postgres, "
+        "mongo, redis, audit serves on this port + N")] = None,
     shutdown_timeout: Annotated[float, typer.Option(
         min=1, max=600, help="seconds the sinks get to close once stopping starts")] = 20.0,
     in_process: Annotated[bool, typer.Option(
@@ -97,14 +100,15 @@ def worker(
         help="started by `worker all`: a repeated stop signal does not force the exit")] = False,
 ) -> None:
     """Consume the topics of a sink in its own consumer group and persist the events."""
-    logging.basicConfig(level=logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    quiet_client_logs()
     try:
         settings = load_settings()
     except ValueError as exc:  # pydantic's ValidationError is one
         typer.echo(f"invalid settings: {exc}", err=True)
         raise typer.Exit(3) from exc
+    obs = settings.observability
+    logs.configure(obs.log_level, settings.log_format())
+    quiet_client_logs()
+    port = obs.metrics_port if metrics_port is None else metrics_port
     config = WorkerConfig(batch_size=batch_size, linger_s=linger_ms / 1000)
     sinks = [Sink(sink.value)] if sink is not SinkChoice.all else [
         s for s in Sink if s is not Sink.AUDIT or settings.opensearch.enabled]
@@ -112,7 +116,7 @@ def worker(
         children = ProcessSupervisor(
             [ChildSpec(f"sink {s.value}" if s is not Sink.AUDIT else "auditor",
                        worker_argv(s.value, _child_options(batch_size, linger_ms, fold_ms,
-                                                          metrics_port, shutdown_timeout, i)))
+                                                          port, shutdown_timeout, i)))
              for i, s in enumerate(sinks)],
             shutdown_timeout_s=shutdown_timeout)
         children.install_signal_handlers()
@@ -120,8 +124,9 @@ def worker(
             "workers starting, one process each: %s (Ctrl-C stops)",
             ", ".join(s.value for s in sinks))
         exit_process(children.run())
-    if metrics_port:
-        start_http_server(metrics_port, addr="127.0.0.1")
+    if start_worker_metrics(obs.metrics_host, port) and obs.lag_refresh_s > 0:
+        # Only a process that serves metrics pays for the lag queries.
+        LagGauges(settings, sinks, obs.lag_refresh_s).start()
     supervisor = Supervisor([_role(s, settings, config, fold_ms / 1000) for s in sinks],
                             transient=START_UP_TRANSIENT, shutdown_timeout_s=shutdown_timeout)
     supervisor.install_signal_handlers(escalate=not supervised)

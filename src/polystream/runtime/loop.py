@@ -35,6 +35,7 @@ from typing import Protocol
 from prometheus_client import Counter, Gauge, Histogram
 
 from polystream.bus.ports import BulkEventPublisher, BusError, EventConsumer, PublishError, Record
+from polystream.observe.tracing import log_consumed
 from polystream.runtime.retry import Backoff
 
 log = logging.getLogger(__name__)
@@ -180,6 +181,7 @@ class ConsumerLoop:
         if records:
             RECORDS.labels(self.name).inc(len(records))
             BATCH_RECORDS.labels(self.name).observe(len(records))
+            log_consumed(self.name, records)
         for rec in records:
             tp = (rec.topic, rec.partition)
             if rec.offset > self._processed.get(tp, -1):
