@@ -163,8 +163,8 @@ async def publish(runtime: ApiRuntime, event: AnyEvent) -> None:
         ) from None
 
 
-async def submit(runtime: ApiRuntime, options: CommandOptions, command: Command) -> JSONResponse:
-    """Validate, publish and answer one command."""
+async def accept(runtime: ApiRuntime, options: CommandOptions, command: Command) -> AnyEvent:
+    """Validate and publish one command; counted and logged with its trace and event ids."""
     # Here, not in the (threadpool) dependency: the binding must live in the request's task.
     bind(trace_id=options.trace_id)
     event = build_event(runtime, command, options)
@@ -175,6 +175,12 @@ async def submit(runtime: ApiRuntime, options: CommandOptions, command: Command)
              extra={"event_type": event.type})
     if log.isEnabledFor(logging.DEBUG):
         log.debug("accepted event %s", redact(event))
+    return event
+
+
+async def submit(runtime: ApiRuntime, options: CommandOptions, command: Command) -> JSONResponse:
+    """Validate, publish and answer one command."""
+    event = await accept(runtime, options, command)
     accepted = CommandAccepted(
         event_id=event.event_id,
         type=event.type,

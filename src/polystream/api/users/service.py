@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi.responses import JSONResponse
 from uuid6 import uuid7
 
-from polystream.api.commands import Command, CommandOptions, build_event, publish, submit
+from polystream.api.commands import Command, CommandOptions, accept, submit
 from polystream.api.deps import ApiRuntime, HashingBusy
 from polystream.api.errors import ApiError
 from polystream.api.users.schemas import (
@@ -41,8 +41,7 @@ async def register(
     # Not `submit`: whatever the stores decide (a taken email is refused there), the answer
     # is the same, with no event id to follow, so nobody can learn which emails have accounts.
     # The new user learns their id from GET /me once logged in.
-    event = build_event(runtime, Command(UserRegistered, payload), options)
-    await publish(runtime, event)
+    await accept(runtime, options, Command(UserRegistered, payload))
     return JSONResponse(RegistrationAccepted().model_dump(mode="json"), 202)
 
 
