@@ -38,9 +38,21 @@ class KafkaBus:
 
     def __init__(self, settings: KafkaSettings) -> None:
         self._timeout = min(5.0, settings.request_timeout_s)
-        self._admin = AdminClient({**settings.client_config(),
-                                   "client.id": "polystream-dashboard", "log_level": 4})
+        self._config: dict[str, str | int | float | bool] = {
+            **settings.client_config(), "client.id": "polystream-dashboard",
+                        "log_level": 4}
+        self._client: AdminClient | None = None
+        self._lock = threading.Lock()
         self._ends: tuple[float, dict[str, dict[int, int]]] = (0.0, {})
+
+    @property
+    def _admin(self) -> AdminClient:
+        # Made when the dashboard is first opened: an API process that never shows it (most
+        # of them, and every test) runs no librdkafka threads for it.
+        with self._lock:
+            if self._client is None:
+                self._client = AdminClient(self._config)
+            return self._client
 
     def _list(self, partitions: dict[str, int], spec: OffsetSpec) -> dict[str, dict[int, int]]:
         if not partitions:
