@@ -37,7 +37,6 @@ from polystream.api.titles.router import router as titles_router
 from polystream.api.users.router import router as users_router
 from polystream.bus.ports import PublishError
 from polystream.domain.events import MAX_ASSET_BYTES, MAX_EVENT_BYTES
-from polystream.observe.metrics import HttpMetrics
 
 log = logging.getLogger("polystream.api")
 
@@ -125,7 +124,6 @@ def create_app(deps: ApiDeps) -> FastAPI:
     )
     app.add_middleware(RequestDeadline, timeout_s=api_settings.request_timeout_s)
     app.add_middleware(AccessLog)
-    app.add_middleware(HttpMetrics)
     for router in (
         login_router,
         me_router,

@@ -33,6 +33,7 @@ from polystream.api.errors import FieldProblem, error_response
 from polystream.api.operator_gate import Resolve, needs_operator, operator_refusal
 from polystream.domain.events import contains_card_data, find_card_data
 from polystream.domain.events.cards import DIGIT_RUN, normalise_digits
+from polystream.observe.metrics import HTTP_SECONDS, NOT_ROUTED
 
 log = logging.getLogger("polystream.api.access")
 
@@ -279,7 +280,8 @@ class RequestDeadline:
 
 class AccessLog:
     """One line per request with the *route template* (``/users/{user_id}``), never the raw
-    path or query: those are client-controlled and may carry personal or card data."""
+    path or query: those are client-controlled and may carry personal or card data; and the
+    request's latency in the ``polystream_http_request_seconds`` histogram."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -300,11 +302,8 @@ class AccessLog:
         try:
             await self.app(scope, receive, send_status)
         finally:
-            route = getattr(scope.get("route"), "path", None) or "(not routed)"
-            log.info(
-                "%s %s %d %.1fms",
-                scope["method"],
-                route,
-                status,
-                (time.perf_counter() - started) * 1000,
-            )
+            route = getattr(scope.get("route"), "path", None) or NOT_ROUTED
+            elapsed = time.perf_counter() - started
+            log.info("%s %s %d %.1fms", scope["method"], route, status, elapsed * 1000)
+            # The latency histogram shares this wrapper: one timing per request, not two.
+            HTTP_SECONDS.labels(scope["method"], route, str(status)).observe(elapsed)

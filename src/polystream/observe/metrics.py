@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import errno
 import logging
-import time
 
 from prometheus_client import Counter, Histogram, start_http_server
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 log = logging.getLogger("polystream.metrics")
 
@@ -48,30 +46,3 @@ def start_worker_metrics(host: str, port: int) -> bool:
         return False
     log.info("metrics on http://%s:%d/metrics", host, port)
     return True
-
-
-class HttpMetrics:
-    """ASGI middleware: latency per route template, method and status code."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        status = 500
-
-        async def send_status(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_status)
-        finally:
-            route = getattr(scope.get("route"), "path", None) or NOT_ROUTED
-            HTTP_SECONDS.labels(scope["method"], route, str(status)).observe(
-                time.perf_counter() - started)
