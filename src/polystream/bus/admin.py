@@ -6,7 +6,7 @@ Topic names are used as given; callers apply ``KafkaSettings.topic_prefix``.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future
 from typing import Any, TypeVar
 
@@ -52,6 +52,34 @@ def _result(fut: Future[T], what: str, timeout_s: float) -> T:
         raise BusError(f"{what} failed: {exc.args[0]}") from exc
     except TimeoutError as exc:
         raise BusError(f"{what} timed out after {timeout_s:g}s") from exc
+
+
+# A group's coordinator is briefly unavailable after the broker starts or moves it (on a fresh
+# broker, while it loads __consumer_offsets); asking again a moment later succeeds.
+_COORDINATOR_MOVING = frozenset({
+    KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+    KafkaError.COORDINATOR_NOT_AVAILABLE,
+    KafkaError.NOT_COORDINATOR,
+})
+
+
+def _group_result(issue: Callable[[], Future[T]], what: str, timeout_s: float) -> T:
+    """``_result`` of a group request, asked again while its coordinator is loading or moving,
+    for at most ``timeout_s`` in all."""
+    deadline = time.monotonic() + timeout_s
+    delay = 0.05
+    while True:
+        try:
+            return issue().result(max(0.1, deadline - time.monotonic()))
+        except KafkaException as exc:
+            err = _kafka_error(exc)
+            if (err is None or err.code() not in _COORDINATOR_MOVING
+                    or time.monotonic() + delay >= deadline):
+                raise BusError(f"{what} failed: {exc.args[0]}") from exc
+        except TimeoutError as exc:
+            raise BusError(f"{what} timed out after {timeout_s:g}s") from exc
+        time.sleep(delay)
+        delay = min(delay * 2, 1.0)
 
 
 def _partition_counts(admin: AdminClient, timeout_s: float) -> dict[str, int]:
@@ -209,8 +237,10 @@ def group_lag(settings: KafkaSettings, group_id: str,
         starts = _offsets(admin, topic, n, _EARLIEST, timeout)
         request = [ConsumerGroupTopicPartitions(group_id,
                                                 [TopicPartition(topic, p) for p in range(n)])]
-        result = _result(admin.list_consumer_group_offsets(request, request_timeout=timeout)[
-            group_id], f"committed offsets of {group_id}", timeout)
+        result = _group_result(
+            lambda request=request: admin.list_consumer_group_offsets(  # type: ignore[misc]
+                request, request_timeout=timeout)[group_id],
+            f"committed offsets of {group_id}", timeout)
         committed = {tp.partition: tp.offset for tp in result.topic_partitions or ()}
         for p in range(n):
             done = committed.get(p, -1)
@@ -233,8 +263,9 @@ def start_group_at_end(settings: KafkaSettings, group_id: str, topics: Iterable[
         ends = _offsets(admin, topic, n, _LATEST, timeout)
         offsets += [TopicPartition(topic, p, ends[p]) for p in range(n)]
     request = [ConsumerGroupTopicPartitions(group_id, offsets)]
-    _result(admin.alter_consumer_group_offsets(request, request_timeout=timeout)[group_id],
-            f"setting the offsets of {group_id}", timeout)
+    _group_result(
+        lambda: admin.alter_consumer_group_offsets(request, request_timeout=timeout)[group_id],
+        f"setting the offsets of {group_id}", timeout)
 
 
 def delete_groups(settings: KafkaSettings, group_ids: Sequence[str]) -> None:

@@ -16,7 +16,7 @@ from confluent_kafka.admin import AdminClient, OffsetSpec  # type: ignore[attr-d
 
 from polystream.audit.documents import DocKind
 from polystream.audit.ports import AuditIndex, AuditQuery
-from polystream.bus.admin import _partition_counts, _result
+from polystream.bus.admin import _group_result, _partition_counts, _result
 from polystream.bus.ports import BusError
 from polystream.domain.events import Sink
 from polystream.observe.observatory import Observatory
@@ -80,7 +80,7 @@ class KafkaBus:
         request = [ConsumerGroupTopicPartitions(
             group_id, [TopicPartition(t, p) for t in topics for p in ends[t]])]
         try:
-            result = _result(self._admin.list_consumer_group_offsets(
+            result = _group_result(lambda: self._admin.list_consumer_group_offsets(
                 request, request_timeout=self._timeout)[group_id],
                 f"committed offsets of {group_id}", self._timeout)
             committed = {(tp.topic, tp.partition): tp.offset
