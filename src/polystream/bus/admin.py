@@ -274,11 +274,13 @@ def delete_groups(settings: KafkaSettings, group_ids: Sequence[str]) -> None:
         return
     timeout = settings.request_timeout_s
     admin = _admin(settings)
-    for group, fut in admin.delete_consumer_groups(list(group_ids),
-                                                   request_timeout=timeout).items():
+    for group in group_ids:
         try:
-            fut.result(timeout)
-        except KafkaException as exc:
-            err = _kafka_error(exc)
+            _group_result(
+                lambda group=group: admin.delete_consumer_groups(  # type: ignore[misc]
+                    [group], request_timeout=timeout)[group],
+                f"deleting group {group}", timeout)
+        except BusError as exc:
+            err = _kafka_error(exc.__cause__) if exc.__cause__ else None
             if err is None or err.code() != KafkaError.GROUP_ID_NOT_FOUND:
-                raise BusError(f"deleting group {group} failed: {exc.args[0]}") from exc
+                raise
