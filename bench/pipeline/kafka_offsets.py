@@ -16,15 +16,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final
 
-from confluent_kafka import (
-    Consumer,
-    ConsumerGroupTopicPartitions,
-    KafkaException,
-    TopicPartition,
-)
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 from confluent_kafka.admin import OffsetSpec  # type: ignore[attr-defined]
 
-from polystream.bus.admin import _admin
+from polystream.bus.admin import GroupOffsets, _admin
 from polystream.bus.kafka import consumer_config
 from polystream.bus.topology import Topic
 from polystream.settings import Settings
@@ -40,6 +35,12 @@ class Kafka:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.admin = _admin(settings.kafka)
+        self._groups: dict[str, GroupOffsets] = {}
+
+    def _group(self, group: str) -> GroupOffsets:
+        if group not in self._groups:
+            self._groups[group] = GroupOffsets(self.settings.kafka, group)
+        return self._groups[group]
 
     def partitions(self, topics: Iterable[str]) -> list[TP]:
         meta = self.admin.list_topics(timeout=_TIMEOUT_S)
@@ -70,34 +71,12 @@ class Kafka:
         raise AssertionError("unreachable")
 
     def committed(self, group: str, tps: Sequence[TP]) -> Offsets:
-        request = [ConsumerGroupTopicPartitions(group, [TopicPartition(t, p) for t, p in tps])]
-        result = self.admin.list_consumer_group_offsets(request, request_timeout=_TIMEOUT_S)
-        answer = result[group].result(_TIMEOUT_S)
-        return {(tp.topic, tp.partition): tp.offset for tp in answer.topic_partitions or ()
-                if tp.error is None}
+        return self._group(group).committed(tps)
 
     def position(self, group: str, offsets: Mapping[TP, int]) -> None:
         """Commit ``offsets`` for a group that has no member yet: its first member starts
         there (instead of at the topics' first records)."""
-        request = [
-            ConsumerGroupTopicPartitions(
-                group, [TopicPartition(t, p, off) for (t, p), off in offsets.items()]
-            )
-        ]
-        deadline = time.monotonic() + _TIMEOUT_S
-        while True:
-            try:
-                result = self.admin.alter_consumer_group_offsets(
-                    request, request_timeout=_TIMEOUT_S)
-                answer = result[group].result(_TIMEOUT_S)
-                errors = [tp.error for tp in answer.topic_partitions or () if tp.error]
-            except KafkaException as exc:  # e.g. the coordinator still loading after a start
-                errors = [exc.args[0]]
-            if not errors:
-                break
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"positioning group {group} failed: {errors[0]}")
-            time.sleep(0.5)
+        self._group(group).commit(dict(offsets))
         # Read back: a group must never start anywhere else than where it was put.
         if self.committed(group, list(offsets)) != dict(offsets):
             raise RuntimeError(f"group {group} did not keep the offsets it was given")

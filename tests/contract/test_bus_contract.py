@@ -612,3 +612,35 @@ def test_a_paused_partition_is_not_fetched_until_resumed(bus: Harness) -> None:
     con.resume([(topic, 0)])
     rest = consume_n(con, len(by_partition[0]), commit=False)
     assert {r.partition for r in rest} == {0}
+
+
+# -- Kafka only: a group's offsets, read and set from outside the group ---------------------------
+
+@pytest.mark.stack
+def test_kafka_group_offsets_round_trip_without_joining(settings: Settings, unique: str) -> None:
+    harness = KafkaHarness(unique, settings)
+    try:
+        topic = harness.topic(3)
+        group = harness.name("outside")
+        wanted = [(topic, p) for p in range(3)]
+        with kafka_admin.GroupOffsets(settings.kafka, group) as offsets:
+            # A group that never committed: every partition reads as -1, not as an error.
+            assert offsets.committed(wanted) == dict.fromkeys(wanted, -1)
+            offsets.commit({(topic, 0): 5, (topic, 2): 7})
+            assert offsets.committed(wanted) == {(topic, 0): 5, (topic, 1): -1, (topic, 2): 7}
+        # group_lag sees the same commits through its own client (end offsets are 0 here, so a
+        # commit beyond the end counts as no lag, never as negative).
+        assert harness.group_lag(group, [topic]) == dict.fromkeys(wanted, 0)
+        # start_group_at_end positions a fresh group at the current end of each partition.
+        pub = harness.publisher()
+        for i in range(30):
+            pub.publish_fire(topic, f"k{i}", b"v")
+        pub.flush(30)
+        ends = harness.end_offsets(topic)
+        fresh = harness.name("fresh")
+        kafka_admin.start_group_at_end(settings.kafka, fresh, [topic])
+        with kafka_admin.GroupOffsets(settings.kafka, fresh) as offsets:
+            assert offsets.committed(wanted) == {(topic, p): ends[p] for p in range(3)}
+        assert harness.group_lag(fresh, [topic]) == dict.fromkeys(wanted, 0)
+    finally:
+        harness.close()

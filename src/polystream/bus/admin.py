@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future
 from typing import Any, TypeVar
 
-from confluent_kafka import ConsumerGroupTopicPartitions, KafkaError, KafkaException, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
 # The documented import path; the package's stubs just do not re-export these names.
 from confluent_kafka.admin import (  # type: ignore[attr-defined]
@@ -63,14 +63,14 @@ _COORDINATOR_MOVING = frozenset({
 })
 
 
-def _group_result(issue: Callable[[], Future[T]], what: str, timeout_s: float) -> T:
-    """``_result`` of a group request, asked again while its coordinator is loading or moving,
-    for at most ``timeout_s`` in all."""
+def _group_result(ask: Callable[[float], T], what: str, timeout_s: float) -> T:
+    """``ask(remaining seconds)`` for a group request, asked again while the group's
+    coordinator is loading or moving, for at most ``timeout_s`` in all."""
     deadline = time.monotonic() + timeout_s
     delay = 0.05
     while True:
         try:
-            return issue().result(max(0.1, deadline - time.monotonic()))
+            return ask(max(0.1, deadline - time.monotonic()))
         except KafkaException as exc:
             err = _kafka_error(exc)
             if (err is None or err.code() not in _COORDINATOR_MOVING
@@ -80,6 +80,71 @@ def _group_result(issue: Callable[[], Future[T]], what: str, timeout_s: float) -
             raise BusError(f"{what} timed out after {timeout_s:g}s") from exc
         time.sleep(delay)
         delay = min(delay * 2, 1.0)
+
+
+def _raise_partition_errors(partitions: Sequence[TopicPartition]) -> None:
+    for tp in partitions:
+        if tp.error is not None:
+            raise KafkaException(tp.error)
+
+
+class GroupOffsets:
+    """Reads and commits the offsets of one consumer group without joining it.
+
+    Through a consumer of the group that never subscribes, not through the admin client: when
+    the group's coordinator answers NOT_COORDINATOR (it moves, or a fresh broker is still
+    loading), librdkafka's admin OffsetFetch dereferences a consumer-group handle the admin
+    client does not have and the whole process dies with SIGSEGV (librdkafka issue 5040). A
+    consumer has that handle and simply asks the new coordinator.
+    Commits are accepted only while the group has no member (Kafka rejects a non-member's
+    commit to a group in a generation)."""
+
+    def __init__(self, settings: KafkaSettings, group_id: str) -> None:
+        self.group_id = group_id
+        self._timeout = settings.request_timeout_s
+        self._consumer = Consumer({
+            **settings.client_config(),
+            "group.id": group_id,
+            "client.id": "polystream-admin",
+            "enable.auto.commit": False,
+            "socket.timeout.ms": int(settings.request_timeout_s * 1000),
+            "log_level": 4,
+        })
+
+    def committed(self, partitions: Iterable[tuple[str, int]]) -> dict[tuple[str, int], int]:
+        """(topic, partition) → committed offset; -1 where the group committed nothing."""
+        wanted = [TopicPartition(t, p) for t, p in partitions]
+        if not wanted:
+            return {}
+
+        def ask(timeout_s: float) -> list[TopicPartition]:
+            answer = self._consumer.committed(wanted, timeout=timeout_s)
+            _raise_partition_errors(answer)
+            return answer
+
+        answer = _group_result(ask, f"committed offsets of {self.group_id}", self._timeout)
+        return {(tp.topic, tp.partition): max(tp.offset, -1) for tp in answer}
+
+    def commit(self, offsets: dict[tuple[str, int], int]) -> None:
+        """Commit ``offsets`` ((topic, partition) → next offset to read) for the group."""
+        wanted = [TopicPartition(t, p, off) for (t, p), off in offsets.items()]
+        if not wanted:
+            return
+
+        def ask(_: float) -> None:
+            answer = self._consumer.commit(offsets=wanted, asynchronous=False)
+            _raise_partition_errors(answer or [])
+
+        _group_result(ask, f"setting the offsets of {self.group_id}", self._timeout)
+
+    def close(self) -> None:
+        self._consumer.close()
+
+    def __enter__(self) -> GroupOffsets:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
 
 
 def _partition_counts(admin: AdminClient, timeout_s: float) -> dict[str, int]:
@@ -235,15 +300,10 @@ def group_lag(settings: KafkaSettings, group_id: str,
             continue
         ends = _offsets(admin, topic, n, _LATEST, timeout)
         starts = _offsets(admin, topic, n, _EARLIEST, timeout)
-        request = [ConsumerGroupTopicPartitions(group_id,
-                                                [TopicPartition(topic, p) for p in range(n)])]
-        result = _group_result(
-            lambda request=request: admin.list_consumer_group_offsets(  # type: ignore[misc]
-                request, request_timeout=timeout)[group_id],
-            f"committed offsets of {group_id}", timeout)
-        committed = {tp.partition: tp.offset for tp in result.topic_partitions or ()}
+        with GroupOffsets(settings, group_id) as group:
+            committed = group.committed((topic, p) for p in range(n))
         for p in range(n):
-            done = committed.get(p, -1)
+            done = committed.get((topic, p), -1)
             lag[(topic, p)] = max(0, ends[p] - (done if done >= 0 else starts[p]))
     return lag
 
@@ -255,17 +315,15 @@ def start_group_at_end(settings: KafkaSettings, group_id: str, topics: Iterable[
     timeout = settings.request_timeout_s
     admin = _admin(settings)
     counts = _partition_counts(admin, timeout)
-    offsets = []
+    offsets: dict[tuple[str, int], int] = {}
     for topic in topics:
         n = counts.get(topic)
         if n is None:
             raise BusError(f"unknown topic {topic}")
         ends = _offsets(admin, topic, n, _LATEST, timeout)
-        offsets += [TopicPartition(topic, p, ends[p]) for p in range(n)]
-    request = [ConsumerGroupTopicPartitions(group_id, offsets)]
-    _group_result(
-        lambda: admin.alter_consumer_group_offsets(request, request_timeout=timeout)[group_id],
-        f"setting the offsets of {group_id}", timeout)
+        offsets.update({(topic, p): ends[p] for p in range(n)})
+    with GroupOffsets(settings, group_id) as group:
+        group.commit(offsets)
 
 
 def delete_groups(settings: KafkaSettings, group_ids: Sequence[str]) -> None:
@@ -277,8 +335,8 @@ def delete_groups(settings: KafkaSettings, group_ids: Sequence[str]) -> None:
     for group in group_ids:
         try:
             _group_result(
-                lambda group=group: admin.delete_consumer_groups(  # type: ignore[misc]
-                    [group], request_timeout=timeout)[group],
+                lambda left, group=group: admin.delete_consumer_groups(  # type: ignore[misc]
+                    [group], request_timeout=timeout)[group].result(left),
                 f"deleting group {group}", timeout)
         except BusError as exc:
             err = _kafka_error(exc.__cause__) if exc.__cause__ else None

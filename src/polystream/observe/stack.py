@@ -11,12 +11,12 @@ from typing import Any
 
 import psycopg
 import redis
-from confluent_kafka import ConsumerGroupTopicPartitions, KafkaException, TopicPartition
+from confluent_kafka import KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, OffsetSpec  # type: ignore[attr-defined]
 
 from polystream.audit.documents import DocKind
 from polystream.audit.ports import AuditIndex, AuditQuery
-from polystream.bus.admin import _group_result, _partition_counts, _result
+from polystream.bus.admin import GroupOffsets, _partition_counts, _result
 from polystream.bus.ports import BusError
 from polystream.domain.events import Sink
 from polystream.observe.observatory import Observatory
@@ -38,6 +38,8 @@ class KafkaBus:
 
     def __init__(self, settings: KafkaSettings) -> None:
         self._timeout = min(5.0, settings.request_timeout_s)
+        self._settings = settings.model_copy(update={"request_timeout_s": self._timeout})
+        self._groups: dict[str, GroupOffsets] = {}
         self._config: dict[str, str | int | float | bool] = {
             **settings.client_config(), "client.id": "polystream-dashboard",
                         "log_level": 4}
@@ -53,6 +55,19 @@ class KafkaBus:
             if self._client is None:
                 self._client = AdminClient(self._config)
             return self._client
+
+    def _group(self, group_id: str) -> GroupOffsets:
+        with self._lock:
+            if group_id not in self._groups:
+                self._groups[group_id] = GroupOffsets(self._settings, group_id)
+            return self._groups[group_id]
+
+    def close(self) -> None:
+        with self._lock:
+            groups, self._groups = list(self._groups.values()), {}
+        for group in groups:
+            with contextlib.suppress(Exception):
+                group.close()
 
     def _list(self, partitions: dict[str, int], spec: OffsetSpec) -> dict[str, dict[int, int]]:
         if not partitions:
@@ -77,14 +92,9 @@ class KafkaBus:
         if time.monotonic() - taken > 2.0 or any(t not in ends for t in topics):
             ends = {**ends, **self.end_offsets(topics)}
         topics = [t for t in topics if t in ends]
-        request = [ConsumerGroupTopicPartitions(
-            group_id, [TopicPartition(t, p) for t in topics for p in ends[t]])]
         try:
-            result = _group_result(lambda: self._admin.list_consumer_group_offsets(
-                request, request_timeout=self._timeout)[group_id],
-                f"committed offsets of {group_id}", self._timeout)
-            committed = {(tp.topic, tp.partition): tp.offset
-                         for tp in result.topic_partitions or ()}
+            committed = self._group(group_id).committed(
+                (t, p) for t in topics for p in ends[t])
         except (KafkaException, BusError):
             committed = {}
         # A partition the group never committed counts from its first retained record.
@@ -171,11 +181,12 @@ def stack_observatory(settings: Settings,
         _Probe("audit", "audit index", _audit_sizes(index)),
     ]
     groups = {sink: settings.kafka.consumer_group(sink.value) for sink in Sink}
-    obs = Observatory(bus=KafkaBus(settings.kafka), groups=groups, stores=stores,
+    bus = KafkaBus(settings.kafka)
+    obs = Observatory(bus=bus, groups=groups, stores=stores,
                       live=live, catalog=catalog, audit=index)
 
     def close() -> None:
-        for closer in (pg.close, catalog.close, live.close, rds.close,
+        for closer in (bus.close, pg.close, catalog.close, live.close, rds.close,
                        *(() if audit else (index.close,))):
             # Closing at shutdown: a client that fails to close must not keep the others open.
             with contextlib.suppress(Exception):
