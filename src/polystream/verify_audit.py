@@ -50,21 +50,31 @@ def audit_documents(index: AuditIndex) -> Iterator[AuditDoc]:
         raise TypeError(f"cannot list the documents of {type(index).__name__}")
     for hit in helpers.scan(index.client, index=index.pattern,
                             query={"query": {"match_all": {}}},
-                            _source_excludes=["text", "payload"], size=1000,
-                            params={"expand_wildcards": "all"}):
+                            _source_excludes=["text", "payload"], size=1000):
         yield AuditDoc(hit["_index"], hit["_id"], hit["_source"])
 
 
+Position = tuple[str, int, int]  # topic, partition, offset
+
+
 def check_audit(events: Sequence[AnyEvent], docs: Iterable[AuditDoc], *,
-                max_samples: int = 5) -> Difference:
+                poison: Sequence[Position] = (), max_samples: int = 5) -> Difference:
     """The ``audit/documents`` part: expected = the events, found = their event documents;
     missing, duplicated (unexpected) and incomplete (stale: wrong type, a lineage entry
-    missing, a dead-letter entry without its dead-letter document)."""
+    missing, a dead-letter entry without its dead-letter document). ``poison``: records of
+    the topics that are no valid event, each of which must have a dead-letter document."""
     wanted = {str(env.event_id): env for env in events}
     by_event: dict[str, list[AuditDoc]] = {}
     dead_letters: dict[str, set[str | None]] = {}
+    dead_positions: set[Position] = set()
     foreign = 0
     for doc in docs:
+        if doc.source.get("kind") == DocKind.DEAD_LETTER.value:
+            info = doc.source.get("dead_letter") or {}
+            topic, part, offset = (info.get("original_topic"), info.get("original_partition"),
+                                   info.get("original_offset"))
+            if isinstance(topic, str) and isinstance(part, int) and isinstance(offset, int):
+                dead_positions.add((topic, part, offset))
         event_id = doc.source.get("event_id")
         if not isinstance(event_id, str) or event_id not in wanted:
             foreign += 1
@@ -108,9 +118,12 @@ def check_audit(events: Sequence[AnyEvent], docs: Iterable[AuditDoc], *,
         if problems:
             stale.append(f"incomplete audit document of {env.type} {event_id}: "
                          + "; ".join(problems))
+    missing += [f"missing dead-letter document of the invalid record {t}/{p}@{o}"
+                for t, p, o in poison if (t, p, o) not in dead_positions]
     samples = missing[:max_samples] + duplicated[:max_samples] + stale[:max_samples]
-    diff = Difference("audit", "documents", len(wanted),
-                      sum(len(v) for v in by_event.values()), samples, foreign)
+    diff = Difference("audit", "documents", len(wanted) + len(poison),
+                      sum(len(v) for v in by_event.values())
+                      + sum(1 for pos in poison if pos in dead_positions), samples, foreign)
     diff.missing, diff.unexpected, diff.stale = len(missing), len(duplicated), len(stale)
     diff.notes = {"dead_lettered": dead_lettered}
     return diff

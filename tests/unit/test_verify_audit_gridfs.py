@@ -118,3 +118,18 @@ def test_gridfs_damage_is_found_in_the_in_memory_store() -> None:
     diff = check_gridfs(untitled, ref, scope=scope)
     assert diff.stale >= 1
     assert f"file {fid} names title {title} that the catalog does not hold" in diff.samples
+
+
+def test_an_invalid_record_of_the_topics_needs_a_dead_letter_document() -> None:
+    events = _events(50)
+    docs = list(audit_documents(_audited(events)))
+    diff = check_audit(events, docs, poison=[("polystream.users", 2, 40)])
+    assert diff.missing == 1
+    assert diff.samples == ["missing dead-letter document of the invalid record "
+                            "polystream.users/2@40"]
+    dead_letter = AuditDoc("idx", "dl:polystream.users:2:40:postgres", {
+        "kind": "dead_letter", "dead_letter": {
+            "consumer": "postgres", "original_topic": "polystream.users",
+            "original_partition": 2, "original_offset": 40}})
+    diff = check_audit(events, [*docs, dead_letter], poison=[("polystream.users", 2, 40)])
+    assert diff.ok and diff.expected == diff.actual == len(events) + 1
