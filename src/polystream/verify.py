@@ -141,6 +141,12 @@ class Difference:
     foreign: int = 0
     #: Not compared: aggregates shared with other data.
     shared: int = 0
+    #: Expected but absent, present but not expected, present with other content.
+    missing: int = 0
+    unexpected: int = 0
+    stale: int = 0
+    #: Facts worth reporting that are not differences (dead-lettered events, say).
+    notes: dict[str, int] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -188,23 +194,27 @@ def compare_rows(store: str, expected: Mapping[str, Sequence[Any]],
 def _compare_part(store: str, part: str, exp: list[Any], act: list[Any], max_samples: int,
                   foreign: int, shared: int) -> Difference:
     samples: list[str] = []
+    missing = unexpected = stale = 0
     if exp != act:
         exp_by = {_key(r): r for r in exp if isinstance(r, Mapping)}
         act_by = {_key(r): r for r in act if isinstance(r, Mapping)}
-        for k in sorted(set(exp_by) - set(act_by))[:max_samples]:
-            samples.append(f"missing {k}")
-        for k in sorted(set(act_by) - set(exp_by))[:max_samples]:
-            samples.append(f"unexpected {k}")
+        gone, extra = sorted(set(exp_by) - set(act_by)), sorted(set(act_by) - set(exp_by))
+        missing, unexpected = len(gone), len(extra)
+        samples += [f"missing {k}" for k in gone[:max_samples]]
+        samples += [f"unexpected {k}" for k in extra[:max_samples]]
         for k in sorted(set(exp_by) & set(act_by)):
-            if len(samples) >= max_samples * 3:
-                break
             e, a = ({f: _plain(v) for f, v in r.items()} for r in (exp_by[k], act_by[k]))
             if e != a:
-                diff = {f: (e.get(f), a.get(f)) for f in set(e) | set(a) if e.get(f) != a.get(f)}
-                samples.append(f"differs {k}: {str(diff)[:300]}")
+                stale += 1
+                if len(samples) < max_samples * 3:
+                    diff = {f: (e.get(f), a.get(f)) for f in set(e) | set(a)
+                            if e.get(f) != a.get(f)}
+                    samples.append(f"differs {k}: {str(diff)[:300]}")
         if not samples and sorted(map(repr, exp)) != sorted(map(repr, act)):
             samples.append("same keys, other rows")
-    return Difference(store, part, len(exp), len(act), samples, foreign, shared)
+            stale += 1
+    return Difference(store, part, len(exp), len(act), samples, foreign, shared,
+                      missing, unexpected, stale)
 
 
 DumpEntry = tuple[str, Any, int | None]
@@ -222,11 +232,14 @@ def compare_live(expected: Mapping[str, DumpEntry], actual: Mapping[str, DumpEnt
     foreign = shared = 0
     if scope is not None:
         exp, act, foreign, shared = _scoped_live(exp, act, scope, exact)
-    samples = [f"missing {k}" for k in sorted(set(exp) - set(act))[:max_samples]]
-    samples += [f"unexpected {k}" for k in sorted(set(act) - set(exp))[:max_samples]]
+    gone, extra = sorted(set(exp) - set(act)), sorted(set(act) - set(exp))
+    changed = [k for k in sorted(set(exp) & set(act)) if exp[k] != act[k]]
+    samples = [f"missing {k}" for k in gone[:max_samples]]
+    samples += [f"unexpected {k}" for k in extra[:max_samples]]
     samples += [f"differs {k}: expected {str(exp[k])[:150]} got {str(act[k])[:150]}"
-                for k in sorted(set(exp) & set(act)) if exp[k] != act[k]][:max_samples]
-    return [Difference("redis", "keys", len(exp), len(act), samples, foreign, shared)]
+                for k in changed[:max_samples]]
+    return [Difference("redis", "keys", len(exp), len(act), samples, foreign, shared,
+                       len(gone), len(extra), len(changed))]
 
 
 def _api_cache(key: str) -> bool:
