@@ -282,3 +282,16 @@ def delete_groups(settings: KafkaSettings, group_ids: Sequence[str]) -> None:
             err = _kafka_error(exc)
             if err is None or err.code() != KafkaError.GROUP_ID_NOT_FOUND:
                 raise BusError(f"deleting group {group} failed: {exc.args[0]}") from exc
+
+
+def commit_group_offsets(settings: KafkaSettings, group_id: str,
+                         offsets: dict[tuple[str, int], int]) -> None:
+    """Commit ``offsets`` ((topic, partition) → next offset to read) for a group with no
+    member: a replay from that point."""
+    timeout = settings.request_timeout_s
+    admin = _admin(settings)
+    request = [ConsumerGroupTopicPartitions(
+        group_id, [TopicPartition(t, p, o) for (t, p), o in sorted(offsets.items())])]
+    _group_result(
+        lambda: admin.alter_consumer_group_offsets(request, request_timeout=timeout)[group_id],
+        f"setting the offsets of {group_id}", timeout)

@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 
 from polystream.chaos.backlog import VARIANTS, run_backlog_drill
+from polystream.chaos.kill import run_kill_drill
 from polystream.settings import load_settings
 
 app = typer.Typer(no_args_is_help=True, help="drills over real processes on the real stack")
@@ -49,4 +50,25 @@ def backlog(
                                               or v.sigterm_exit_s > 30))]
     if bad:
         console.print(f"[red]failed: {', '.join(bad)}[/]")
+        raise typer.Exit(1)
+
+
+@app.command()
+def kill(
+    events: Annotated[int, typer.Option(min=100, help="events published during the drill")
+                      ] = 100_000,
+    kills: Annotated[int, typer.Option(min=1, help="SIGKILLs, each followed by a restart")] = 20,
+    rate: Annotated[float, typer.Option(min=10, help="events published per second")] = 500.0,
+    seed: Annotated[int, typer.Option()] = 11,
+    workdir: Annotated[Path | None, typer.Option(help="keep event files and logs here")] = None,
+) -> None:
+    """SIGKILL sink and audit workers (`worker <sink>` processes) at random moments while
+    events flow, restarting each at once; then verify. Exit 1 unless nothing is lost,
+    duplicated or stale and every killed worker made progress again within 60 s."""
+    report = run_kill_drill(load_settings(), events=events, kills=kills, rate=rate, seed=seed,
+                            workdir=workdir, log=console.print)
+    for line in report.lines():
+        console.print(line)
+    if not report.outcome.ok or any(k.recovered_s is None for k in report.kills):
+        console.print("[red]failed[/]")
         raise typer.Exit(1)
