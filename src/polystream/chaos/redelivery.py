@@ -2,8 +2,9 @@
 `polystream worker <sink>` processes of one isolated deployment:
 
 - duplicates: the producer side re-sends a share of the records (the same event again, a
-  little later, as a producer retry or an at-least-once relay does) and re-sends older
-  versions of edited titles under new event ids after the newer ones (a late writer): the
+  little later, as a producer retry or an at-least-once relay does) and sends older versions
+  of edited titles, with other content and new event ids, after the newer ones (a late
+  writer): the
   stores must end as the original events imply, the newest version winning (`verify`).
 - replay: every sink group is rewound to where the deployment started reading (the whole log
   it has ever consumed: its "offset 0") and drains it all again into the same stores: each
@@ -73,31 +74,36 @@ class RedeliveryReport:
         return out
 
 
-def _with_redeliveries(path: Path, share: float, rng: random.Random,
+def _with_redeliveries(path: Path, truth: Path, share: float, rng: random.Random,
                        injected: Injected) -> Iterator[SimEvent]:
-    """The file's records, plus ``share`` of them again a few records later, plus (for edited
-    titles) the previous version again under a fresh event id once the newer one is out."""
+    """The records to publish: the file's, plus ``share`` of them again a few records later;
+    some title upserts are followed by a newer edit (written to ``truth`` too: the events
+    `verify` holds the stores to) and, a little later, by the older version again under a
+    fresh event id, as a late writer would send it."""
     delayed: list[tuple[int, SimEvent]] = []
-    previous: dict[str, SimEvent] = {}
-    for i, ev in enumerate(read_recorded(path)):
-        yield ev
-        if rng.random() < share:
-            delayed.append((i + rng.randint(1, 200), ev))
-            injected.duplicates += 1
-        doc = json.loads(ev.value)
-        if doc["type"] in VERSIONED:
-            older = previous.get(ev.key)
-            previous[ev.key] = ev
-            if older is not None and rng.random() < share * 5:
-                stale = json.loads(older.value)
-                stale["event_id"] = str(uuid.uuid4())
+    with truth.open("wb") as out:
+        for i, ev in enumerate(read_recorded(path)):
+            out.write(ev.value + b"\n")
+            yield ev
+            if rng.random() < share:
+                delayed.append((i + rng.randint(1, 200), ev))
+                injected.duplicates += 1
+            if ev.type in VERSIONED and rng.random() < min(1.0, share * 5):
+                doc = json.loads(ev.value)
+                edit = {**doc, "event_id": str(uuid.uuid4()),
+                        "payload": {**doc["payload"], "version": doc["payload"]["version"] + 1,
+                                    "title": f"{doc['payload']['title']} (edited)"}}
+                newer = SimEvent(ev.type, ev.topic, ev.key, json.dumps(edit).encode())
+                out.write(newer.value + b"\n")
+                yield newer
+                stale = {**doc, "event_id": str(uuid.uuid4())}
                 delayed.append((i + rng.randint(1, 50), SimEvent(
-                    older.type, older.topic, older.key, json.dumps(stale).encode())))
+                    ev.type, ev.topic, ev.key, json.dumps(stale).encode())))
                 injected.stale += 1
-        due = [d for d in delayed if d[0] <= i]
-        delayed = [d for d in delayed if d[0] > i]
-        yield from (ev for _, ev in due)
-    yield from (ev for _, ev in delayed)
+            due = [d for d in delayed if d[0] <= i]
+            delayed = [d for d in delayed if d[0] > i]
+            yield from (ev for _, ev in due)
+        yield from (ev for _, ev in delayed)
 
 
 def _sinks(settings: Settings) -> list[Sink]:
@@ -177,8 +183,8 @@ def run_redelivery_drill(base: Settings, *, events: int, share: float = 0.10,
     rng = random.Random(seed)
     tmp = Path(workdir or tempfile.mkdtemp(prefix="polystream-chaos-redelivery-"))
     tmp.mkdir(parents=True, exist_ok=True)
-    path = tmp / f"events-{seed}.jsonl"
-    _write(path, seed, events, users)
+    generated, path = tmp / f"generated-{seed}.jsonl", tmp / f"events-{seed}.jsonl"
+    _write(generated, seed, events, users)
     ensure_topics(base.kafka, topic_specs(base.kafka))
     injected = Injected()
     with _deployments(base, ["redelivery"], log) as (deployment,):
@@ -187,7 +193,7 @@ def run_redelivery_drill(base: Settings, *, events: int, share: float = 0.10,
         starts = _positions(settings, sinks)
         pub = KafkaEventPublisher(base.kafka, client_id="polystream-chaos-redelivery")
         try:
-            for ev in _with_redeliveries(path, share, rng, injected):
+            for ev in _with_redeliveries(generated, path, share, rng, injected):
                 pub.publish_fire(ev.topic, ev.key, ev.value)
             pub.flush(120)
         finally:

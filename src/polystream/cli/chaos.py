@@ -10,6 +10,7 @@ from rich.console import Console
 
 from polystream.chaos.backlog import VARIANTS, run_backlog_drill
 from polystream.chaos.kill import run_kill_drill
+from polystream.chaos.redelivery import RedeliveryReport, run_redelivery_drill
 from polystream.settings import load_settings
 
 app = typer.Typer(no_args_is_help=True, help="drills over real processes on the real stack")
@@ -70,5 +71,49 @@ def kill(
     for line in report.lines():
         console.print(line)
     if not report.outcome.ok or any(k.recovered_s is None for k in report.kills):
+        console.print("[red]failed[/]")
+        raise typer.Exit(1)
+
+
+def _redelivery(events: int, share: float, replay: bool, seed: int,
+                workdir: Path | None) -> RedeliveryReport:
+    report = run_redelivery_drill(load_settings(), events=events, share=share, replay=replay,
+                                  seed=seed, workdir=workdir, log=console.print)
+    for line in report.lines():
+        console.print(line)
+    return report
+
+
+@app.command()
+def duplicates(
+    events: Annotated[int, typer.Option(min=100, help="events published")] = 100_000,
+    share: Annotated[float, typer.Option(min=0.0, max=1.0,
+                                         help="share of records sent twice")] = 0.10,
+    seed: Annotated[int, typer.Option()] = 13,
+    workdir: Annotated[Path | None, typer.Option(help="keep event files and logs here")] = None,
+) -> None:
+    """Publish events with a share of them re-sent a little later and older title versions
+    sent after newer ones; drain; verify. Exit 1 unless nothing is lost, duplicated or
+    stale."""
+    report = _redelivery(events, share, False, seed, workdir)
+    if not report.outcome.ok:
+        console.print("[red]failed[/]")
+        raise typer.Exit(1)
+
+
+@app.command()
+def replay(
+    events: Annotated[int, typer.Option(min=100, help="events published")] = 100_000,
+    share: Annotated[float, typer.Option(min=0.0, max=1.0,
+                                         help="share of records sent twice")] = 0.10,
+    seed: Annotated[int, typer.Option()] = 13,
+    workdir: Annotated[Path | None, typer.Option(help="keep event files and logs here")] = None,
+) -> None:
+    """The duplicates drill, then every sink group rewound to where it started and drained
+    again into the same stores. Exit 1 unless both verify clean and no store's digest
+    changed."""
+    report = _redelivery(events, share, True, seed, workdir)
+    if not report.outcome.ok or report.replay_outcome is None \
+            or not report.replay_outcome.ok or report.changed:
         console.print("[red]failed[/]")
         raise typer.Exit(1)
