@@ -10,6 +10,7 @@ from rich.console import Console
 
 from polystream.chaos.backlog import VARIANTS, run_backlog_drill
 from polystream.chaos.kill import run_kill_drill
+from polystream.chaos.rebalance import run_rebalance_drill
 from polystream.chaos.redelivery import RedeliveryReport, run_redelivery_drill
 from polystream.settings import load_settings
 
@@ -115,5 +116,26 @@ def replay(
     report = _redelivery(events, share, True, seed, workdir)
     if not report.outcome.ok or report.replay_outcome is None \
             or not report.replay_outcome.ok or report.changed:
+        console.print("[red]failed[/]")
+        raise typer.Exit(1)
+
+
+@app.command()
+def rebalance(
+    events: Annotated[int, typer.Option(min=100, help="events published during the drill")
+                      ] = 100_000,
+    rate: Annotated[float, typer.Option(min=10, help="events published per second")] = 500.0,
+    freeze: Annotated[float, typer.Option(min=1, help="seconds frozen (session: 10 s)")] = 35.0,
+    seed: Annotated[int, typer.Option()] = 17,
+    workdir: Annotated[Path | None, typer.Option(help="keep event files and logs here")] = None,
+) -> None:
+    """Two `worker <sink>` processes per store sink; one third in, one of each pair is frozen
+    (SIGSTOP) past the group's session timeout so the group rebalances under it, then
+    resumed; drain; verify. Exit 1 unless nothing is lost, duplicated or stale."""
+    report = run_rebalance_drill(load_settings(), events=events, rate=rate, freeze_s=freeze,
+                                 seed=seed, workdir=workdir, log=console.print)
+    for line in report.lines():
+        console.print(line)
+    if not report.outcome.ok:
         console.print("[red]failed[/]")
         raise typer.Exit(1)
