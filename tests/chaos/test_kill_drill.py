@@ -20,7 +20,7 @@ pytestmark = [pytest.mark.stack, pytest.mark.slow]
 def test_sigkilled_workers_lose_nothing_and_apply_nothing_twice(settings: Settings,
                                                                 tmp_path: Path) -> None:
     lines: list[str] = []
-    report = run_kill_drill(settings, events=10_000, kills=4, rate=400, workdir=tmp_path,
+    report = run_kill_drill(settings, events=10_000, kills=4, rate=400, seed=1011, workdir=tmp_path,
                             timeout_s=400, log=lines.append)
     summary = "\n".join(report.lines())
     print("\n[chaos kill]\n" + summary)

@@ -22,7 +22,7 @@ pytestmark = [pytest.mark.stack, pytest.mark.slow]
 def test_a_group_rebalanced_under_a_frozen_worker_loses_and_repeats_nothing(
         settings: Settings, tmp_path: Path) -> None:
     lines: list[str] = []
-    report = run_rebalance_drill(settings, events=6_000, rate=200, freeze_s=15,
+    report = run_rebalance_drill(settings, events=6_000, rate=200, freeze_s=15, seed=1017,
                                  workdir=tmp_path, timeout_s=150, log=lines.append)
     summary = "\n".join(report.lines())
     print("\n[chaos rebalance]\n" + summary)

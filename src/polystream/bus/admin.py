@@ -295,3 +295,24 @@ def commit_group_offsets(settings: KafkaSettings, group_id: str,
     _group_result(
         lambda: admin.alter_consumer_group_offsets(request, request_timeout=timeout)[group_id],
         f"setting the offsets of {group_id}", timeout)
+
+
+def committed_total(settings: KafkaSettings, group_id: str, topics: Iterable[str]) -> int:
+    """The sum of the group's committed offsets over every partition of ``topics`` (a
+    partition without one counts 0): it grows exactly when the group commits."""
+    timeout = settings.request_timeout_s
+    admin = _admin(settings)
+    counts = _partition_counts(admin, timeout)
+    total = 0
+    for topic in topics:
+        n = counts.get(topic)
+        if n is None:
+            continue
+        request = [ConsumerGroupTopicPartitions(group_id,
+                                                [TopicPartition(topic, p) for p in range(n)])]
+        result = _group_result(
+            lambda request=request: admin.list_consumer_group_offsets(  # type: ignore[misc]
+                request, request_timeout=timeout)[group_id],
+            f"committed offsets of {group_id}", timeout)
+        total += sum(max(0, tp.offset) for tp in result.topic_partitions or ())
+    return total
