@@ -294,14 +294,13 @@ def group_lag(settings: KafkaSettings, group_id: str,
     admin = _admin(settings)
     counts = _partition_counts(admin, timeout)
     lag: dict[tuple[str, int], int] = {}
-    for topic in topics:
-        n = counts.get(topic)
-        if n is None:
-            continue
+    known = [t for t in topics if t in counts]
+    with GroupOffsets(settings, group_id) as group:
+        committed = group.committed((t, p) for t in known for p in range(counts[t]))
+    for topic in known:
+        n = counts[topic]
         ends = _offsets(admin, topic, n, _LATEST, timeout)
         starts = _offsets(admin, topic, n, _EARLIEST, timeout)
-        with GroupOffsets(settings, group_id) as group:
-            committed = group.committed((topic, p) for p in range(n))
         for p in range(n):
             done = committed.get((topic, p), -1)
             lag[(topic, p)] = max(0, ends[p] - (done if done >= 0 else starts[p]))
@@ -342,3 +341,20 @@ def delete_groups(settings: KafkaSettings, group_ids: Sequence[str]) -> None:
             err = _kafka_error(exc.__cause__) if exc.__cause__ else None
             if err is None or err.code() != KafkaError.GROUP_ID_NOT_FOUND:
                 raise
+
+
+def commit_group_offsets(settings: KafkaSettings, group_id: str,
+                         offsets: dict[tuple[str, int], int]) -> None:
+    """Commit ``offsets`` ((topic, partition) → next offset to read) for a group with no
+    member: a replay from that point."""
+    with GroupOffsets(settings, group_id) as group:
+        group.commit(dict(sorted(offsets.items())))
+
+
+def committed_total(settings: KafkaSettings, group_id: str, topics: Iterable[str]) -> int:
+    """The sum of the group's committed offsets over every partition of ``topics`` (a
+    partition without one counts 0): it grows exactly when the group commits."""
+    counts = _partition_counts(_admin(settings), settings.request_timeout_s)
+    wanted = [(t, p) for t in topics for p in range(counts.get(t, 0))]
+    with GroupOffsets(settings, group_id) as group:
+        return sum(max(0, off) for off in group.committed(wanted).values())

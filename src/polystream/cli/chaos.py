@@ -9,6 +9,9 @@ import typer
 from rich.console import Console
 
 from polystream.chaos.backlog import VARIANTS, run_backlog_drill
+from polystream.chaos.kill import run_kill_drill
+from polystream.chaos.rebalance import run_rebalance_drill
+from polystream.chaos.redelivery import RedeliveryReport, run_redelivery_drill
 from polystream.settings import load_settings
 
 app = typer.Typer(no_args_is_help=True, help="drills over real processes on the real stack")
@@ -49,4 +52,90 @@ def backlog(
                                               or v.sigterm_exit_s > 30))]
     if bad:
         console.print(f"[red]failed: {', '.join(bad)}[/]")
+        raise typer.Exit(1)
+
+
+@app.command()
+def kill(
+    events: Annotated[int, typer.Option(min=100, help="events published during the drill")
+                      ] = 100_000,
+    kills: Annotated[int, typer.Option(min=1, help="SIGKILLs, each followed by a restart")] = 20,
+    rate: Annotated[float, typer.Option(min=10, help="events published per second")] = 500.0,
+    seed: Annotated[int, typer.Option()] = 11,
+    workdir: Annotated[Path | None, typer.Option(help="keep event files and logs here")] = None,
+) -> None:
+    """SIGKILL sink and audit workers (`worker <sink>` processes) at random moments while
+    events flow, restarting each at once; then verify. Exit 1 unless nothing is lost,
+    duplicated or stale and every killed worker made progress again within 60 s."""
+    report = run_kill_drill(load_settings(), events=events, kills=kills, rate=rate, seed=seed,
+                            workdir=workdir, log=console.print)
+    for line in report.lines():
+        console.print(line)
+    if not report.outcome.ok or any(k.recovered_s is None for k in report.kills):
+        console.print("[red]failed[/]")
+        raise typer.Exit(1)
+
+
+def _redelivery(events: int, share: float, replay: bool, seed: int,
+                workdir: Path | None) -> RedeliveryReport:
+    report = run_redelivery_drill(load_settings(), events=events, share=share, replay=replay,
+                                  seed=seed, workdir=workdir, log=console.print)
+    for line in report.lines():
+        console.print(line)
+    return report
+
+
+@app.command()
+def duplicates(
+    events: Annotated[int, typer.Option(min=100, help="events published")] = 100_000,
+    share: Annotated[float, typer.Option(min=0.0, max=1.0,
+                                         help="share of records sent twice")] = 0.10,
+    seed: Annotated[int, typer.Option()] = 13,
+    workdir: Annotated[Path | None, typer.Option(help="keep event files and logs here")] = None,
+) -> None:
+    """Publish events with a share of them re-sent a little later and older title versions
+    sent after newer ones; drain; verify. Exit 1 unless nothing is lost, duplicated or
+    stale."""
+    report = _redelivery(events, share, False, seed, workdir)
+    if not report.outcome.ok:
+        console.print("[red]failed[/]")
+        raise typer.Exit(1)
+
+
+@app.command()
+def replay(
+    events: Annotated[int, typer.Option(min=100, help="events published")] = 100_000,
+    share: Annotated[float, typer.Option(min=0.0, max=1.0,
+                                         help="share of records sent twice")] = 0.10,
+    seed: Annotated[int, typer.Option()] = 13,
+    workdir: Annotated[Path | None, typer.Option(help="keep event files and logs here")] = None,
+) -> None:
+    """The duplicates drill, then every sink group rewound to where it started and drained
+    again into the same stores. Exit 1 unless both verify clean and no store's digest
+    changed."""
+    report = _redelivery(events, share, True, seed, workdir)
+    if not report.outcome.ok or report.replay_outcome is None \
+            or not report.replay_outcome.ok or report.changed:
+        console.print("[red]failed[/]")
+        raise typer.Exit(1)
+
+
+@app.command()
+def rebalance(
+    events: Annotated[int, typer.Option(min=100, help="events published during the drill")
+                      ] = 100_000,
+    rate: Annotated[float, typer.Option(min=10, help="events published per second")] = 500.0,
+    freeze: Annotated[float, typer.Option(min=1, help="seconds frozen (session: 10 s)")] = 35.0,
+    seed: Annotated[int, typer.Option()] = 17,
+    workdir: Annotated[Path | None, typer.Option(help="keep event files and logs here")] = None,
+) -> None:
+    """Two `worker <sink>` processes per store sink; one third in, one of each pair is frozen
+    (SIGSTOP) past the group's session timeout so the group rebalances under it, then
+    resumed; drain; verify. Exit 1 unless nothing is lost, duplicated or stale."""
+    report = run_rebalance_drill(load_settings(), events=events, rate=rate, freeze_s=freeze,
+                                 seed=seed, workdir=workdir, log=console.print)
+    for line in report.lines():
+        console.print(line)
+    if not report.outcome.ok:
+        console.print("[red]failed[/]")
         raise typer.Exit(1)

@@ -42,7 +42,7 @@ class VerifyError(Exception):
     """The check cannot run; the message is the one line the user sees."""
 
 
-def _actual(settings: Settings, progress: Progress = None
+def store_contents(settings: Settings, progress: Progress = None
             ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
     return _read_stores(settings, progress)[:3]
 
