@@ -1,0 +1,222 @@
+"""The right to be forgotten on the real stack: `DELETE /me` ends the caller's login sessions
+at once, and once the PostgreSQL and Redis sinks have applied `user.erased`, none of the
+person's canary values is left in any table of PostgreSQL, any key or value under the
+deployment's Redis prefix, or the MongoDB catalog, while another user's canaries all stay.
+
+The API, the PostgreSQL sink and a Redis sink run against a database and a Redis prefix of
+their own, so the search covers everything this deployment wrote."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import psycopg
+import pytest
+import redis
+from pymongo import MongoClient
+from uuid6 import uuid7
+
+from polystream.api.login.tokens import token_digest
+from polystream.bootstrap import receipt_log
+from polystream.bus.admin import group_lag
+from polystream.bus.kafka import KafkaEventConsumer, KafkaEventPublisher
+from polystream.bus.topology import topics_for
+from polystream.domain.events import Sink
+from polystream.settings import Settings
+from polystream.sinks.redis_live import RedisLiveStore
+from polystream.sinks.worker import SinkWorker, WorkerConfig
+
+from .stack_platform import PASSWORD, Platform, bearer, running_platform
+
+pytestmark = pytest.mark.stack
+
+TITLE_ID = "01J9ZC3XK2M4N6P8Q0R2S4T6V8"
+
+
+@dataclass(frozen=True)
+class Person:
+    user_id: str
+    token: str
+    #: Unique strings planted in the person's data: name, email, review, login device id
+    #: (the device id is published in session.login_started; no store keeps it).
+    canaries: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class World:
+    platform: Platform
+    prefix: str
+    redis_sink: SinkWorker
+
+
+@pytest.fixture(scope="module")
+def world(settings: Settings) -> Iterator[World]:
+    prefix = f"erase{uuid.uuid4().hex[:8]}"
+    # The API's login tokens and the Redis sink's state under one fresh prefix: the sink must
+    # find the tokens where the API put them.
+    base = settings.model_copy(update={
+        "redis": settings.redis.model_copy(update={"key_prefix": prefix})})
+    for platform in running_platform(base):
+        group = f"erase-{prefix}-redis"
+        topics = [t.value for t in topics_for(Sink.REDIS)]
+        worker = SinkWorker(
+            sink=Sink.REDIS,
+            consumer=KafkaEventConsumer(base.kafka, group_id=group, topics=topics,
+                                        client_id=group),
+            store=RedisLiveStore.from_settings(base.redis, prefix=prefix),
+            publisher=KafkaEventPublisher(base.kafka, client_id=group),
+            receipts=receipt_log(base), config=WorkerConfig(batch_size=500, linger_s=0.005))
+        stop = threading.Event()
+        thread = threading.Thread(target=worker.run, args=(stop,), daemon=True)
+        thread.start()
+        try:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                lag = group_lag(base.kafka, group, topics)
+                if lag and sum(lag.values()) == 0:
+                    break
+                time.sleep(0.2)
+            yield World(platform, prefix, worker)
+        finally:
+            stop.set()
+            thread.join(30)
+            client = redis.Redis.from_url(settings.redis.url)
+            for key in client.scan_iter(f"{prefix}:*", count=1000):
+                client.delete(key)
+            client.close()
+
+
+def _plant(platform: Platform, tag: str) -> Person:
+    name = f"Canary{tag}{uuid.uuid4().hex[:12]}"
+    email = f"{name.lower()}@example.org"
+    review = f"review-{tag}-{uuid.uuid4().hex}"
+    device_id = str(uuid7())
+    body = {"email": email, "password": PASSWORD, "display_name": name, "country": "PT",
+            "birth_year": 1990}
+    assert platform.client.post("/users", json=body).status_code == 202
+    deadline = time.monotonic() + 20
+    while (found := platform.accounts.get_user_by_email(email)) is None:
+        assert time.monotonic() < deadline, "the PostgreSQL sink did not store the user"
+        time.sleep(0.05)
+    user_id = found.user_id
+    login = platform.client.post("/auth/login", json={
+        "email": email, "password": PASSWORD, "device": {"kind": "web", "device_id": device_id}})
+    assert login.status_code == 200, login.text
+    token = str(login.json()["access_token"])
+    rated = platform.client.put(f"/titles/{TITLE_ID}/ratings/{user_id}",
+                                json={"stars": 4, "review": review}, headers=bearer(token))
+    assert rated.status_code == 202, rated.text
+    return Person(user_id, token, (name, email, review, device_id))
+
+
+def _postgres_text(platform: Platform) -> str:
+    """Every row of every table of the deployment's database, as text."""
+    with psycopg.connect(platform.settings.postgres.dsn()) as conn:
+        tables = [r[0] for r in conn.execute(
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")]
+        assert {"users", "ratings", "payments", "preferences", "subscriptions"} <= set(tables)
+        return "\n".join(str(row[0]) for table in tables
+                         for row in conn.execute(f'SELECT t::text FROM "{table}" t'))
+
+
+def _redis_value(client: redis.Redis, key: str) -> object:
+    kind = str(client.type(key))
+    if kind == "string":
+        return client.get(key)
+    if kind == "hash":
+        return client.hgetall(key)
+    if kind == "set":
+        return client.smembers(key)
+    if kind == "zset":
+        return client.zrange(key, 0, -1, withscores=True)
+    if kind == "list":
+        return client.lrange(key, 0, -1)
+    return kind
+
+
+def _redis_text(settings: Settings, prefix: str) -> str:
+    """Every key under the prefix with its whole value, whatever its type, as text."""
+    client = redis.Redis.from_url(settings.redis.url, decode_responses=True)
+    parts: list[str] = []
+    try:
+        for key in client.scan_iter(f"{prefix}:*", count=1000):
+            parts.append(f"{key} {_redis_value(client, key)}")
+    finally:
+        client.close()
+    return "\n".join(parts)
+
+
+def _mongo_text(settings: Settings) -> str:
+    client: MongoClient[dict[str, object]] = MongoClient(settings.mongo.url)
+    try:
+        db = client[settings.mongo.database]
+        return "\n".join(str(doc) for name in db.list_collection_names()
+                         for doc in db[name].find())
+    finally:
+        client.close()
+
+
+def _wait(what: str, done: object, timeout_s: float = 30) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not done():  # type: ignore[operator]
+        assert time.monotonic() < deadline, what
+        time.sleep(0.1)
+
+
+def test_erasure_leaves_no_personal_data_and_ends_sessions(world: World,
+                                                           settings: Settings) -> None:
+    platform = world.platform
+    gone, kept = _plant(platform, "gone"), _plant(platform, "kept")
+    accounts = platform.accounts
+    _wait("reviews stored", lambda: all(
+        any(r.review is not None for r in accounts.list_ratings(p.user_id))
+        for p in (gone, kept)))
+    _wait("login sessions applied by the Redis sink",
+          lambda: all(f"{world.prefix}:sessions:{p.user_id}" in _redis_text(settings, world.prefix)
+                      for p in (gone, kept)))
+    before = _postgres_text(platform)
+    assert all(c in before for p in (gone, kept) for c in p.canaries[:3])
+    assert all(token_digest(p.token) in _redis_text(settings, world.prefix)
+               for p in (gone, kept))
+
+    erased = platform.client.delete("/me", headers=bearer(gone.token))
+    assert erased.status_code == 202, erased.text
+    assert erased.json()["type"] == "user.erased"
+    # At once, not when a sink gets to the event.
+    refused = platform.client.get("/me", headers=bearer(gone.token))
+    assert refused.status_code == 401, refused.text
+    assert platform.client.get("/me", headers=bearer(kept.token)).status_code == 200
+
+    erased_key = f"{world.prefix}:erased:{gone.user_id}"
+    client = redis.Redis.from_url(settings.redis.url)
+    try:
+        _wait("user.erased applied by the Redis sink", lambda: client.exists(erased_key) == 1)
+        assert list(client.scan_iter(f"{world.prefix}:auth:_user:{gone.user_id}")) == []
+    finally:
+        client.close()
+    _wait("user.erased applied by the PostgreSQL sink",
+          lambda: (u := accounts.get_user(gone.user_id)) is not None and u.erased)
+
+    stores = {"postgresql": _postgres_text(platform),
+              "redis": _redis_text(settings, world.prefix),
+              "mongodb": _mongo_text(settings)}
+    hits = {(store, c) for store, text in stores.items() for c in gone.canaries if c in text}
+    assert hits == set(), f"personal data left after erasure: {hits}"
+    # Redis: the login token and everything keyed by the person are gone; only the erasure
+    # marker (which makes later events of the person stale) still names the id.
+    assert token_digest(gone.token) not in stores["redis"]
+    naming = [line for line in stores["redis"].splitlines() if gone.user_id in line]
+    assert naming == [f"{erased_key} {naming[0].split(' ', 1)[1]}"], naming
+    # The other user is untouched: every canary still where it was.
+    assert all(c in stores["postgresql"] for c in kept.canaries[:3])
+    assert token_digest(kept.token) in stores["redis"]
+    assert f"{world.prefix}:sessions:{kept.user_id}" in stores["redis"]
+    # The login token of the erased user is refused for good; a new login is impossible.
+    assert platform.client.get("/me", headers=bearer(gone.token)).status_code == 401
+    again = platform.client.post("/auth/login",
+                                 json={"email": gone.canaries[1], "password": PASSWORD})
+    assert again.status_code == 401
