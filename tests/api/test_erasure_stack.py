@@ -1,18 +1,22 @@
 """The right to be forgotten on the real stack: `DELETE /me` ends the caller's login sessions
 at once, and once the PostgreSQL and Redis sinks have applied `user.erased`, none of the
 person's canary values is left in any table of PostgreSQL, any key or value under the
-deployment's Redis prefix, or the MongoDB catalog, while another user's canaries all stay.
+deployment's Redis prefix, the MongoDB catalog or the audit index (not even as the audit's
+keyed pseudonyms), while another user's canaries all stay.
 
-The API, the PostgreSQL sink and a Redis sink run against a database and a Redis prefix of
-their own, so the search covers everything this deployment wrote."""
+The API, the PostgreSQL sink, a Redis sink and an auditor run against a database, a Redis
+prefix and an audit index of their own, so the search covers everything this deployment
+wrote."""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import psycopg
 import pytest
@@ -21,11 +25,14 @@ from pymongo import MongoClient
 from uuid6 import uuid7
 
 from polystream.api.login.tokens import token_digest
+from polystream.audit.opensearch import OpenSearchAuditIndex
+from polystream.audit.worker import AuditConfig, AuditWorker, audit_secret
 from polystream.bootstrap import receipt_log
-from polystream.bus.admin import group_lag
+from polystream.bus.admin import start_group_at_end
 from polystream.bus.kafka import KafkaEventConsumer, KafkaEventPublisher
 from polystream.bus.topology import topics_for
 from polystream.domain.events import Sink
+from polystream.runtime.loop import ConsumerLoop
 from polystream.settings import Settings
 from polystream.sinks.redis_live import RedisLiveStore
 from polystream.sinks.worker import SinkWorker, WorkerConfig
@@ -50,7 +57,7 @@ class Person:
 class World:
     platform: Platform
     prefix: str
-    redis_sink: SinkWorker
+    audit: OpenSearchAuditIndex
 
 
 @pytest.fixture(scope="module")
@@ -60,34 +67,48 @@ def world(settings: Settings) -> Iterator[World]:
     # find the tokens where the API put them.
     base = settings.model_copy(update={
         "redis": settings.redis.model_copy(update={"key_prefix": prefix})})
+    index = OpenSearchAuditIndex(settings.opensearch.model_copy(
+        update={"index_prefix": f"test-{prefix}"}))
+    index.ensure()
     for platform in running_platform(base):
-        group = f"erase-{prefix}-redis"
-        topics = [t.value for t in topics_for(Sink.REDIS)]
-        worker = SinkWorker(
-            sink=Sink.REDIS,
-            consumer=KafkaEventConsumer(base.kafka, group_id=group, topics=topics,
-                                        client_id=group),
-            store=RedisLiveStore.from_settings(base.redis, prefix=prefix),
-            publisher=KafkaEventPublisher(base.kafka, client_id=group),
-            receipts=receipt_log(base), config=WorkerConfig(batch_size=500, linger_s=0.005))
+        # Both from the topics' end: only this test's events matter to them, and the topics
+        # may hold the history of a whole test run.
+        redis_group, audit_group = f"erase-{prefix}-redis", f"erase-{prefix}-audit"
+        redis_topics = [t.value for t in topics_for(Sink.REDIS)]
+        audit_topics = [t.value for t in topics_for(Sink.AUDIT)]
+        start_group_at_end(base.kafka, redis_group, redis_topics)
+        start_group_at_end(base.kafka, audit_group, audit_topics)
+        workers: list[ConsumerLoop] = [
+            SinkWorker(
+                sink=Sink.REDIS,
+                consumer=KafkaEventConsumer(base.kafka, group_id=redis_group,
+                                            topics=redis_topics, client_id=redis_group),
+                store=RedisLiveStore.from_settings(base.redis, prefix=prefix),
+                publisher=KafkaEventPublisher(base.kafka, client_id=redis_group),
+                receipts=receipt_log(base),
+                config=WorkerConfig(batch_size=500, linger_s=0.005)),
+            AuditWorker(
+                consumer=KafkaEventConsumer(base.kafka, group_id=audit_group,
+                                            topics=audit_topics, client_id=audit_group),
+                index=index, publisher=KafkaEventPublisher(base.kafka, client_id=audit_group),
+                secret=audit_secret(base), config=AuditConfig(linger_s=0.005)),
+        ]
         stop = threading.Event()
-        thread = threading.Thread(target=worker.run, args=(stop,), daemon=True)
-        thread.start()
+        threads = [threading.Thread(target=w.run, args=(stop,), daemon=True) for w in workers]
+        for thread in threads:
+            thread.start()
         try:
-            deadline = time.monotonic() + 60
-            while time.monotonic() < deadline:
-                lag = group_lag(base.kafka, group, topics)
-                if lag and sum(lag.values()) == 0:
-                    break
-                time.sleep(0.2)
-            yield World(platform, prefix, worker)
+            yield World(platform, prefix, index)
         finally:
             stop.set()
-            thread.join(30)
+            for thread in threads:
+                thread.join(30)
             client = redis.Redis.from_url(settings.redis.url)
             for key in client.scan_iter(f"{prefix}:*", count=1000):
                 client.delete(key)
             client.close()
+            index.drop_everything()
+            index.close()
 
 
 def _plant(platform: Platform, tag: str) -> Person:
@@ -160,6 +181,25 @@ def _mongo_text(settings: Settings) -> str:
         client.close()
 
 
+def _audit_docs(index: OpenSearchAuditIndex) -> list[dict[str, Any]]:
+    index.refresh()
+    found = index.client.search(index=index.pattern, body={"query": {"match_all": {}},
+                                                           "size": 10_000})
+    return [hit["_source"] for hit in found["hits"]["hits"]]
+
+
+def _pseudonyms(index: OpenSearchAuditIndex, user_id: str) -> set[str]:
+    def walk(value: object) -> Iterator[str]:
+        if isinstance(value, str) and value.startswith("hmac:"):
+            yield value
+        elif isinstance(value, dict):
+            for item in value.values():
+                yield from walk(item)
+
+    return {h for d in _audit_docs(index) if d.get("user_id") == user_id
+            for h in walk(d.get("payload"))}
+
+
 def _wait(what: str, done: object, timeout_s: float = 30) -> None:
     deadline = time.monotonic() + timeout_s
     while not done():  # type: ignore[operator]
@@ -178,6 +218,15 @@ def test_erasure_leaves_no_personal_data_and_ends_sessions(world: World,
     _wait("login sessions applied by the Redis sink",
           lambda: all(f"{world.prefix}:sessions:{p.user_id}" in _redis_text(settings, world.prefix)
                       for p in (gone, kept)))
+    _wait("events audited", lambda: all(
+        sum(d.get("user_id") == p.user_id for d in _audit_docs(world.audit)) >= 3
+        for p in (gone, kept)))
+    # The audit keeps personal fields only as keyed pseudonyms ("hmac:…"): still personal
+    # data, since they link the person's events; erasure must take them away too.
+    pseudonyms = {p.user_id: _pseudonyms(world.audit, p.user_id) for p in (gone, kept)}
+    # Values both share (same birth year, same client address) rightly stay with the other.
+    own = pseudonyms[gone.user_id] - pseudonyms[kept.user_id]
+    assert len(own) >= 3, pseudonyms  # email, display name, review, device id
     before = _postgres_text(platform)
     assert all(c in before for p in (gone, kept) for c in p.canaries[:3])
     assert all(token_digest(p.token) in _redis_text(settings, world.prefix)
@@ -203,14 +252,28 @@ def test_erasure_leaves_no_personal_data_and_ends_sessions(world: World,
 
     stores = {"postgresql": _postgres_text(platform),
               "redis": _redis_text(settings, world.prefix),
-              "mongodb": _mongo_text(settings)}
-    hits = {(store, c) for store, text in stores.items() for c in gone.canaries if c in text}
+              "mongodb": _mongo_text(settings),
+              "audit": "\n".join(json.dumps(d) for d in _audit_docs(world.audit))}
+    _wait("user.erased applied by the auditor", lambda: any(
+        d.get("type") == "user.erased" and d.get("erased") for d in _audit_docs(world.audit)))
+    stores["audit"] = "\n".join(json.dumps(d) for d in _audit_docs(world.audit))
+    hits = {(store, c) for store, text in stores.items()
+            for c in (*gone.canaries, *own) if c in text}
     assert hits == set(), f"personal data left after erasure: {hits}"
     # Redis: the login token and everything keyed by the person are gone; only the erasure
     # marker (which makes later events of the person stale) still names the id.
     assert token_digest(gone.token) not in stores["redis"]
     naming = [line for line in stores["redis"].splitlines() if gone.user_id in line]
     assert naming == [f"{erased_key} {naming[0].split(' ', 1)[1]}"], naming
+    # The audit: no document names the person any more, yet the lineage of each of their
+    # events stays (ids, types, times, the stores that applied it).
+    assert gone.user_id not in stores["audit"]
+    anonymous = [d for d in _audit_docs(world.audit) if d.get("erased")]
+    assert {"user.registered", "session.login_started", "rating.submitted",
+            "user.erased"} <= {d["type"] for d in anonymous}
+    assert all(d["event_id"] and d["occurred_at"] and d["lineage"] for d in anonymous)
+    assert all(h in stores["audit"] for h in pseudonyms[kept.user_id])
+    assert kept.user_id in stores["audit"]
     # The other user is untouched: every canary still where it was.
     assert all(c in stores["postgresql"] for c in kept.canaries[:3])
     assert token_digest(kept.token) in stores["redis"]
