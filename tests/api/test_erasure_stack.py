@@ -10,11 +10,13 @@ wrote."""
 
 from __future__ import annotations
 
+import functools
 import json
+import logging
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,12 +30,15 @@ from polystream.api.login.tokens import token_digest
 from polystream.audit.opensearch import OpenSearchAuditIndex
 from polystream.audit.worker import AuditConfig, AuditWorker, audit_secret
 from polystream.bootstrap import receipt_log
-from polystream.bus.admin import start_group_at_end
+from polystream.bus.admin import group_lag, start_group_at_end
 from polystream.bus.kafka import KafkaEventConsumer, KafkaEventPublisher
 from polystream.bus.topology import topics_for
 from polystream.domain.events import Sink
+from polystream.observe.logs import QUIET_LOGGERS
 from polystream.runtime.loop import ConsumerLoop
 from polystream.settings import Settings
+from polystream.sinks.ports import EventStore
+from polystream.sinks.postgres.store import PostgresAccountStore
 from polystream.sinks.redis_live import RedisLiveStore
 from polystream.sinks.worker import SinkWorker, WorkerConfig
 
@@ -58,6 +63,59 @@ class World:
     platform: Platform
     prefix: str
     audit: OpenSearchAuditIndex
+    #: Runs a second set of consumers over everything published since the world began (the
+    #: erasure included) until they have caught up: a replay of the topics.
+    replay: Callable[[], None]
+
+
+def _workers(base: Settings, index: OpenSearchAuditIndex, tag: str,
+             sinks: Sequence[Sink]) -> list[tuple[str, list[str], ConsumerLoop]]:
+    """(group, topics, worker) per sink, each group starting at the topics' current end: only
+    this test's events matter, and the topics may hold the history of a whole test run."""
+    made: list[tuple[str, list[str], ConsumerLoop]] = []
+    for sink in sinks:
+        group = f"erase-{base.redis.key_prefix}-{tag}-{sink.value}"
+        topics = [t.value for t in topics_for(sink)]
+        start_group_at_end(base.kafka, group, topics)
+        consumer = KafkaEventConsumer(base.kafka, group_id=group, topics=topics,
+                                      client_id=group)
+        publisher = KafkaEventPublisher(base.kafka, client_id=group)
+        worker: ConsumerLoop
+        if sink is Sink.AUDIT:
+            worker = AuditWorker(consumer=consumer, index=index, publisher=publisher,
+                                 secret=audit_secret(base), config=AuditConfig(linger_s=0.005))
+        else:
+            store: EventStore = (
+                PostgresAccountStore(base.postgres) if sink is Sink.POSTGRES
+                else RedisLiveStore.from_settings(base.redis, prefix=base.redis.key_prefix))
+            worker = SinkWorker(sink=sink, consumer=consumer, store=store, publisher=publisher,
+                                receipts=receipt_log(base),
+                                config=WorkerConfig(batch_size=500, linger_s=0.005))
+        made.append((group, topics, worker))
+    return made
+
+
+def _start(workers: list[tuple[str, list[str], ConsumerLoop]],
+           stop: threading.Event) -> list[threading.Thread]:
+    threads = [threading.Thread(target=w.run, args=(stop,), daemon=True) for _, _, w in workers]
+    for thread in threads:
+        thread.start()
+    return threads
+
+
+def _replay(base: Settings, replayers: list[tuple[str, list[str], ConsumerLoop]]) -> None:
+    stop = threading.Event()
+    threads = _start(replayers, stop)
+    try:
+        deadline = time.monotonic() + 30
+        for group, topics, _ in replayers:
+            while sum(group_lag(base.kafka, group, topics).values()) > 0:
+                assert time.monotonic() < deadline, f"{group} did not catch up"
+                time.sleep(0.1)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(30)
 
 
 @pytest.fixture(scope="module")
@@ -70,35 +128,16 @@ def world(settings: Settings) -> Iterator[World]:
     index = OpenSearchAuditIndex(settings.opensearch.model_copy(
         update={"index_prefix": f"test-{prefix}"}))
     index.ensure()
-    for platform in running_platform(base):
-        # Both from the topics' end: only this test's events matter to them, and the topics
-        # may hold the history of a whole test run.
-        redis_group, audit_group = f"erase-{prefix}-redis", f"erase-{prefix}-audit"
-        redis_topics = [t.value for t in topics_for(Sink.REDIS)]
-        audit_topics = [t.value for t in topics_for(Sink.AUDIT)]
-        start_group_at_end(base.kafka, redis_group, redis_topics)
-        start_group_at_end(base.kafka, audit_group, audit_topics)
-        workers: list[ConsumerLoop] = [
-            SinkWorker(
-                sink=Sink.REDIS,
-                consumer=KafkaEventConsumer(base.kafka, group_id=redis_group,
-                                            topics=redis_topics, client_id=redis_group),
-                store=RedisLiveStore.from_settings(base.redis, prefix=prefix),
-                publisher=KafkaEventPublisher(base.kafka, client_id=redis_group),
-                receipts=receipt_log(base),
-                config=WorkerConfig(batch_size=500, linger_s=0.005)),
-            AuditWorker(
-                consumer=KafkaEventConsumer(base.kafka, group_id=audit_group,
-                                            topics=audit_topics, client_id=audit_group),
-                index=index, publisher=KafkaEventPublisher(base.kafka, client_id=audit_group),
-                secret=audit_secret(base), config=AuditConfig(linger_s=0.005)),
-        ]
+    for platform in running_platform(base):  # its PostgreSQL sink runs already
         stop = threading.Event()
-        threads = [threading.Thread(target=w.run, args=(stop,), daemon=True) for w in workers]
-        for thread in threads:
-            thread.start()
+        threads = _start(_workers(base, index, "live", (Sink.REDIS, Sink.AUDIT)), stop)
+        # Placed now, started by `replay`: they will read every event of the test.
+        replayers = _workers(platform.settings, index, "replay",
+                             (Sink.POSTGRES, Sink.REDIS, Sink.AUDIT))
+
         try:
-            yield World(platform, prefix, index)
+            yield World(platform, prefix, index,
+                        functools.partial(_replay, base, replayers))
         finally:
             stop.set()
             for thread in threads:
@@ -207,8 +246,45 @@ def _wait(what: str, done: object, timeout_s: float = 30) -> None:
         time.sleep(0.1)
 
 
-def test_erasure_leaves_no_personal_data_and_ends_sessions(world: World,
-                                                           settings: Settings) -> None:
+def _check_stores(world: World, settings: Settings, gone: Person, kept: Person,
+                  own: set[str], kept_pseudonyms: set[str]) -> None:
+    """Nothing of `gone` in any store; `kept` untouched."""
+    platform = world.platform
+    stores = {"postgresql": _postgres_text(platform),
+              "redis": _redis_text(settings, world.prefix),
+              "mongodb": _mongo_text(settings),
+              "audit": "\n".join(json.dumps(d) for d in _audit_docs(world.audit))}
+    hits = {(store, c) for store, text in stores.items()
+            for c in (*gone.canaries, *own) if c in text}
+    assert hits == set(), f"personal data left after erasure: {hits}"
+    # Redis: the login token and everything keyed by the person are gone; only the erasure
+    # marker (which makes later events of the person stale) still names the id.
+    assert token_digest(gone.token) not in stores["redis"]
+    naming = [line for line in stores["redis"].splitlines() if gone.user_id in line]
+    erased_key = f"{world.prefix}:erased:{gone.user_id}"
+    assert naming == [f"{erased_key} {naming[0].split(' ', 1)[1]}"], naming
+    # The audit: no document names the person any more, yet the lineage of each of their
+    # events stays (ids, types, times, the stores that applied it).
+    assert gone.user_id not in stores["audit"]
+    anonymous = [d for d in _audit_docs(world.audit) if d.get("erased")]
+    assert {"user.registered", "session.login_started", "rating.submitted",
+            "user.erased"} <= {d["type"] for d in anonymous}
+    assert all(d["event_id"] and d["occurred_at"] and d["lineage"] for d in anonymous)
+    assert all(h in stores["audit"] for h in kept_pseudonyms)
+    assert kept.user_id in stores["audit"]
+    # The other user is untouched: every canary still where it was.
+    assert all(c in stores["postgresql"] for c in kept.canaries[:3])
+    assert token_digest(kept.token) in stores["redis"]
+    assert f"{world.prefix}:sessions:{kept.user_id}" in stores["redis"]
+
+
+def test_erasure_leaves_no_personal_data_and_ends_sessions(
+    world: World, settings: Settings, caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Every log record of the API and the workers (all in this process), debug included.
+    for name in QUIET_LOGGERS:  # as deployed: client libraries' request dumps stay off
+        caplog.set_level(logging.WARNING, logger=name)
+    caplog.set_level(logging.DEBUG)  # last: it also sets the capturing handler's level
     platform = world.platform
     gone, kept = _plant(platform, "gone"), _plant(platform, "kept")
     accounts = platform.accounts
@@ -250,36 +326,19 @@ def test_erasure_leaves_no_personal_data_and_ends_sessions(world: World,
     _wait("user.erased applied by the PostgreSQL sink",
           lambda: (u := accounts.get_user(gone.user_id)) is not None and u.erased)
 
-    stores = {"postgresql": _postgres_text(platform),
-              "redis": _redis_text(settings, world.prefix),
-              "mongodb": _mongo_text(settings),
-              "audit": "\n".join(json.dumps(d) for d in _audit_docs(world.audit))}
     _wait("user.erased applied by the auditor", lambda: any(
         d.get("type") == "user.erased" and d.get("erased") for d in _audit_docs(world.audit)))
-    stores["audit"] = "\n".join(json.dumps(d) for d in _audit_docs(world.audit))
-    hits = {(store, c) for store, text in stores.items()
-            for c in (*gone.canaries, *own) if c in text}
-    assert hits == set(), f"personal data left after erasure: {hits}"
-    # Redis: the login token and everything keyed by the person are gone; only the erasure
-    # marker (which makes later events of the person stale) still names the id.
-    assert token_digest(gone.token) not in stores["redis"]
-    naming = [line for line in stores["redis"].splitlines() if gone.user_id in line]
-    assert naming == [f"{erased_key} {naming[0].split(' ', 1)[1]}"], naming
-    # The audit: no document names the person any more, yet the lineage of each of their
-    # events stays (ids, types, times, the stores that applied it).
-    assert gone.user_id not in stores["audit"]
-    anonymous = [d for d in _audit_docs(world.audit) if d.get("erased")]
-    assert {"user.registered", "session.login_started", "rating.submitted",
-            "user.erased"} <= {d["type"] for d in anonymous}
-    assert all(d["event_id"] and d["occurred_at"] and d["lineage"] for d in anonymous)
-    assert all(h in stores["audit"] for h in pseudonyms[kept.user_id])
-    assert kept.user_id in stores["audit"]
-    # The other user is untouched: every canary still where it was.
-    assert all(c in stores["postgresql"] for c in kept.canaries[:3])
-    assert token_digest(kept.token) in stores["redis"]
-    assert f"{world.prefix}:sessions:{kept.user_id}" in stores["redis"]
+    _check_stores(world, settings, gone, kept, own, pseudonyms[kept.user_id])
+    # A replay of every topic (PostgreSQL, Redis and audit consumers of groups of their own,
+    # from before the first event) finds the erasure markers and brings nothing back.
+    world.replay()
+    _check_stores(world, settings, gone, kept, own, pseudonyms[kept.user_id])
     # The login token of the erased user is refused for good; a new login is impossible.
     assert platform.client.get("/me", headers=bearer(gone.token)).status_code == 401
     again = platform.client.post("/auth/login",
                                  json={"email": gone.canaries[1], "password": PASSWORD})
     assert again.status_code == 401
+    # The logs never held the person's data in the first place.
+    assert "accepted user.erased" in caplog.text
+    logged = {c for c in (*gone.canaries, gone.token, *own) if c in caplog.text}
+    assert logged == set()
