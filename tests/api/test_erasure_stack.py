@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import re
 import threading
 import time
 import uuid
@@ -24,6 +25,7 @@ import psycopg
 import pytest
 import redis
 from pymongo import MongoClient
+from typer.testing import CliRunner
 from uuid6 import uuid7
 
 from polystream.api.login.tokens import token_digest
@@ -33,6 +35,7 @@ from polystream.bootstrap import receipt_log
 from polystream.bus.admin import group_lag, start_group_at_end
 from polystream.bus.kafka import KafkaEventConsumer, KafkaEventPublisher
 from polystream.bus.topology import topics_for
+from polystream.cli import app as cli
 from polystream.domain.events import Sink
 from polystream.observe.logs import QUIET_LOGGERS
 from polystream.runtime.loop import ConsumerLoop
@@ -342,3 +345,21 @@ def test_erasure_leaves_no_personal_data_and_ends_sessions(
     assert "accepted user.erased" in caplog.text
     logged = {c for c in (*gone.canaries, gone.token, *own) if c in caplog.text}
     assert logged == set()
+
+
+def test_an_operator_erases_an_account_from_the_command_line(world: World) -> None:
+    platform = world.platform
+    person = _plant(platform, "cli")
+    assert platform.client.get("/me", headers=bearer(person.token)).status_code == 200
+    env = {"POLYSTREAM_POSTGRES__DATABASE": platform.settings.postgres.database,
+           "POLYSTREAM_REDIS__KEY_PREFIX": world.prefix}
+    result = CliRunner().invoke(cli, ["users", "erase", person.canaries[1]], env=env)
+    assert result.exit_code == 0, result.output
+    # 1, or 0 when the Redis sink applied the event first (it ends the sessions as well).
+    assert re.search(r"user\.erased published .*; [01] login session\(s\) ended",
+                     " ".join(result.output.split())), result.output
+    assert platform.client.get("/me", headers=bearer(person.token)).status_code == 401
+    _wait("user.erased applied by the PostgreSQL sink",
+          lambda: (u := platform.accounts.get_user(person.user_id)) is not None and u.erased)
+    again = CliRunner().invoke(cli, ["users", "erase", person.canaries[1]], env=env)
+    assert again.exit_code == 1 and "no live account" in again.output
