@@ -43,6 +43,8 @@ class Row:
     request: Callable[[Ids], Call]
     #: The request ends the caller's session (logout): each caller gets a fresh one.
     ends_session: bool = False
+    #: The request erases the caller's account: each caller gets an account of its own.
+    erases_account: bool = False
 
 
 def _ours(call: Call, ids: Ids) -> Call:
@@ -77,6 +79,7 @@ ROUTES: dict[tuple[str, str], Row] = {
     ("DELETE", "/me/sessions"): Row("self", plain("DELETE", "/me/sessions"),
                                     ends_session=True),
     ("GET", "/me"): Row("self", plain("GET", "/me")),
+    ("DELETE", "/me"): Row("self", plain("DELETE", "/me"), erases_account=True),
     ("GET", "/me/subscription"): Row("self", plain("GET", "/me/subscription")),
     ("GET", "/me/payments"): Row("self", plain("GET", "/me/payments")),
     ("GET", "/me/ratings"): Row("self", plain("GET", "/me/ratings")),

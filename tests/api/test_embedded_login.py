@@ -74,3 +74,38 @@ def test_the_audit_trail_holds_neither_token_nor_password(
     docs = json.dumps(list(platform.audit._docs.values()), default=str)
     assert "session.login_started" in docs and "session.ended" in docs
     assert token not in docs and DEMO_PASSWORD not in docs
+
+
+def test_delete_me_erases_the_account_on_the_in_memory_platform(
+    platform: EmbeddedPlatform, served: TestClient
+) -> None:
+    """The in-memory adapters do what the real stack does (tests/api/test_erasure_stack.py):
+    the token stops at once, the account's personal data goes, another account stays."""
+    tokens: dict[str, str] = {}
+    for who in ("gone", "kept"):
+        body = {"email": f"{who}@example.org", "password": "a long enough passphrase",
+                "display_name": f"Canary {who}", "country": "PT", "birth_year": 1999}
+        assert served.post("/users", json=body).status_code == 202
+        assert platform.wait_drained(timeout_s=10)
+        login = served.post("/auth/login", json={"email": body["email"],
+                                                 "password": body["password"]})
+        assert login.status_code == 200, login.text
+        tokens[who] = login.json()["access_token"]
+    auth = {who: {"Authorization": f"Bearer {token}"} for who, token in tokens.items()}
+    gone_id = served.get("/me", headers=auth["gone"]).json()["user_id"]
+    erased = served.delete("/me", headers=auth["gone"])
+    assert erased.status_code == 202 and erased.json()["type"] == "user.erased"
+    assert served.get("/me", headers=auth["gone"]).status_code == 401
+    assert served.get("/me", headers=auth["kept"]).json()["display_name"] == "Canary kept"
+    assert platform.wait_drained(timeout_s=10)
+    user = platform.accounts.get_user(gone_id)
+    assert user is not None and user.erased and user.email is None
+    assert user.display_name is None
+    assert platform.accounts.get_user_by_email("gone@example.org") is None
+    assert served.post("/auth/login", json={"email": "gone@example.org",
+                                            "password": "a long enough passphrase"}
+                       ).status_code == 401
+    docs = json.dumps(list(platform.audit._docs.values()), default=str)
+    assert "user.erased" in docs and gone_id not in docs
+    # Nobody erases without a token.
+    assert served.delete("/me").status_code == 401

@@ -1342,6 +1342,28 @@ def test_session_ended_revokes_the_api_session_key(
 
 
 @pytest.mark.stack
+def test_user_erased_ends_every_login_session_of_the_api(
+    redis_store: RedisLiveStore, settings: Settings
+) -> None:
+    """An erasure published without DELETE /me (an operator's, or one whose own revocation
+    failed) still logs the person out everywhere; other users' sessions stay."""
+    from polystream.api.login.store import LoginSession, RedisSessionStore
+
+    client = redis.Redis.from_url(settings.redis.url, decode_responses=True)
+    sessions = RedisSessionStore(client, redis_store.prefix)
+    for digest, user in (("d1", "u1"), ("d2", "u1"), ("d3", "u2")):
+        sessions.create(digest, LoginSession(f"s-{digest}", user, "user", 0), 3600)
+    erase = example_event("user.erased", occurred_at=at(40), user_id="u1", reason="admin")
+    assert redis_store.apply([erase]) == [STORED]
+    assert sessions.touch("d1", 3600) is None and sessions.touch("d2", 3600) is None
+    assert sessions.list("u1") == []
+    assert client.exists(f"{redis_store.prefix}:auth:_user:u1") == 0
+    kept = sessions.touch("d3", 3600)
+    assert kept is not None and kept.user_id == "u2"
+    client.close()
+
+
+@pytest.mark.stack
 def test_key_layout_and_expiry(redis_store: RedisLiveStore, settings: Settings) -> None:
     client = redis.Redis.from_url(settings.redis.url, decode_responses=True)
     p, config = redis_store.prefix, redis_store.config

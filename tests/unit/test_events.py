@@ -844,6 +844,18 @@ def test_redact_removes_card_token(event_type: str) -> None:
     assert redacted["payload"]["card_last4"] == "4242"
 
 
+def test_redact_for_logs_hides_personal_fields_too() -> None:
+    # A log line outlives an erasure: it gets neither secrets nor personal data.
+    redacted = redact(example_event("user.registered"), personal=True)
+    assert redacted["payload"]["password_hash"] == REDACTED
+    assert redacted["payload"]["email"] == REDACTED
+    assert redacted["payload"]["display_name"] == REDACTED
+    assert redacted["payload"]["country"] == "PT"
+    review = redact(example_event("rating.submitted"), personal=True)
+    assert review["payload"]["review"] == REDACTED
+    assert review["payload"]["stars"] == example_event("rating.submitted").payload.stars  # type: ignore[union-attr]
+
+
 def test_redact_accepts_dicts_and_does_not_modify_them() -> None:
     data = wire(example_event("user.registered"))
     original = json.loads(json.dumps(data))

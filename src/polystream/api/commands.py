@@ -174,7 +174,7 @@ async def accept(runtime: ApiRuntime, options: CommandOptions, command: Command)
     log.info("accepted %s %s", event.type, event.event_id,
              extra={"event_type": event.type})
     if log.isEnabledFor(logging.DEBUG):
-        log.debug("accepted event %s", redact(event))
+        log.debug("accepted event %s", redact(event, personal=True))
     return event
 
 

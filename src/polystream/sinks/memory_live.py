@@ -648,6 +648,10 @@ class _Apply:
         xk = self.k("sessions", user)
         for sid, _ in ks.zitems(xk):
             ks.delete(self.k("session", sid))
+        lk = self.k("auth", "_user", user)
+        for digest in ks.smembers(lk):
+            ks.delete(self.k("auth", digest))
+        ks.delete(lk)
         uk = self.k("rating", user)
         ratings = ks.hgetall(uk)
         fk = self.k("flags", "user", user)

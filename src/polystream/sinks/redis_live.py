@@ -119,6 +119,8 @@ P:counter:{logins|session_refreshes|     string     per UTC day (counter_days)
 P:sessions:{user_id}                     zset       login session id -> expires_at (as long as
                                                     its longest session had left)
 P:session:{session_id}                   (API's)    deleted on ``session.ended``
+P:auth:{digest}, P:auth:_user:{user_id}  (API's)    login tokens (api/login/store.py); all of
+                                                    the user's deleted on ``user.erased``
 P:erased:{user_id}                       string     erasure time; older events of the user are
                                                     stale (heartbeats: rejected, their session
                                                     is gone)

@@ -454,6 +454,13 @@ local function user_erased()
   for _, sid in ipairs(redis.call('ZRANGE', xk, 0, -1)) do
     redis.call('DEL', P .. ':session:' .. sid)
   end
+  -- The API's login tokens too: an erasure published by an operator (or a DELETE /me whose
+  -- own revocation failed half-way) must still end every login session of the person.
+  local lk = P .. ':auth:_user:' .. user
+  for _, digest in ipairs(redis.call('SMEMBERS', lk)) do
+    redis.call('DEL', P .. ':auth:' .. digest)
+  end
+  redis.call('DEL', lk)
   local uk = P .. ':rating:' .. user
   local ratings = redis.call('HGETALL', uk)
   local fk = P .. ':flags:user:' .. user

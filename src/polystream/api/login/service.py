@@ -154,6 +154,17 @@ async def revoke_all(runtime: ApiRuntime, principal: Principal) -> int:
     return len(ended)
 
 
+async def end_every_session(runtime: ApiRuntime, user_id: str) -> int:
+    """Erasure: every login session of the user ends at once (``session.ended`` with reason
+    ``user_erased`` for each)."""
+    try:
+        ended = await asyncio.to_thread(runtime.deps.sessions.revoke_all, user_id)
+    except Exception as exc:
+        raise ApiError(503, STORE_DOWN, headers={"Retry-After": "1"}) from exc
+    await _ended(runtime, ended, SessionEndReason.USER_ERASED)
+    return len(ended)
+
+
 async def list_sessions(runtime: ApiRuntime, principal: Principal) -> list[LoginSession]:
     assert principal.user_id is not None
     try:

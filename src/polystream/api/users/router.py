@@ -74,3 +74,17 @@ async def set_preferences(
 ) -> JSONResponse:
     own_user_id(principal, user_id)
     return await service.set_preferences(runtime, user_id, body, options)
+
+
+@router.delete(
+    "/me",
+    status_code=202,
+    responses=user_responses(),
+    summary="Erase my account (right to be forgotten)",
+    description="Publishes `user.erased` (reason `user_request`) and ends every login session "
+    "of the caller at once (`session.ended`, reason `user_erased`): the token sent stops "
+    "working with this answer. The stores then delete or anonymise the person's data (see "
+    "docs/events.md, `user.erased`). Irreversible; the email is free for a new account.",
+)
+async def erase_me(principal: CurrentUser, runtime: Runtime, options: Options) -> JSONResponse:
+    return await service.erase_me(runtime, own_user_id(principal, None), options)

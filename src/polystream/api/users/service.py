@@ -8,13 +8,20 @@ from uuid6 import uuid7
 from polystream.api.commands import Command, CommandOptions, accept, submit
 from polystream.api.deps import ApiRuntime, HashingBusy
 from polystream.api.errors import ApiError
+from polystream.api.login.service import end_every_session
 from polystream.api.users.schemas import (
     RegisterUser,
     RegistrationAccepted,
     SetPreferences,
     UpdateProfile,
 )
-from polystream.domain.events import PreferencesUpdated, UserProfileUpdated, UserRegistered
+from polystream.domain.events import (
+    ErasureReason,
+    PreferencesUpdated,
+    UserErased,
+    UserProfileUpdated,
+    UserRegistered,
+)
 
 _USER_IN_PATH = {"user_id": "path.user_id"}
 
@@ -61,3 +68,15 @@ async def set_preferences(
     return await submit(
         runtime, options, Command(PreferencesUpdated, payload, where=_USER_IN_PATH)
     )
+
+
+async def erase_me(runtime: ApiRuntime, user_id: str, options: CommandOptions) -> JSONResponse:
+    # The event first: if the bus refuses it the account is untouched and the caller, still
+    # logged in, may retry. Once it is accepted the erasure is certain, so the tokens end now
+    # rather than when the Redis sink gets to the event (it deletes them too, as a backstop).
+    answer = await submit(
+        runtime, options,
+        Command(UserErased, {"user_id": user_id, "reason": ErasureReason.USER_REQUEST.value}),
+    )
+    await end_every_session(runtime, user_id)
+    return answer

@@ -121,16 +121,21 @@ def _as_json_data(
     return data, spec
 
 
-def redact(event: AnyEvent | Mapping[str, Any]) -> dict[str, Any]:
+def redact(event: AnyEvent | Mapping[str, Any], *, personal: bool = False) -> dict[str, Any]:
     """A JSON-shaped copy of an event with every secret replaced by ``"***"``.
 
     Secrets are the fields marked ``x-sensitive`` in the event's schema, plus, anywhere and
     for any input (unknown types, dead letters, request bodies), keys that always name
     secrets (password, token, cvv, ...). Use it before logging or auditing anything.
+    ``personal``: the ``x-personal`` fields too, for logs: a log line cannot be erased when
+    the person is.
     """
     data, spec = _as_json_data(event)
     if spec is not None:
-        for path in sensitive_paths(spec.type):
+        paths = sensitive_paths(spec.type)
+        if personal:
+            paths = paths + personal_paths(spec.type)
+        for path in paths:
             _apply(data, path, lambda _value: REDACTED)
     for mapping in _iter_dicts(data):
         for key, value in mapping.items():
