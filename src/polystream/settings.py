@@ -169,6 +169,10 @@ class OpenSearchSettings(BaseModel):
     # Of the audit indices the auditor creates (a cluster of N data nodes: replicas >= 1).
     shards: int = Field(1, ge=1, le=1024)
     replicas: int = Field(0, ge=0, le=16)
+    # Months of audit documents (OpenSearch indices or JSONL files) entirely older than this
+    # are deleted by the auditor (at start and hourly) and skipped by `verify`. Events carry
+    # the month of their UUIDv7 id, so a replay of old events lands in expired months.
+    retention_days: int = Field(90, ge=1)
     # Basic authentication and the CA of an https:// cluster (system CAs when unset).
     username: str | None = None
     password: SecretStr | None = None

@@ -8,15 +8,19 @@ the event says so in that entry, and the dead letter has its own document naming
 Documents are grouped by the event id they carry, not by ``_id``: a copy of a document in
 another index of the pattern (a rollover gone wrong, a bad reindex) has the same ``_id`` and
 is a duplicate all the same.
+
+Retention deletes whole months (the month of the event's UUIDv7 id): an event of a month the
+retention has expired is not looked for, only counted (``expired``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from polystream.audit.documents import DocKind
+from polystream.audit.documents import DocKind, bucket_end, bucket_for_event
 from polystream.audit.fold import expected_receipts
 from polystream.audit.ports import AuditIndex
 from polystream.domain.events import AnyEvent, ReceiptStatus
@@ -58,12 +62,21 @@ Position = tuple[str, int, int]  # topic, partition, offset
 
 
 def check_audit(events: Sequence[AnyEvent], docs: Iterable[AuditDoc], *,
-                poison: Sequence[Position] = (), max_samples: int = 5) -> Difference:
+                poison: Sequence[Position] = (), retention_cutoff: datetime | None = None,
+                max_samples: int = 5) -> Difference:
     """The ``audit/documents`` part: expected = the events, found = their event documents;
     missing, duplicated (unexpected) and incomplete (stale: wrong type, a lineage entry
     missing, a dead-letter entry without its dead-letter document). ``poison``: records of
-    the topics that are no valid event, each of which must have a dead-letter document."""
+    the topics that are no valid event, each of which must have a dead-letter document.
+    ``retention_cutoff``: events of months that ended by then are expired, not expected."""
     wanted = {str(env.event_id): env for env in events}
+    expired: set[str] = set()
+    if retention_cutoff is not None:
+        for eid in list(wanted):
+            end = bucket_end(bucket_for_event(eid))
+            if end is not None and end <= retention_cutoff:
+                del wanted[eid]
+                expired.add(eid)
     by_event: dict[str, list[AuditDoc]] = {}
     dead_letters: dict[str, set[str | None]] = {}
     dead_positions: set[Position] = set()
@@ -77,7 +90,8 @@ def check_audit(events: Sequence[AnyEvent], docs: Iterable[AuditDoc], *,
                 dead_positions.add((topic, part, offset))
         event_id = doc.source.get("event_id")
         if not isinstance(event_id, str) or event_id not in wanted:
-            foreign += 1
+            # A document of an expired month the auditor has not deleted yet is no stranger.
+            foreign += event_id not in expired
             continue
         if doc.source.get("kind") == DocKind.DEAD_LETTER.value:
             info = doc.source.get("dead_letter") or {}
@@ -125,5 +139,5 @@ def check_audit(events: Sequence[AnyEvent], docs: Iterable[AuditDoc], *,
                       sum(len(v) for v in by_event.values())
                       + sum(1 for pos in poison if pos in dead_positions), samples, foreign)
     diff.missing, diff.unexpected, diff.stale = len(missing), len(duplicated), len(stale)
-    diff.notes = {"dead_lettered": dead_lettered}
+    diff.notes = {"dead_lettered": dead_lettered, "expired": len(expired)}
     return diff

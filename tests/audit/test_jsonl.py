@@ -131,3 +131,25 @@ def test_segments_roll_over_and_retention_deletes_files(tmp_path: Path) -> None:
     assert writer.count() == 10
     assert writer.apply_retention(datetime(2025, 6, 1, tzinfo=UTC)) == ["2025.03"]
     assert list(tmp_path.glob("events-*")) == []
+
+
+def test_the_retention_comes_from_the_settings(tmp_path: Path) -> None:
+    from polystream.audit.worker import open_audit_index
+    from polystream.settings import Settings
+
+    settings = Settings.model_validate(
+        {"opensearch": {"enabled": False, "retention_days": 7}})
+    index = open_audit_index(settings, jsonl_dir=tmp_path)
+    try:
+        assert index.retention_days == 7  # type: ignore[attr-defined]
+        bucket = "2026.01"
+        assert index.apply_retention(datetime(2026, 2, 7, tzinfo=UTC)) == []
+        january = datetime(2026, 1, 5, tzinfo=UTC)
+        index.index_batch([event_document(event_at("user.registered", january), None,
+                                          secret=SECRET, now=january)])
+        assert index.apply_retention(datetime(2026, 2, 7, 0, 0, 1, tzinfo=UTC)) == []
+        assert index.apply_retention(datetime(2026, 2, 8, tzinfo=UTC)) == [bucket]
+    finally:
+        index.close()
+    with pytest.raises(ValueError):
+        Settings.model_validate({"opensearch": {"retention_days": 0}})

@@ -3,10 +3,16 @@ functions the stack tests run against OpenSearch and FerretDB."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from polystream.audit.documents import event_document, lineage_entry, lineage_update
+from polystream.audit.documents import (
+    bucket_end,
+    bucket_for_event,
+    event_document,
+    lineage_entry,
+    lineage_update,
+)
 from polystream.audit.fold import expected_receipts
 from polystream.audit.memory import InMemoryAuditIndex
 from polystream.domain.events import AnyEvent, Receipt, ReceiptStatus, Sink, decode
@@ -71,12 +77,12 @@ def test_a_dead_lettered_event_needs_its_dead_letter_document() -> None:
     docs = [AuditDoc(d.index, d.doc_id, {**d.source, "lineage": {
         **d.source["lineage"], sink: entry}}) if d.doc_id == target else d for d in docs]
     diff = check_audit(events, docs)
-    assert diff.stale == 1 and diff.notes == {"dead_lettered": 1}
+    assert diff.stale == 1 and diff.notes == {"dead_lettered": 1, "expired": 0}
     assert f"dead-lettered by {sink} but no dead-letter document" in diff.samples[0]
     dead_letter = AuditDoc("idx", f"dl:t:0:1:{sink}", {
         "kind": "dead_letter", "event_id": target, "dead_letter": {"consumer": sink}})
     diff = check_audit(events, [*docs, dead_letter])
-    assert diff.ok and diff.notes == {"dead_lettered": 1}
+    assert diff.ok and diff.notes == {"dead_lettered": 1, "expired": 0}
 
 
 def test_the_reference_catalog_has_whole_files_and_no_orphans() -> None:
@@ -133,3 +139,25 @@ def test_an_invalid_record_of_the_topics_needs_a_dead_letter_document() -> None:
             "original_partition": 2, "original_offset": 40}})
     diff = check_audit(events, [*docs, dead_letter], poison=[("polystream.users", 2, 40)])
     assert diff.ok and diff.expected == diff.actual == len(events) + 1
+
+
+def test_months_past_the_retention_are_not_looked_for() -> None:
+    events = _events()
+    index = _audited(events)
+    buckets = sorted({bucket_for_event(e.event_id) for e in events})
+    last_end = bucket_end(buckets[-1])
+    assert last_end is not None
+    # The auditor's retention deletes every month of these events ...
+    deleted = index.apply_retention(last_end + timedelta(days=index.retention_days))
+    assert deleted == buckets
+    assert check_audit(events, audit_documents(index)).missing == len(events)
+    # ... and verify told a cutoff just before the last month ended still looks for it ...
+    early = check_audit(events, audit_documents(index),
+                        retention_cutoff=last_end - timedelta(seconds=1))
+    in_last = sum(1 for e in events if bucket_for_event(e.event_id) == buckets[-1])
+    assert early.missing == in_last > 0
+    # ... while the auditor's own cutoff skips them all, counted.
+    diff = check_audit(events, audit_documents(index), retention_cutoff=last_end)
+    assert diff.ok, diff.samples
+    assert diff.notes["expired"] == len(events)
+    assert diff.expected == 0

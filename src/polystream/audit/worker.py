@@ -455,9 +455,12 @@ def open_audit_index(
     *,
     read_only: bool = False,
     jsonl_dir: Path | None = None,
-    retention_days: int = 90,
+    retention_days: int | None = None,
 ) -> AuditIndex:
-    """OpenSearch when ``opensearch.enabled``, JSONL files otherwise."""
+    """OpenSearch when ``opensearch.enabled``, JSONL files otherwise; ``retention_days``
+    defaults to ``opensearch.retention_days``."""
+    if retention_days is None:
+        retention_days = settings.opensearch.retention_days
     if settings.opensearch.enabled:
         from polystream.audit.opensearch import OpenSearchAuditIndex
 

@@ -14,6 +14,11 @@ from pymongo import MongoClient
 
 from polystream.settings import Settings
 
+#: A drill replays simulated events whose ids date from the simulator's calendar (months or
+#: years ago): with the default retention, an auditor restarted by the drill would delete the
+#: months it has just written, and verify would count them lost.
+DRILL_RETENTION_DAYS = 36_500
+
 
 @dataclass(frozen=True)
 class Deployment:
@@ -30,7 +35,8 @@ class Deployment:
             "redis": base.redis.model_copy(update={"key_prefix": self._flat}),
             "kafka": base.kafka.model_copy(update={"group_prefix": self.name}),
             "opensearch": base.opensearch.model_copy(
-                update={"index_prefix": f"{self.name}-audit"}),
+                update={"index_prefix": f"{self.name}-audit",
+                        "retention_days": DRILL_RETENTION_DAYS}),
         })
 
     def env(self) -> dict[str, str]:
@@ -40,7 +46,8 @@ class Deployment:
                 "POLYSTREAM_MONGO__DATABASE": self._flat,
                 "POLYSTREAM_REDIS__KEY_PREFIX": self._flat,
                 "POLYSTREAM_KAFKA__GROUP_PREFIX": self.name,
-                "POLYSTREAM_OPENSEARCH__INDEX_PREFIX": f"{self.name}-audit"}
+                "POLYSTREAM_OPENSEARCH__INDEX_PREFIX": f"{self.name}-audit",
+                "POLYSTREAM_OPENSEARCH__RETENTION_DAYS": str(DRILL_RETENTION_DAYS)}
 
     def create(self, base: Settings) -> None:
         with psycopg.connect(base.postgres.dsn(), autocommit=True) as conn:

@@ -168,7 +168,8 @@ def show(
 
 @app.command()
 def retention(
-    days: Annotated[int, typer.Option(min=1, help="Keep this many days.")] = 90,
+    days: Annotated[int | None, typer.Option(
+        min=1, help="Keep this many days [default: opensearch.retention_days].")] = None,
     jsonl_dir: JsonlDir = None,
 ) -> None:
     """Delete the monthly indices (or JSONL files) entirely older than --days."""
