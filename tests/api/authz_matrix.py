@@ -10,6 +10,8 @@ Policies:
 * ``owner``    a logged-in user acting on ids that must be their own: anonymous 401, the
                operator token 403, the owner succeeds, anybody else gets 404;
 * ``operator`` an operator account or the operator token: anonymous 401, users 403.
+* ``sender``   about an event the caller sent: anonymous 401, the sender reads it, another
+               user 404 (as for an unknown id), operators (account or token) read any.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from polystream.domain.examples import SUBSCRIPTION_ID, USER_ID, VIEWING_SESSION
 
 from .cases import VALID, Call
 
-Policy = Literal["public", "self", "owner", "operator"]
+Policy = Literal["public", "self", "owner", "operator", "sender"]
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,8 @@ class Ids:
     viewing_session_id: str
     #: An account of its own for the login row (anybody may log in with its password).
     login: dict[str, str]
+    #: An event the owner sent (their subscription's start).
+    event_id: str
 
 
 @dataclass(frozen=True)
@@ -71,7 +75,8 @@ EVENT_ID = "0194a1b2-0000-7000-8000-00000000abcd"
 ROUTES: dict[tuple[str, str], Row] = {
     ("GET", "/healthz"): Row("public", plain("GET", "/healthz")),
     ("GET", "/readyz"): Row("public", plain("GET", "/readyz")),
-    ("GET", "/events/{event_id}"): Row("public", plain("GET", f"/events/{EVENT_ID}")),
+    ("GET", "/events/{event_id}"): Row(
+        "sender", lambda ids: Call("GET", f"/events/{ids.event_id}", None)),
     ("POST", "/users"): Row("public", valid("register")),
     ("POST", "/auth/login"): Row("public", lambda ids: Call("POST", "/auth/login", ids.login)),
     ("POST", "/auth/logout"): Row("self", plain("POST", "/auth/logout"), ends_session=True),

@@ -14,7 +14,16 @@ from polystream.domain.events import Envelope, Receipt, ReceiptStatus, Sink
 from polystream.sinks.receipts import InMemoryReceiptLog
 
 from .cases import REGISTER, START_SUBSCRIPTION, VALID
-from .conftest import FakeSinks, Harness, make_harness, make_settings, store_everything
+from .conftest import (
+    OPERATOR,
+    OTHER_EMAIL,
+    FakeSinks,
+    Harness,
+    login,
+    make_harness,
+    make_settings,
+    store_everything,
+)
 
 START = START_SUBSCRIPTION.json
 
@@ -187,6 +196,9 @@ class BrokenReceipts(InMemoryReceiptLog):
     def get(self, event_id: uuid.UUID) -> list[Receipt]:
         raise ConnectionError("redis is down")
 
+    def owner_of(self, event_id: uuid.UUID) -> str | None:
+        raise ConnectionError("redis is down")
+
 
 def test_receipt_store_down_while_waiting_still_answers_202() -> None:
     for harness in make_harness(receipts=BrokenReceipts()):
@@ -227,6 +239,21 @@ def test_event_status_follows_the_receipts(harness: Harness) -> None:
     assert done.status_code == 200
     assert done.json()["status"] == "stored"
     assert done.headers["cache-control"] == "no-store"
+
+
+def test_only_the_sender_and_operators_read_an_events_status(harness: Harness) -> None:
+    accepted = VALID["rate"].call.send(harness.client).json()
+    url = accepted["status_url"]
+    assert harness.client.get(url).status_code == 200
+    other = login(harness.client, OTHER_EMAIL)
+    foreign = harness.client.get(url, headers=other)
+    unknown = harness.client.get(f"/events/{uuid.uuid4()}")
+    # A foreign id and an unknown one answer alike: ids cannot be probed.
+    assert foreign.status_code == unknown.status_code == 404
+    assert foreign.json() == unknown.json()
+    assert harness.client.get(url, headers=OPERATOR).status_code == 200
+    anonymous = harness.client.get(url, headers={"Authorization": ""})
+    assert anonymous.status_code == 401
 
 
 def test_event_status_refuses_bad_ids_and_unknown_types(harness: Harness) -> None:

@@ -53,7 +53,7 @@ def _digest(token: str) -> bytes:
     return hashlib.sha256(token.encode("utf-8", errors="surrogatepass")).digest()
 
 
-def _unauthorized(detail: str, error: str | None = None) -> ApiError:
+def unauthorized(detail: str, error: str | None = None) -> ApiError:
     challenge = 'Bearer realm="polystream"'
     if error:
         challenge += f', error="{error}"'
@@ -91,7 +91,7 @@ async def optional_principal(
         return None
     principal = await _resolve(runtime, credentials.credentials)
     if principal is None:
-        raise _unauthorized("invalid or expired token; log in again", "invalid_token")
+        raise unauthorized("invalid or expired token; log in again", "invalid_token")
     return principal
 
 
@@ -100,7 +100,7 @@ MaybePrincipal = Annotated[Principal | None, Depends(optional_principal)]
 
 async def require_user(principal: MaybePrincipal) -> Principal:
     if principal is None:
-        raise _unauthorized("login required: send 'Authorization: Bearer <access_token>' "
+        raise unauthorized("login required: send 'Authorization: Bearer <access_token>' "
                             "from POST /auth/login")
     if principal.user_id is None:
         raise ApiError(403, "the operator token stands for no user; log in as a user")
@@ -109,7 +109,7 @@ async def require_user(principal: MaybePrincipal) -> Principal:
 
 async def require_operator(runtime: Runtime, principal: MaybePrincipal) -> Principal:
     if principal is None:
-        raise _unauthorized("operator access required: send 'Authorization: Bearer <token>' "
+        raise unauthorized("operator access required: send 'Authorization: Bearer <token>' "
                             "(an operator's access_token or the operator token)")
     if not principal.operator:
         raise ApiError(403, "operators only")

@@ -118,6 +118,18 @@ def status_url(event: AnyEvent) -> str:
     return f"/events/{event.event_id}?type={event.type}"
 
 
+def sender_of(event: AnyEvent) -> str | None:
+    """The user who sent the command: only they (and operators) read the event's status.
+
+    A user command's ``user_id`` is always the token's (``ownership.own_user_id``), and the
+    operators' commands carry none. A sign-up's new user is no caller yet (and is given no
+    event id to follow), so its status is for operators only."""
+    if event.type == "user.registered":
+        return None
+    user_id = getattr(event.payload, "user_id", None)
+    return user_id if isinstance(user_id, str) else None
+
+
 def build_event(runtime: ApiRuntime, command: Command, options: CommandOptions) -> AnyEvent:
     try:
         payload = parse_payload(command.payload_model, command.payload)
@@ -131,7 +143,16 @@ def build_event(runtime: ApiRuntime, command: Command, options: CommandOptions) 
         ) from None
 
 
-async def publish(runtime: ApiRuntime, event: AnyEvent) -> None:
+async def _record_owner(runtime: ApiRuntime, event: AnyEvent, owner: str) -> None:
+    # A failure does not refuse the command: the event is the truth, its status a courtesy
+    # (the owner then gets 404 for it, operators still read it).
+    try:
+        await runtime.lookup(runtime.deps.receipts.set_owner, event.event_id, owner)
+    except Exception as exc:
+        log.warning("owner of %s not recorded: %s", event.event_id, type(exc).__name__)
+
+
+async def publish(runtime: ApiRuntime, event: AnyEvent, owner: str | None = None) -> None:
     try:
         raw = encode(event)
     except OversizedEvent as exc:
@@ -146,7 +167,14 @@ async def publish(runtime: ApiRuntime, event: AnyEvent) -> None:
         future = runtime.deps.publisher.publish(
             topic_of(event.type).value, event.key, raw,
             event_headers(event.trace_id, str(event.event_id)))
-        await asyncio.wait_for(asyncio.wrap_future(future), timeout)
+        # The owner's key is written while Kafka acknowledges, so it costs no extra latency.
+        owned = (asyncio.ensure_future(_record_owner(runtime, event, owner))
+                 if owner is not None else None)
+        try:
+            await asyncio.wait_for(asyncio.wrap_future(future), timeout)
+        finally:
+            if owned is not None:
+                await owned
     except BusError as exc:  # PublishError, or any other refusal of the bus
         COMMANDS.labels(event.type, "failed").inc()
         log.error("publish of %s %s failed: %s", event.type, event.event_id, exc)
@@ -168,7 +196,7 @@ async def accept(runtime: ApiRuntime, options: CommandOptions, command: Command)
     # Here, not in the (threadpool) dependency: the binding must live in the request's task.
     bind(trace_id=options.trace_id)
     event = build_event(runtime, command, options)
-    await publish(runtime, event)
+    await publish(runtime, event, sender_of(event))
     COMMANDS.labels(event.type, "accepted").inc()
     bind(event_id=str(event.event_id))
     log.info("accepted %s %s", event.type, event.event_id,

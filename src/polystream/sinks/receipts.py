@@ -21,7 +21,7 @@ from polystream.sinks.ports import TransientStoreError
 RECEIPT_TTL_S = 24 * 3600
 #: The first part of every Redis key (after the prefix) the receipt log writes: the platform's
 #: own bookkeeping, not live state (`verify` leaves them out).
-RECEIPT_NAMESPACES = frozenset({"receipt", "claim"})
+RECEIPT_NAMESPACES = frozenset({"receipt", "claim", "event-owner"})
 # As long as the topics keep records (7 days) and then some: a replay within it is recognised.
 CLAIM_TTL_S = 30 * 24 * 3600
 
@@ -40,6 +40,15 @@ class ReceiptLog(Protocol):
     def claim(self, name: str) -> bool:
         """True the first time ``name`` is claimed (within the retention): makes one-off
         effects outside the stores, like a dead letter, happen once across replays."""
+        ...
+
+    def set_owner(self, event_id: UUID, user_id: str) -> None:
+        """Record who caused the event (kept as long as its receipts): only they, and
+        operators, may read its status."""
+        ...
+
+    def owner_of(self, event_id: UUID) -> str | None:
+        """The user who caused the event, or None (unknown, expired, or caused by no user)."""
         ...
 
 
@@ -96,6 +105,24 @@ class RedisReceiptLog:
     def close(self) -> None:
         self._r.close()
 
+    def _owner_key(self, event_id: UUID) -> str:
+        return f"{self._prefix}:event-owner:{event_id}"
+
+    def set_owner(self, event_id: UUID, user_id: str) -> None:
+        try:
+            self._r.set(self._owner_key(event_id), user_id, ex=self._ttl)
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            raise TransientStoreError(f"receipts: redis unavailable: {exc}") from exc
+
+    def owner_of(self, event_id: UUID) -> str | None:
+        try:
+            raw = self._r.get(self._owner_key(event_id))
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            raise TransientStoreError(f"receipts: redis unavailable: {exc}") from exc
+        if raw is None:
+            return None
+        return raw.decode() if isinstance(raw, bytes) else str(raw)
+
     def claim(self, name: str) -> bool:
         try:
             return bool(self._r.set(f"{self._prefix}:claim:{name}", 1, nx=True,
@@ -110,6 +137,18 @@ class InMemoryReceiptLog:
         self._lock = threading.Lock()
         self._ttl = ttl_s
         self._claims: set[str] = set()
+        self._owners: dict[UUID, tuple[float, str]] = {}
+
+    def set_owner(self, event_id: UUID, user_id: str) -> None:
+        with self._lock:
+            self._owners[event_id] = (time.monotonic(), user_id)
+
+    def owner_of(self, event_id: UUID) -> str | None:
+        with self._lock:
+            found = self._owners.get(event_id)
+        if found is None or time.monotonic() - found[0] >= self._ttl:
+            return None
+        return found[1]
 
     def claim(self, name: str) -> bool:
         with self._lock:
