@@ -6,9 +6,11 @@ from __future__ import annotations
 import json
 import logging
 import statistics
+import threading
 import time
 import uuid
 from collections.abc import Iterator
+from typing import Any, cast
 
 import psycopg
 import pytest
@@ -16,6 +18,10 @@ import redis
 from fastapi.testclient import TestClient
 
 from polystream.api import create_app
+from polystream.audit.opensearch import OpenSearchAuditIndex
+from polystream.audit.worker import AuditConfig, AuditHandler
+from polystream.bus.ports import Record
+from polystream.runtime.loop import BatchContext
 from polystream.settings import Settings
 
 from .stack_platform import PASSWORD, Platform, bearer, running_platform
@@ -217,11 +223,40 @@ def test_no_token_or_password_in_clear_anywhere(
     blob = json.dumps([r["value"] for r in records]).encode()
     for secret in secrets:
         assert secret not in blob
+    # The audit trail: the run's records audited into a real OpenSearch index of its own.
+    audited = audit_into_opensearch(settings, [r["record"] for r in records])
+    assert any(doc.get("type") == "session.login_started" for doc in audited)
+    blob = json.dumps(audited).encode()
+    for secret in secrets:
+        assert secret not in blob
     # The logs of the process.
     logs = "\n".join(r.getMessage() for r in caplog.records)
     for secret in secrets:
         assert secret.decode() not in logs
     assert user_id
+
+
+def audit_into_opensearch(settings: Settings, records: list[Record]) -> list[dict[str, Any]]:
+    """Run the auditor's handler in-process over ``records`` into an index prefix of its own;
+    every document it wrote (their ``_source``), then drop the index."""
+    index = OpenSearchAuditIndex(settings.opensearch.model_copy(
+        update={"index_prefix": f"test-audit-secrets-{uuid.uuid4().hex[:12]}"}))
+    index.ensure()
+    try:
+        handler = AuditHandler(index=index, secret=b"test-audit-secret", config=AuditConfig())
+        # No dead letter is expected here: a handler that tried to publish one fails the test.
+        ctx = BatchContext(consumer=cast(Any, None), publisher=cast(Any, None),
+                           stop=threading.Event())
+        handler.handle(records, ctx)
+        index.refresh()
+        found = index.client.search(index=index.pattern, body={
+            "query": {"match_all": {}}, "size": 10_000})
+        docs = [hit["_source"] for hit in found["hits"]["hits"]]
+        assert handler.stats.events > 0 and len(docs) >= handler.stats.events
+        return docs
+    finally:
+        index.drop_everything()
+        index.close()
 
 
 def test_the_operator_role_opens_operator_endpoints(platform: Platform) -> None:

@@ -25,6 +25,7 @@ from pydantic import SecretStr
 from polystream.api import ApiDeps, create_app
 from polystream.api.bootstrap import build_deps
 from polystream.bus.admin import end_offsets, ensure_topics
+from polystream.bus.ports import Record
 from polystream.bus.topology import Topic, topic_of, topic_specs
 from polystream.domain.events import EVENT_TYPES, Receipt, ReceiptStatus, Sink
 from polystream.domain.examples import USER_ID
@@ -81,7 +82,10 @@ def read_range(settings: Settings, start: Offsets, end: Offsets) -> list[dict[st
                     continue
                 tp = (msg.topic(), msg.partition())
                 found.append({"topic": msg.topic(), "key": msg.key(),
-                              "value": json.loads(msg.value() or b"null")})
+                              "value": json.loads(msg.value() or b"null"),
+                              "record": Record(msg.topic(), msg.partition(), msg.offset(),
+                                               msg.key(), msg.value(),
+                                               dict(msg.headers() or []))})
                 if tp in wanted and msg.offset() + 1 >= wanted[tp]:
                     del wanted[tp]
     finally:
