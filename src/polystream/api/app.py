@@ -30,6 +30,7 @@ from polystream.api.guard import AccessLog, RequestDeadline, RequestGuard, is_up
 from polystream.api.login.router import router as login_router
 from polystream.api.me.router import router as me_router
 from polystream.api.metrics import make_router as make_metrics_router
+from polystream.api.openapi_doc import install_openapi
 from polystream.api.playback.router import router as playback_router
 from polystream.api.rankings.router import router as rankings_router
 from polystream.api.ratings.router import router as ratings_router
@@ -112,6 +113,7 @@ def create_app(deps: ApiDeps) -> FastAPI:
     )
     app.state.runtime = runtime
     install_error_handlers(app)
+    install_openapi(app)
     # Added last = runs first: the guard must see the raw request before anything parses it,
     # the deadline covers reading the body too, and the access log wraps even the refusals.
     api_settings = deps.settings.api

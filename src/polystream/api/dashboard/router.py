@@ -122,7 +122,12 @@ def make_router(observatory: Observatory, operator_token: SecretStr | None = Non
                            headers={"Retry-After": "5"}) from None
         return JSONResponse([r.model_dump(mode="json") for r in found], headers=_NO_STORE)
 
-    @router.get("/posters/{asset_id}", dependencies=operator, responses=_ERRORS,
+    @router.get("/posters/{asset_id}", dependencies=operator, response_class=Response,
+                responses={**_ERRORS,
+                           200: {"description": "The image as uploaded.",
+                                 "content": {"image/png": {}, "image/jpeg": {},
+                                             "image/webp": {}}},
+                           404: {"model": ErrorBody, "description": "No such asset."}},
                 summary="A poster from the catalogue (GridFS)")
     async def poster(asset_id: str) -> Response:
         if not 1 <= len(asset_id) <= 128:

@@ -79,7 +79,9 @@ async def login(runtime: ApiRuntime, body: Login, client_host: str | None) -> Ac
     if accounts is None:
         raise ApiError(503, ACCOUNTS_DOWN, headers={"Retry-After": "5"})
     try:
-        credentials: Credentials | None = await asyncio.to_thread(
+        # PostgreSQL text cannot hold NUL, so no account has such an email; asking would be
+        # an error of the store, not a failed login.
+        credentials: Credentials | None = None if "\x00" in email else await asyncio.to_thread(
             accounts.get_user_by_email, email
         )
     except Exception as exc:
