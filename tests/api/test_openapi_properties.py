@@ -1,7 +1,8 @@
 """Every operation of the OpenAPI document, property-based (schemathesis over hypothesis), as
 anonymous, a logged-in user and the operator, against the API on the real stack: no answer is
-a 5xx other than a documented 503, and every answer conforms to the document (its status code
-is documented, its content type and body match the documented schema).
+a 5xx (the stack is healthy, so not even a documented 503), and every answer conforms to the
+document (its status code is documented, its content type and body match the documented
+schema).
 
 Bounded: a fixed number of examples per operation and caller, no shrinking, no example
 database. `GET /dashboard/stream` is left out: it is a server-sent event stream that only ends
