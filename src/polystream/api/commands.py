@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import re
 from collections.abc import Mapping
@@ -118,6 +119,12 @@ def status_url(event: AnyEvent) -> str:
     return f"/events/{event.event_id}?type={event.type}"
 
 
+def owner_digest(user_id: str) -> str:
+    """What the owner key holds: not the user id itself, so an erased user's id is left
+    nowhere in Redis (the key expires with the receipts)."""
+    return hashlib.sha256(user_id.encode()).hexdigest()
+
+
 def sender_of(event: AnyEvent) -> str | None:
     """The user who sent the command: only they (and operators) read the event's status.
 
@@ -147,7 +154,8 @@ async def _record_owner(runtime: ApiRuntime, event: AnyEvent, owner: str) -> Non
     # A failure does not refuse the command: the event is the truth, its status a courtesy
     # (the owner then gets 404 for it, operators still read it).
     try:
-        await runtime.lookup(runtime.deps.receipts.set_owner, event.event_id, owner)
+        await runtime.lookup(runtime.deps.receipts.set_owner, event.event_id,
+                             owner_digest(owner))
     except Exception as exc:
         log.warning("owner of %s not recorded: %s", event.event_id, type(exc).__name__)
 

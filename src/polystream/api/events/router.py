@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 
 from polystream.api.auth import MaybePrincipal, Principal, unauthorized
+from polystream.api.commands import owner_digest
 from polystream.api.deps import ApiRuntime, Runtime
 from polystream.api.errors import ApiError, ErrorBody, FieldProblem
 from polystream.api.events.schemas import EventStatus
@@ -72,5 +73,5 @@ async def _check_owner(runtime: ApiRuntime, principal: Principal | None, event_i
     except Exception:
         raise ApiError(503, "the receipt store is unavailable; retry later",
                        headers={"Retry-After": "1"}) from None
-    if owner is None or owner != principal.user_id:
+    if owner is None or principal.user_id is None or owner != owner_digest(principal.user_id):
         raise not_found()
