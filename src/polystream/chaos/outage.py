@@ -75,7 +75,7 @@ def _total_lag(settings: Settings) -> int | None:
         return None
 
 
-def _probe_api(client: TestClient, stop: threading.Event, server: str,
+def _probe_api(client: TestClient, stop: threading.Event,
                samples: list[tuple[str, float, int, dict[str, object]]]) -> None:
     while not stop.is_set():
         for path in ("/healthz", "/readyz"):
@@ -137,7 +137,7 @@ def run_outage_drill(base: Settings, *, events: int, down_s: float, rate: float,
                     log(f"chaos outage: {server} stopped at {time.monotonic() - started:.1f}s "
                         f"(published {counter[0]:,}, lag {lag_before:,})")
                     prober = threading.Thread(target=_probe_api,
-                                              args=(client, stop_probe, server, samples),
+                                              args=(client, stop_probe, samples),
                                               daemon=True)
                     prober.start()
                     t_down = time.monotonic()
