@@ -22,12 +22,15 @@ from fastapi.testclient import TestClient
 
 from polystream.api.bootstrap import create_app_from_settings
 from polystream.bus.admin import ensure_topics
+from polystream.bus.kafka import KafkaEventPublisher
+from polystream.bus.ports import PublishError
 from polystream.bus.topology import topic_specs
 from polystream.chaos.backlog import Log, _deployments, _write
-from polystream.chaos.kill import _committed, _publish_paced, _sinks
+from polystream.chaos.kill import _committed, _sinks
 from polystream.chaos.outcome import Outcome, judge
 from polystream.chaos.processes import PolystreamProcess
 from polystream.settings import Settings
+from polystream.simulate import read_recorded
 from polystream.stack.manager import Stack
 
 #: The order servers go down in; OpenSearch only when the audit is enabled.
@@ -66,6 +69,39 @@ class OutageReport:
                 + f", /readyz named it {'yes' if o.readyz_named else 'no'}"
                 + f", worker restarts {o.restarts}")
         return out + self.outcome.lines()
+
+
+def _flush_through(pub: KafkaEventPublisher, timeout_s: float) -> None:
+    """Flush, waiting out a Kafka outage: queued records stay queued in the producer while
+    the broker is down, so a flush that times out is tried again (until ``timeout_s``)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            pub.flush(30)
+            return
+        except PublishError:
+            if time.monotonic() > deadline:
+                raise
+
+
+def _publish_paced(settings: Settings, path: Path, rate: float, done: threading.Event,
+                   counter: list[int]) -> None:
+    """As the kill drill's publisher, but it outlives a Kafka outage (the kill drill's gives
+    up after one 30 s flush, and the rest of the file would count as lost)."""
+    pub = KafkaEventPublisher(settings.kafka, client_id="polystream-chaos-outage")
+    started = time.monotonic()
+    try:
+        for ev in read_recorded(path):
+            pub.publish_fire(ev.topic, ev.key, ev.value)
+            counter[0] += 1
+            ahead = counter[0] / rate - (time.monotonic() - started)
+            if ahead > 0.05:
+                _flush_through(pub, 300)
+                time.sleep(ahead)
+        _flush_through(pub, 300)
+    finally:
+        pub.close(30)
+        done.set()
 
 
 def _total_lag(settings: Settings) -> int | None:
