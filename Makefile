@@ -8,7 +8,7 @@ INSTALLED := $(VENV)/.installed
 PYTEST_ARGS ?=
 
 .PHONY: help venv lint typecheck unit test test-fast stack-up stack-down stack-status \
-        schema demo demo-stack bench lock clean
+        schema demo demo-stack bench lock clean pythons
 
 help:
 	@echo "make test          lint, bring the real stack up, run every test, bring it down"
@@ -18,6 +18,7 @@ help:
 	@echo "make stack-down    stop what stack-up started"
 	@echo "make schema        re-export JSON Schemas and the AsyncAPI document into docs/"
 	@echo "make lint          ruff + mypy"
+	@echo "make pythons       the server-less unit tests on each Python 3.12/3.13 found (not in make test)"
 	@echo "make demo          the whole platform in one process, live dashboard link (Ctrl-C stops)"
 	@echo "make demo-stack    the demo on the real stack, one process per role"
 	@echo "make bench         components, pipeline and API benchmarks on the real stack (~9 min)"
@@ -43,6 +44,26 @@ lint: venv
 
 unit: venv
 	$(BIN)/pytest -q -m "not stack" $(PYTEST_ARGS)
+
+# Newer Pythons, where installed (on PATH or under pyenv): a venv each (.venv-3.12, ...) from
+# the same hash-locked file, then tests/unit, which need no server. Not part of `make test`.
+PYENV_ROOT ?= $(HOME)/.pyenv
+pythons:
+	@rc=0; found=0; \
+	for v in 3.12 3.13; do \
+	  py=; for c in $$(command -v python$$v) $$(ls -d $(PYENV_ROOT)/versions/$$v.*/bin/python 2>/dev/null); do \
+	    $$c -c "" 2>/dev/null && { py=$$c; break; }; done; \
+	  [ -n "$$py" ] || { echo "python $$v: not found, skipped"; continue; }; \
+	  found=1; venv=.venv-$$v; \
+	  { [ -x $$venv/bin/python ] || $$py -m venv $$venv; } \
+	  && $$venv/bin/pip install -q --upgrade pip \
+	  && $$venv/bin/pip install -q --require-hashes -r requirements-dev.lock \
+	  && $$venv/bin/pip install -q --no-deps -e . \
+	  && echo "== $$($$venv/bin/python --version)" \
+	  && $$venv/bin/pytest -q -p no:cacheprovider -m "not stack" tests/unit $(PYTEST_ARGS) \
+	  || rc=1; \
+	done; \
+	[ $$found = 1 ] || echo "no Python 3.12/3.13 found"; exit $$rc
 
 # Brings the stack down afterwards whatever the tests did, and keeps their exit code.
 test: venv lint

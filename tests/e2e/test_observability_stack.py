@@ -155,13 +155,15 @@ def test_metrics_of_the_api_and_a_worker_move_during_a_run(running: dict[str, An
     def worker_moved() -> bool:
         text = httpx.get(worker).text
         consumed = _total(text, "polystream_consumer_records_total", consumer="sink postgres")
-        stored = _total(text, "polystream_sink_events_total", sink="postgres")
+        stored = _total(text, "polystream_sink_events_total", sink="postgres",
+                        event_type="user.registered", status="stored")
         lag_series = _total(text, "polystream_consumer_lag", group=group, topic="polystream.users")
         has_lag = f'group="{group}"' in text
         return (consumed >= _total(before_worker, "polystream_consumer_records_total",
                                    consumer="sink postgres") + 5
                 and stored >= _total(before_worker, "polystream_sink_events_total",
-                                     sink="postgres") + 5
+                                     sink="postgres", event_type="user.registered",
+                                     status="stored") + 5
                 and has_lag and lag_series == 0)
 
     _wait_for("the worker's counters moving and its lag back to 0", worker_moved)

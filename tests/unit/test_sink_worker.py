@@ -358,3 +358,28 @@ def test_a_topic_others_wait_for_is_never_paused() -> None:
     for env in [*subs, late]:
         [rc] = receipts.get(env.event_id)
         assert rc.status is ReceiptStatus.STORED
+
+
+def test_the_events_counter_is_labelled_by_event_type_and_invalid_records_by_invalid() -> None:
+    from prometheus_client import REGISTRY
+
+    def count(event_type: str, status: str) -> float:
+        value = REGISTRY.get_sample_value("polystream_sink_events_total", {
+            "sink": "postgres", "event_type": event_type, "status": status})
+        return value or 0.0
+
+    before = {k: count(*k) for k in [("user.registered", "stored"),
+                                     ("user.registered", "duplicate"),
+                                     ("invalid", "dead_lettered")]}
+    broker, worker, store, _ = _setup(Sink.POSTGRES)
+    pub = InMemoryEventPublisher(broker)
+    events = [example_event("user.registered", user_id=f"t{i}", email=f"t{i}@example.org")
+              for i in range(3)]
+    store.applied.append(str(events[0].event_id))  # already applied: a duplicate
+    for env in events:
+        pub.publish(Topic.USERS.value, env.key, encode(env)).result()
+    pub.publish(Topic.USERS.value, "t9", b"{not json").result()
+    _drain(worker, 3)
+    assert count("user.registered", "stored") - before["user.registered", "stored"] == 2
+    assert count("user.registered", "duplicate") - before["user.registered", "duplicate"] == 1
+    assert count("invalid", "dead_lettered") - before["invalid", "dead_lettered"] == 1

@@ -24,6 +24,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import Counter as Counter_
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -55,9 +56,13 @@ log = logging.getLogger(__name__)
 
 TP = tuple[str, int]
 
+# event_type is one of the registry's types, or INVALID_TYPE for a record that is no event
+# (dead-lettered by its primary sink): the label's cardinality stays bounded.
 EVENTS = Counter(
-    "polystream_sink_events_total", "Events handled by a sink, by outcome", ["sink", "status"]
+    "polystream_sink_events_total", "Events handled by a sink, by event type and outcome",
+    ["sink", "event_type", "status"],
 )
+INVALID_TYPE = "invalid"
 INVALID = Counter(
     "polystream_sink_invalid_records_total",
     "Records that were not valid events",
@@ -290,13 +295,14 @@ class SinkHandler:
         ]
         # Encoded once, for the topic now and the receipt log in `settle`.
         encoded = [rc.model_dump_json() for rc in receipts]
-        counts: dict[str, int] = {}
+        # Counted locally, then one labelled increment per (type, status) of the batch.
+        counts: Counter_[tuple[str, str]] = Counter_()
         for rc, data in zip(receipts, encoded, strict=True):
-            counts[rc.status.value] = counts.get(rc.status.value, 0) + 1
+            counts[rc.event_type, rc.status.value] += 1
             ctx.publisher.publish_fire(Topic.RECEIPTS.value, str(rc.event_id), data.encode())
-        for status, n in counts.items():
+        for (event_type, status), n in counts.items():
             stats.applied[status] = stats.applied.get(status, 0) + n
-            EVENTS.labels(self.sink.value, status).inc(n)
+            EVENTS.labels(self.sink.value, event_type, status).inc(n)
         self._unsettled = receipts
         self._unsettled_json = encoded
         DEFERRED.labels(self.sink.value).set(len(self._deferred))
@@ -363,6 +369,7 @@ class SinkHandler:
                                     once_as=f"dlq:{rec.topic}:{rec.partition}:{rec.offset}")
             stats.dead_lettered += 1
             INVALID.labels(self.sink.value, exc.code, "yes").inc()
+            EVENTS.labels(self.sink.value, INVALID_TYPE, ReceiptStatus.DEAD_LETTERED.value).inc()
         else:
             stats.skipped_invalid += 1
             INVALID.labels(self.sink.value, exc.code, "no").inc()
