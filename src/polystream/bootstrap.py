@@ -12,9 +12,9 @@ from polystream.audit.worker import AuditConfig, AuditWorker
 from polystream.bus.kafka import KafkaEventConsumer, KafkaEventPublisher
 from polystream.bus.topology import topics_for
 from polystream.domain.events import Sink
+from polystream.receipts.redis_log import RedisReceiptLog
 from polystream.settings import Settings
 from polystream.sinks.ports import EventStore
-from polystream.sinks.receipts import RedisReceiptLog
 from polystream.sinks.worker import SinkWorker, WorkerConfig
 
 

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from polystream.api import ApiDeps, create_app
 from polystream.bus.memory import InMemoryEventPublisher
 from polystream.cli import api as api_cli
-from polystream.sinks.receipts import InMemoryReceiptLog
+from polystream.receipts import InMemoryReceiptLog
 
 from .conftest import FAST_HASHER, Harness, make_harness, make_settings, new_broker
 

@@ -42,14 +42,9 @@ from polystream.sinks.memory_accounts import (
     Reason,
     SubscriptionStatus,
 )
-from polystream.sinks.ports import (
-    EventStore,
-    Outcome,
-    PermanentStoreError,
-    TransientStoreError,
-    missing_prerequisite,
-)
+from polystream.sinks.ports import EventStore, Outcome, missing_prerequisite
 from polystream.sinks.postgres import PostgresAccountStore, check, upgrade
+from polystream.store_errors import PermanentStoreError, TransientStoreError
 
 STORED, DUPLICATE, STALE, REJECTED = (
     ReceiptStatus.STORED,

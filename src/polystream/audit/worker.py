@@ -55,12 +55,12 @@ from polystream.bus.ports import BulkEventPublisher, EventConsumer, Record
 from polystream.bus.topology import Topic
 from polystream.domain.errors import InvalidEvent
 from polystream.domain.events import Receipt, ReceiptStatus, Sink, UserErased, decode
+from polystream.receipts import ReceiptLog
 from polystream.runtime.deadletters import DeadLetters
 from polystream.runtime.loop import BatchContext, ConsumerLoop, LoopConfig, NotDurable
 from polystream.runtime.retry import ConfigurationError
 from polystream.settings import Settings
-from polystream.sinks.ports import StoreError
-from polystream.sinks.receipts import ReceiptLog
+from polystream.store_errors import StoreError
 
 log = logging.getLogger(__name__)
 

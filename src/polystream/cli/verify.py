@@ -24,11 +24,11 @@ from polystream.bus.topic_read import TopicReadError, merged, read_topics
 from polystream.bus.topology import Topic
 from polystream.domain.errors import InvalidEvent
 from polystream.domain.events import AnyEvent, decode
+from polystream.receipts import RECEIPT_NAMESPACES
 from polystream.runtime.retry import ConfigurationError
 from polystream.settings import Settings, load_settings
 from polystream.simulate import check_recorded, read_recorded
-from polystream.sinks.ports import StoreError
-from polystream.sinks.receipts import RECEIPT_NAMESPACES
+from polystream.store_errors import StoreError
 from polystream.verify import Difference, Scope, compare_live, compare_rows, expected_state
 from polystream.verify_audit import AuditDoc, Position, audit_documents, check_audit
 from polystream.verify_gridfs import Inventory, check_gridfs, memory_inventory, mongo_inventory

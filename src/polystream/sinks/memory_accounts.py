@@ -56,10 +56,10 @@ from polystream.sinks.ports import (
     STALE,
     STORED,
     Outcome,
-    PermanentStoreError,
     missing_prerequisite,
     rejected,
 )
+from polystream.store_errors import PermanentStoreError
 
 #: The consumer name in the processed-events ledger.
 CONSUMER: Final = Sink.POSTGRES.value

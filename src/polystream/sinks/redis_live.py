@@ -165,17 +165,9 @@ from redis.retry import Retry
 from polystream.domain import events as ev
 from polystream.domain.events import PLANS, AnyEvent, Genre, PlanCode, ReceiptStatus, Sink
 from polystream.settings import RedisSettings
-from polystream.sinks.ports import (
-    DUPLICATE,
-    STORED,
-    Outcome,
-    PermanentStoreError,
-    StoreError,
-    TransientStoreError,
-    missing_prerequisite,
-    rejected,
-)
+from polystream.sinks.ports import DUPLICATE, STORED, Outcome, missing_prerequisite, rejected
 from polystream.sinks.redis_scripts import render_apply_script
+from polystream.store_errors import PermanentStoreError, StoreError, TransientStoreError
 
 DAY_MS: Final = 86_400_000
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)

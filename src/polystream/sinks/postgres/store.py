@@ -59,7 +59,7 @@ from polystream.sinks.memory_accounts import (
     account_payload,
     check_batch,
 )
-from polystream.sinks.ports import Outcome, PermanentStoreError, TransientStoreError
+from polystream.sinks.ports import Outcome
 from polystream.sinks.postgres import queries
 from polystream.sinks.postgres.queries import (
     PAYMENT_COLUMNS,
@@ -75,6 +75,7 @@ from polystream.sinks.postgres.queries import (
     subscription_from_row,
     user_from_row,
 )
+from polystream.store_errors import PermanentStoreError, TransientStoreError
 
 T = TypeVar("T")
 
