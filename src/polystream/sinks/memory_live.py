@@ -22,13 +22,12 @@ from typing import Any, Final
 
 from polystream.domain import events as ev
 from polystream.domain.events import PLANS, AnyEvent, Genre, Payload, PlanCode, Sink
+from polystream.domain.reads import ContinueItem, ViewingSession
 from polystream.sinks.ports import Outcome, rejected
 from polystream.sinks.redis_live import (
     DAY_MS,
-    ContinueItem,
     DumpEntry,
     LiveStoreConfig,
-    ViewingSession,
     cache_version,
     checked_prefix,
     continue_item,

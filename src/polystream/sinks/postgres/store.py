@@ -41,21 +41,23 @@ from psycopg import errors as pgerrors
 
 from polystream.domain import events as ev
 from polystream.domain.events import AnyEvent, Sink
-from polystream.settings import PostgresSettings
-from polystream.sinks.memory_accounts import (
-    CONSUMER,
+from polystream.domain.reads import (
     ROLES,
-    AccountState,
     Credentials,
     Payment,
     Preferences,
     ProcessedEvent,
     Rating,
     RatingStats,
-    Stream,
     Subscription,
     SubscriptionStatus,
     User,
+)
+from polystream.settings import PostgresSettings
+from polystream.sinks.memory_accounts import (
+    CONSUMER,
+    AccountState,
+    Stream,
     account_payload,
     check_batch,
 )
