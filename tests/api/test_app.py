@@ -97,7 +97,7 @@ def test_serve_runs_uvicorn_in_factory_mode(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setattr(api_cli.uvicorn, "run", fake_run)
     result = CliRunner().invoke(api_cli.app, ["serve", "--port", "8123", "--workers", "3"])
     assert result.exit_code == 0, result.output
-    assert seen["app"] == "polystream.api.bootstrap:app_factory"
+    assert seen["app"] == "polystream.bootstrap_api:app_factory"
     assert seen["factory"] is True
     assert seen["port"] == 8123 and seen["workers"] == 3
     assert seen["access_log"] is False

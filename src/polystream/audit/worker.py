@@ -448,25 +448,3 @@ class AuditWorker(ConsumerLoop):
 def default_jsonl_dir(settings: Settings) -> Path:
     """Where the JSONL audit lives when OpenSearch is disabled: next to the stack's state."""
     return settings.stack.resolved_home() / "audit-jsonl"
-
-
-def open_audit_index(
-    settings: Settings,
-    *,
-    read_only: bool = False,
-    jsonl_dir: Path | None = None,
-    retention_days: int | None = None,
-) -> AuditIndex:
-    """OpenSearch when ``opensearch.enabled``, JSONL files otherwise; ``retention_days``
-    defaults to ``opensearch.retention_days``."""
-    if retention_days is None:
-        retention_days = settings.opensearch.retention_days
-    if settings.opensearch.enabled:
-        from polystream.audit.opensearch import OpenSearchAuditIndex
-
-        return OpenSearchAuditIndex(settings.opensearch, retention_days=retention_days,
-                                    read_only=read_only)
-    from polystream.audit.jsonl import JsonlAuditIndex
-
-    return JsonlAuditIndex(jsonl_dir or default_jsonl_dir(settings), read_only=read_only,
-                           retention_days=retention_days)

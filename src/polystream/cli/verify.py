@@ -101,7 +101,7 @@ def _read_stores(settings: Settings, progress: Progress = None
 
 
 def _audit_docs(settings: Settings, progress: Progress) -> list[AuditDoc]:
-    from polystream.audit.worker import open_audit_index
+    from polystream.bootstrap import open_audit_index
 
     where = (settings.opensearch.url if settings.opensearch.enabled else "JSONL files")
     _say(progress, f"reading the audit index ({where})")
