@@ -282,8 +282,8 @@ def in_process_sender(token: str) -> tuple[Sender, Callable[[], None]]:
     from polystream.audit.memory import InMemoryAuditIndex
     from polystream.bus.memory import InMemoryBroker, InMemoryEventPublisher
     from polystream.bus.topology import topic_specs
+    from polystream.receipts import InMemoryReceiptLog
     from polystream.settings import ApiSettings, KafkaSettings, Settings
-    from polystream.sinks.receipts import InMemoryReceiptLog
 
     broker = InMemoryBroker(auto_create_topics=False)
     broker.ensure_topics(topic_specs(KafkaSettings()))

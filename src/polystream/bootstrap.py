@@ -7,14 +7,16 @@ from __future__ import annotations
 
 import os
 import socket
+from pathlib import Path
 
+from polystream.audit.ports import AuditIndex
 from polystream.audit.worker import AuditConfig, AuditWorker
 from polystream.bus.kafka import KafkaEventConsumer, KafkaEventPublisher
 from polystream.bus.topology import topics_for
 from polystream.domain.events import Sink
+from polystream.receipts.redis_log import RedisReceiptLog
 from polystream.settings import Settings
 from polystream.sinks.ports import EventStore
-from polystream.sinks.receipts import RedisReceiptLog
 from polystream.sinks.worker import SinkWorker, WorkerConfig
 
 
@@ -91,7 +93,7 @@ def sink_worker(sink: Sink, settings: Settings, config: WorkerConfig) -> SinkWor
 
 def audit_worker(settings: Settings, config: AuditConfig) -> AuditWorker:
     """The auditor ready to run: its index reachable and its templates in place."""
-    from polystream.audit.worker import audit_secret, open_audit_index
+    from polystream.audit.worker import audit_secret
 
     secret = audit_secret(settings)
     index = open_audit_index(settings)
@@ -106,3 +108,26 @@ def audit_worker(settings: Settings, config: AuditConfig) -> AuditWorker:
     except BaseException:
         index.close()
         raise
+
+
+def open_audit_index(
+    settings: Settings,
+    *,
+    read_only: bool = False,
+    jsonl_dir: Path | None = None,
+    retention_days: int | None = None,
+) -> AuditIndex:
+    """OpenSearch when ``opensearch.enabled``, JSONL files otherwise; ``retention_days``
+    defaults to ``opensearch.retention_days``."""
+    if retention_days is None:
+        retention_days = settings.opensearch.retention_days
+    if settings.opensearch.enabled:
+        from polystream.audit.opensearch import OpenSearchAuditIndex
+
+        return OpenSearchAuditIndex(settings.opensearch, retention_days=retention_days,
+                                    read_only=read_only)
+    from polystream.audit.jsonl import JsonlAuditIndex
+    from polystream.audit.worker import default_jsonl_dir
+
+    return JsonlAuditIndex(jsonl_dir or default_jsonl_dir(settings), read_only=read_only,
+                           retention_days=retention_days)

@@ -21,11 +21,11 @@ from polystream.bus.ports import TopicSpec
 from polystream.bus.topology import CONSUMER_GROUPS, TOPIC_PARTITIONS, Topic, topics_for
 from polystream.domain.events import Sink
 from polystream.reads.invalidation import CacheInvalidatingStore
+from polystream.receipts import InMemoryReceiptLog
 from polystream.sinks.memory_accounts import InMemoryAccountStore
 from polystream.sinks.memory_catalog import InMemoryCatalogStore
 from polystream.sinks.memory_live import InMemoryLiveStore
 from polystream.sinks.ports import EventStore
-from polystream.sinks.receipts import InMemoryReceiptLog
 from polystream.sinks.worker import SinkWorker, WorkerConfig
 
 if TYPE_CHECKING:

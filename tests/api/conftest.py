@@ -31,9 +31,9 @@ from polystream.domain.events import (
     new_event,
 )
 from polystream.domain.examples import USER_ID
+from polystream.receipts import InMemoryReceiptLog
 from polystream.settings import ApiSettings, KafkaSettings, Settings
 from polystream.sinks.memory_accounts import InMemoryAccountStore
-from polystream.sinks.receipts import InMemoryReceiptLog
 
 OPERATOR_TOKEN = "operator-token-for-tests-0123456789"
 OPERATOR = {"Authorization": f"Bearer {OPERATOR_TOKEN}"}

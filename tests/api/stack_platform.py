@@ -16,9 +16,9 @@ from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
 from polystream.api import create_app
-from polystream.api.bootstrap import build_deps
 from polystream.api.deps import ApiDeps
 from polystream.bootstrap import receipt_log
+from polystream.bootstrap_api import build_deps
 from polystream.bus.admin import ensure_topics, group_lag
 from polystream.bus.kafka import KafkaEventConsumer, KafkaEventPublisher
 from polystream.bus.topology import topic_specs, topics_for

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from polystream.api import ApiDeps, create_app
 from polystream.bus.memory import InMemoryEventPublisher
 from polystream.cli import api as api_cli
-from polystream.sinks.receipts import InMemoryReceiptLog
+from polystream.receipts import InMemoryReceiptLog
 
 from .conftest import FAST_HASHER, Harness, make_harness, make_settings, new_broker
 
@@ -97,7 +97,7 @@ def test_serve_runs_uvicorn_in_factory_mode(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setattr(api_cli.uvicorn, "run", fake_run)
     result = CliRunner().invoke(api_cli.app, ["serve", "--port", "8123", "--workers", "3"])
     assert result.exit_code == 0, result.output
-    assert seen["app"] == "polystream.api.bootstrap:app_factory"
+    assert seen["app"] == "polystream.bootstrap_api:app_factory"
     assert seen["factory"] is True
     assert seen["port"] == 8123 and seen["workers"] == 3
     assert seen["access_log"] is False

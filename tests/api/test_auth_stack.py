@@ -272,7 +272,7 @@ def test_the_operator_role_opens_operator_endpoints(platform: Platform) -> None:
 
 
 def test_app_without_stores_answers_503_for_login(settings: Settings) -> None:
-    from polystream.api.bootstrap import build_deps
+    from polystream.bootstrap_api import build_deps
 
     broken = settings.model_copy(update={"postgres": settings.postgres.model_copy(
         update={"port": 1, "connect_timeout_s": 1.0})})

@@ -22,7 +22,7 @@ from polystream.api.operator_gate import needs_operator
 from polystream.bus.memory import InMemoryEventPublisher
 from polystream.cli import api as api_cli
 from polystream.domain.examples import TITLE_ID
-from polystream.sinks.receipts import InMemoryReceiptLog
+from polystream.receipts import InMemoryReceiptLog
 
 from .cases import REGISTER
 from .conftest import FAST_HASHER, OPERATOR, Harness, make_settings, new_broker

@@ -23,7 +23,7 @@ from jsonschema import Draft202012Validator
 from pydantic import SecretStr
 
 from polystream.api import ApiDeps, create_app
-from polystream.api.bootstrap import build_deps
+from polystream.bootstrap_api import build_deps
 from polystream.bus.admin import end_offsets, ensure_topics
 from polystream.bus.ports import Record
 from polystream.bus.topology import Topic, topic_of, topic_specs

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from polystream.domain.events import Envelope, Receipt, ReceiptStatus, Sink
-from polystream.sinks.receipts import InMemoryReceiptLog
+from polystream.receipts import InMemoryReceiptLog
 
 from .cases import REGISTER, START_SUBSCRIPTION, VALID
 from .conftest import (

@@ -134,7 +134,7 @@ def test_segments_roll_over_and_retention_deletes_files(tmp_path: Path) -> None:
 
 
 def test_the_retention_comes_from_the_settings(tmp_path: Path) -> None:
-    from polystream.audit.worker import open_audit_index
+    from polystream.bootstrap import open_audit_index
     from polystream.settings import Settings
 
     settings = Settings.model_validate(

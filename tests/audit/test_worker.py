@@ -45,10 +45,10 @@ from polystream.domain.events import (
     find_card_data,
 )
 from polystream.domain.examples import example_event
+from polystream.receipts import InMemoryReceiptLog
 from polystream.runtime.supervisor import ExitCode, Role, Supervisor
 from polystream.settings import Settings
 from polystream.sinks.ports import STORED, Outcome
-from polystream.sinks.receipts import InMemoryReceiptLog
 from polystream.sinks.worker import SinkWorker, WorkerConfig
 
 from .conftest import FAST_HASHER, SECRET, card_like_runs

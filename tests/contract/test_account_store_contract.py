@@ -31,25 +31,19 @@ from polystream.domain.events import (
     find_card_data,
 )
 from polystream.domain.examples import EXAMPLE_PASSWORD_HASH, EXAMPLE_TIME, example_event
+from polystream.domain.reads import AccountReader, SubscriptionStatus
 from polystream.settings import PostgresSettings, Settings
 from polystream.sinks.memory_accounts import (
     ACCOUNT_EVENT_TYPES,
     DEFERRABLE_REASONS,
     AccountPayload,
-    AccountReader,
     AccountState,
     InMemoryAccountStore,
     Reason,
-    SubscriptionStatus,
 )
-from polystream.sinks.ports import (
-    EventStore,
-    Outcome,
-    PermanentStoreError,
-    TransientStoreError,
-    missing_prerequisite,
-)
+from polystream.sinks.ports import EventStore, Outcome, missing_prerequisite
 from polystream.sinks.postgres import PostgresAccountStore, check, upgrade
+from polystream.store_errors import PermanentStoreError, TransientStoreError
 
 STORED, DUPLICATE, STALE, REJECTED = (
     ReceiptStatus.STORED,

@@ -45,7 +45,8 @@ from polystream.domain.examples import (
 from polystream.settings import MongoSettings, Settings
 from polystream.sinks.memory_catalog import AssetInfo, Direction, Edge, InMemoryCatalogStore
 from polystream.sinks.mongo import INDEXES, MongoCatalogReader, MongoCatalogStore
-from polystream.sinks.ports import Outcome, PermanentStoreError, TransientStoreError
+from polystream.sinks.ports import Outcome
+from polystream.store_errors import PermanentStoreError, TransientStoreError
 
 S = ReceiptStatus
 

@@ -30,14 +30,7 @@ from polystream.domain.events import EVENT_TYPES, Envelope, ReceiptStatus, Sink,
 from polystream.domain.examples import example_event
 from polystream.settings import Settings
 from polystream.sinks.memory_live import InMemoryLiveStore
-from polystream.sinks.ports import (
-    DUPLICATE,
-    STORED,
-    Outcome,
-    PermanentStoreError,
-    TransientStoreError,
-    missing_prerequisite,
-)
+from polystream.sinks.ports import DUPLICATE, STORED, Outcome, missing_prerequisite
 from polystream.sinks.redis_live import (
     CONSUMED_TYPES,
     DumpEntry,
@@ -46,6 +39,7 @@ from polystream.sinks.redis_live import (
     to_ms,
     utc_now,
 )
+from polystream.store_errors import PermanentStoreError, TransientStoreError
 
 S = ReceiptStatus
 LiveStore = InMemoryLiveStore | RedisLiveStore

@@ -10,8 +10,9 @@ import pytest
 import redis
 
 from polystream.domain.events import Receipt, ReceiptStatus, Sink
+from polystream.receipts import InMemoryReceiptLog
+from polystream.receipts.redis_log import RedisReceiptLog
 from polystream.settings import Settings
-from polystream.sinks.receipts import InMemoryReceiptLog, RedisReceiptLog
 
 
 def _receipts(n: int) -> list[Receipt]:

@@ -19,7 +19,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from typer.testing import CliRunner
 
-from polystream.audit.worker import open_audit_index
+from polystream.bootstrap import open_audit_index
 from polystream.bus.admin import delete_groups, ensure_topics, start_group_at_end
 from polystream.bus.kafka import KafkaEventPublisher
 from polystream.bus.topology import topic_specs, topics_for

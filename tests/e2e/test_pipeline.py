@@ -27,13 +27,13 @@ from polystream.bus.admin import delete_topics, ensure_topics, group_lag
 from polystream.bus.kafka import KafkaEventConsumer, KafkaEventPublisher
 from polystream.bus.topology import DeadLetterHeader, Topic, topic_specs, topics_for
 from polystream.domain.events import Sink, decode
+from polystream.receipts.redis_log import RedisReceiptLog
 from polystream.settings import Settings
 from polystream.simulate import SimConfig, generate
 from polystream.sinks.mongo import MongoCatalogStore
 from polystream.sinks.ports import EventStore
 from polystream.sinks.postgres.migrate import upgrade
 from polystream.sinks.postgres.store import PostgresAccountStore
-from polystream.sinks.receipts import RedisReceiptLog
 from polystream.sinks.redis_live import RedisLiveStore
 from polystream.sinks.worker import SinkWorker, WorkerConfig
 from polystream.stack.manager import Stack

@@ -20,12 +20,12 @@ from polystream.domain.events import AnyEvent
 from polystream.reads.catalog import MemoryCatalogReads, MongoCatalogReads
 from polystream.reads.live import LiveReads
 from polystream.reads.service import ReadService
+from polystream.receipts import InMemoryReceiptLog
 from polystream.settings import ApiSettings, ReadSettings, Settings
 from polystream.sinks.memory_catalog import InMemoryCatalogStore
 from polystream.sinks.memory_live import InMemoryLiveStore
 from polystream.sinks.mongo import MongoCatalogStore
 from polystream.sinks.ports import EventStore
-from polystream.sinks.receipts import InMemoryReceiptLog
 from polystream.sinks.redis_live import RedisLiveStore
 
 from .data import catalog_events, live_events

@@ -28,9 +28,10 @@ from polystream.domain.events import PLANS, Envelope, ReceiptStatus
 from polystream.domain.examples import EXAMPLE_PASSWORD_HASH, EXAMPLE_TIME, example_event
 from polystream.settings import PostgresSettings, Settings
 from polystream.sinks.memory_accounts import InMemoryAccountStore
-from polystream.sinks.ports import Outcome, PermanentStoreError
+from polystream.sinks.ports import Outcome
 from polystream.sinks.postgres import PostgresAccountStore, check, migrate, store, upgrade
 from polystream.sinks.postgres.schema import metadata
+from polystream.store_errors import PermanentStoreError
 
 # --- array literals (no server needed) -------------------------------------------------
 

@@ -12,17 +12,10 @@ from polystream.bus.ports import TopicSpec
 from polystream.bus.topology import TOPIC_PARTITIONS, DeadLetterHeader, Topic, topics_for
 from polystream.domain.events import Envelope, ReceiptStatus, Sink, encode
 from polystream.domain.examples import example_event
-from polystream.sinks.ports import (
-    DUPLICATE,
-    STORED,
-    Outcome,
-    PermanentStoreError,
-    TransientStoreError,
-    missing_prerequisite,
-    rejected,
-)
-from polystream.sinks.receipts import InMemoryReceiptLog
+from polystream.receipts import InMemoryReceiptLog
+from polystream.sinks.ports import DUPLICATE, STORED, Outcome, missing_prerequisite, rejected
 from polystream.sinks.worker import SinkWorker, WorkerConfig, primary_sink
+from polystream.store_errors import PermanentStoreError, TransientStoreError
 
 
 class ScriptedStore:

@@ -7,7 +7,7 @@ import time
 
 from polystream.runtime.retry import Backoff, ConfigurationError
 from polystream.runtime.supervisor import ExitCode, Role, Runnable, Supervisor
-from polystream.sinks.ports import TransientStoreError
+from polystream.store_errors import TransientStoreError
 
 
 class Runner:

@@ -25,11 +25,10 @@ from polystream.api.login.store import InMemorySessionStore, SessionStore
 from polystream.audit.ports import AuditIndex
 from polystream.bus.ports import EventPublisher
 from polystream.domain.events import PlanCode
+from polystream.domain.reads import AccountReader, ContinueItem, ViewingSession
 from polystream.observe.observatory import Observatory
+from polystream.receipts import ReceiptLog
 from polystream.settings import Settings
-from polystream.sinks.memory_accounts import AccountReader
-from polystream.sinks.receipts import ReceiptLog
-from polystream.sinks.redis_live import ContinueItem, ViewingSession
 
 
 class LiveReader(Protocol):

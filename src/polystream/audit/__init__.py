@@ -2,8 +2,8 @@
 
 `AuditIndex` is the port; `OpenSearchAuditIndex`, `JsonlAuditIndex` and `InMemoryAuditIndex`
 implement it; `AuditWorker` feeds it from Kafka. See docs/audit.md.
-Adapters with drivers are imported lazily by `open_audit_index`, so importing this package
-connects to nothing and needs no server library.
+Adapters with drivers are imported lazily by `bootstrap.open_audit_index`, so importing this
+package connects to nothing and needs no server library.
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ from polystream.audit.worker import (
     AuditConfig,
     AuditWorker,
     audit_secret,
-    open_audit_index,
 )
 
 __all__ = [
@@ -42,5 +41,4 @@ __all__ = [
     "InvalidCursor",
     "LineageEntry",
     "audit_secret",
-    "open_audit_index",
 ]

@@ -55,12 +55,12 @@ from polystream.bus.ports import BulkEventPublisher, EventConsumer, Record
 from polystream.bus.topology import Topic
 from polystream.domain.errors import InvalidEvent
 from polystream.domain.events import Receipt, ReceiptStatus, Sink, UserErased, decode
+from polystream.receipts import ReceiptLog
 from polystream.runtime.deadletters import DeadLetters
 from polystream.runtime.loop import BatchContext, ConsumerLoop, LoopConfig, NotDurable
 from polystream.runtime.retry import ConfigurationError
 from polystream.settings import Settings
-from polystream.sinks.ports import StoreError
-from polystream.sinks.receipts import ReceiptLog
+from polystream.store_errors import StoreError
 
 log = logging.getLogger(__name__)
 
@@ -448,25 +448,3 @@ class AuditWorker(ConsumerLoop):
 def default_jsonl_dir(settings: Settings) -> Path:
     """Where the JSONL audit lives when OpenSearch is disabled: next to the stack's state."""
     return settings.stack.resolved_home() / "audit-jsonl"
-
-
-def open_audit_index(
-    settings: Settings,
-    *,
-    read_only: bool = False,
-    jsonl_dir: Path | None = None,
-    retention_days: int | None = None,
-) -> AuditIndex:
-    """OpenSearch when ``opensearch.enabled``, JSONL files otherwise; ``retention_days``
-    defaults to ``opensearch.retention_days``."""
-    if retention_days is None:
-        retention_days = settings.opensearch.retention_days
-    if settings.opensearch.enabled:
-        from polystream.audit.opensearch import OpenSearchAuditIndex
-
-        return OpenSearchAuditIndex(settings.opensearch, retention_days=retention_days,
-                                    read_only=read_only)
-    from polystream.audit.jsonl import JsonlAuditIndex
-
-    return JsonlAuditIndex(jsonl_dir or default_jsonl_dir(settings), read_only=read_only,
-                           retention_days=retention_days)

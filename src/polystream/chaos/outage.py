@@ -20,7 +20,7 @@ from pathlib import Path
 
 from fastapi.testclient import TestClient
 
-from polystream.api.bootstrap import create_app_from_settings
+from polystream.bootstrap_api import create_app_from_settings
 from polystream.bus.admin import ensure_topics
 from polystream.bus.kafka import KafkaEventPublisher
 from polystream.bus.ports import PublishError

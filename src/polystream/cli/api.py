@@ -12,7 +12,7 @@ from polystream.settings import load_settings
 
 app = typer.Typer(no_args_is_help=True, help="The write API (S1 over HTTP).")
 
-FACTORY = "polystream.api.bootstrap:app_factory"
+FACTORY = "polystream.bootstrap_api:app_factory"
 
 
 @app.callback()

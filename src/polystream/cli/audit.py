@@ -24,7 +24,7 @@ from polystream.audit.documents import (
     LineageUpdate,
 )
 from polystream.audit.ports import AuditIndex, AuditIndexError, InvalidCursor
-from polystream.audit.worker import open_audit_index
+from polystream.bootstrap import open_audit_index
 from polystream.settings import load_settings
 
 app = typer.Typer(no_args_is_help=True, help="The audit trail: every event, receipt and dead "

@@ -210,7 +210,7 @@ def direct_counts(settings: Settings) -> dict[tuple[str, str], int]:
     import redis
     from pymongo import MongoClient
 
-    from polystream.audit.worker import open_audit_index
+    from polystream.bootstrap import open_audit_index
 
     out: dict[tuple[str, str], int] = {}
     with psycopg.connect(settings.postgres.dsn(), connect_timeout=5) as conn:

@@ -24,11 +24,11 @@ from polystream.bus.topic_read import TopicReadError, merged, read_topics
 from polystream.bus.topology import Topic
 from polystream.domain.errors import InvalidEvent
 from polystream.domain.events import AnyEvent, decode
+from polystream.receipts import RECEIPT_NAMESPACES
 from polystream.runtime.retry import ConfigurationError
 from polystream.settings import Settings, load_settings
 from polystream.simulate import check_recorded, read_recorded
-from polystream.sinks.ports import StoreError
-from polystream.sinks.receipts import RECEIPT_NAMESPACES
+from polystream.store_errors import StoreError
 from polystream.verify import Difference, Scope, compare_live, compare_rows, expected_state
 from polystream.verify_audit import AuditDoc, Position, audit_documents, check_audit
 from polystream.verify_gridfs import Inventory, check_gridfs, memory_inventory, mongo_inventory
@@ -101,7 +101,7 @@ def _read_stores(settings: Settings, progress: Progress = None
 
 
 def _audit_docs(settings: Settings, progress: Progress) -> list[AuditDoc]:
-    from polystream.audit.worker import open_audit_index
+    from polystream.bootstrap import open_audit_index
 
     where = (settings.opensearch.url if settings.opensearch.enabled else "JSONL files")
     _say(progress, f"reading the audit index ({where})")

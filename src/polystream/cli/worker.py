@@ -37,8 +37,8 @@ from polystream.runtime.supervisor import (
     exit_process,
 )
 from polystream.settings import Settings, load_settings
-from polystream.sinks.ports import TransientStoreError
 from polystream.sinks.worker import WorkerConfig
+from polystream.store_errors import TransientStoreError
 
 #: What a start-up attempt may run into while servers start, restart or the process was
 #: frozen; retried until it works.

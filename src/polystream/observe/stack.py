@@ -155,7 +155,7 @@ def _audit_sizes(audit: AuditIndex) -> Callable[[], dict[str, int]]:
 def stack_observatory(settings: Settings,
                       audit: AuditIndex | None = None) -> tuple[Observatory, Callable[[], None]]:
     """The observatory and the function that closes its clients."""
-    from polystream.audit.worker import open_audit_index
+    from polystream.bootstrap import open_audit_index
     from polystream.sinks.mongo import MongoCatalogStore
     from polystream.sinks.redis_live import RedisLiveStore
 

@@ -37,7 +37,7 @@ from polystream.sinks.memory_catalog import (
     title_from_document,
 )
 from polystream.sinks.mongo import _translated
-from polystream.sinks.ports import StoreError
+from polystream.store_errors import StoreError
 
 #: Fields of a title in lists (browse pages, related titles); the detail has them all.
 SUMMARY_FIELDS: Final = (

@@ -18,7 +18,8 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from polystream.domain.events import AnyEvent, ReceiptStatus, Sink, TitleRemoved, TitleUpserted
-from polystream.sinks.ports import EventStore, Outcome, StoreError
+from polystream.sinks.ports import EventStore, Outcome
+from polystream.store_errors import StoreError
 
 log = logging.getLogger("polystream.reads.invalidation")
 

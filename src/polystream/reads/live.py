@@ -19,8 +19,8 @@ from redis.exceptions import RedisError
 
 from polystream.domain.events import Genre
 from polystream.settings import RedisSettings
-from polystream.sinks.ports import TransientStoreError
 from polystream.sinks.redis_live import cache_version
+from polystream.store_errors import TransientStoreError
 
 T = TypeVar("T")
 

@@ -41,7 +41,7 @@ from polystream.reads.live import LiveReads
 from polystream.reads.titles import TitleQuery, encode_cursor, position_of
 from polystream.settings import ReadSettings
 from polystream.sinks.memory_catalog import AssetInfo, Document
-from polystream.sinks.ports import StoreError
+from polystream.store_errors import StoreError
 
 log = logging.getLogger("polystream.reads")
 

@@ -56,14 +56,8 @@ from polystream.domain.events import (
     TitleUpserted,
     typed_event,
 )
-from polystream.sinks.ports import (
-    DUPLICATE,
-    STALE,
-    STORED,
-    Outcome,
-    PermanentStoreError,
-    rejected,
-)
+from polystream.sinks.ports import DUPLICATE, STALE, STORED, Outcome, rejected
+from polystream.store_errors import PermanentStoreError
 
 Document = dict[str, Any]
 Direction = Literal["out", "in", "both"]

@@ -22,13 +22,12 @@ from typing import Any, Final
 
 from polystream.domain import events as ev
 from polystream.domain.events import PLANS, AnyEvent, Genre, Payload, PlanCode, Sink
-from polystream.sinks.ports import Outcome, PermanentStoreError, rejected
+from polystream.domain.reads import ContinueItem, ViewingSession
+from polystream.sinks.ports import Outcome, rejected
 from polystream.sinks.redis_live import (
     DAY_MS,
-    ContinueItem,
     DumpEntry,
     LiveStoreConfig,
-    ViewingSession,
     cache_version,
     checked_prefix,
     continue_item,
@@ -41,6 +40,7 @@ from polystream.sinks.redis_live import (
     utc_now,
     viewing_from_hash,
 )
+from polystream.store_errors import PermanentStoreError
 
 _LIMITS: Final = {code.value: plan.max_streams for code, plan in PLANS.items()}
 _PLAYBACK: Final[frozenset[type[Payload]]] = frozenset(

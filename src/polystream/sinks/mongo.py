@@ -104,7 +104,8 @@ from polystream.sinks.memory_catalog import (
     title_from_document,
     title_guard,
 )
-from polystream.sinks.ports import Outcome, StoreError, TransientStoreError
+from polystream.sinks.ports import Outcome
+from polystream.store_errors import StoreError, TransientStoreError
 
 # ---------------------------------------------------------------------------------------
 # Indexes, declared here and created by ensure_indexes()

@@ -11,28 +11,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
-from uuid import UUID
 
 from polystream.domain.events import AnyEvent, ReceiptStatus, Sink
-
-
-class StoreError(RuntimeError):
-    """Base of the errors a store raises on purpose; the driver's own errors never escape."""
-
-
-class TransientStoreError(StoreError):
-    """The store is unreachable or overloaded: the worker retries the whole batch with backoff
-    and, while it keeps failing, waits (lag grows) rather than skipping anything."""
-
-
-class PermanentStoreError(StoreError):
-    """This event can never be applied (a constraint the event itself violates): the worker
-    dead-letters it with the reason and the partition keeps flowing."""
-
-    def __init__(self, event_id: UUID, reason: str) -> None:
-        super().__init__(f"event {event_id}: {reason}")
-        self.event_id = event_id
-        self.reason = reason
 
 
 @dataclass(frozen=True, slots=True)

@@ -164,18 +164,11 @@ from redis.retry import Retry
 
 from polystream.domain import events as ev
 from polystream.domain.events import PLANS, AnyEvent, Genre, PlanCode, ReceiptStatus, Sink
+from polystream.domain.reads import ContinueItem, ViewingSession
 from polystream.settings import RedisSettings
-from polystream.sinks.ports import (
-    DUPLICATE,
-    STORED,
-    Outcome,
-    PermanentStoreError,
-    StoreError,
-    TransientStoreError,
-    missing_prerequisite,
-    rejected,
-)
+from polystream.sinks.ports import DUPLICATE, STORED, Outcome, missing_prerequisite, rejected
 from polystream.sinks.redis_scripts import render_apply_script
+from polystream.store_errors import PermanentStoreError, StoreError, TransientStoreError
 
 DAY_MS: Final = 86_400_000
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
@@ -244,32 +237,6 @@ class LiveStoreConfig:
             raise ValueError("trending_days must be below ranking_days (daily keys expire)")
         if not 0 < self.finished_ratio <= 1:
             raise ValueError("finished_ratio must be in (0, 1]")
-
-
-@dataclass(frozen=True, slots=True)
-class ViewingSession:
-    viewing_session_id: str
-    user_id: str
-    title_id: str
-    episode_id: str | None
-    position_seconds: int
-    duration_seconds: int
-    device_kind: str
-    device_id: str
-    state: str  #: "playing" or "stopped"
-    stop_reason: str | None
-    started_at: datetime
-    last_event_at: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class ContinueItem:
-    title_id: str
-    episode_id: str | None
-    position_seconds: int
-    duration_seconds: int
-    viewing_session_id: str
-    updated_at: datetime
 
 
 #: One key of :meth:`RedisLiveStore.dump`: type, value, absolute expiry in ms (or None).

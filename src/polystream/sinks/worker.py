@@ -45,12 +45,13 @@ from polystream.domain.events import (
     event_types_for,
     peek_type,
 )
+from polystream.receipts import ReceiptLog
 from polystream.runtime.deadletters import DeadLetters
 from polystream.runtime.loop import BatchContext, ConsumerLoop, LoopConfig, NotDurable
 from polystream.runtime.progress import ProgressGate, Waiting
 from polystream.runtime.retry import Backoff
-from polystream.sinks.ports import EventStore, Outcome, PermanentStoreError, TransientStoreError
-from polystream.sinks.receipts import ReceiptLog
+from polystream.sinks.ports import EventStore, Outcome
+from polystream.store_errors import PermanentStoreError, TransientStoreError
 
 log = logging.getLogger(__name__)
 

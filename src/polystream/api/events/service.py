@@ -17,7 +17,7 @@ from uuid import UUID
 
 from polystream.api.events.schemas import EventStatus, SinkStatus
 from polystream.domain.events import EVENT_TYPES, Receipt, ReceiptStatus, Sink
-from polystream.sinks.receipts import ReceiptLog
+from polystream.receipts import ReceiptLog
 
 log = logging.getLogger("polystream.api.events")
 

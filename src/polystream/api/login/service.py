@@ -33,7 +33,7 @@ from polystream.domain.events import (
     SessionLoginStarted,
     new_event,
 )
-from polystream.sinks.memory_accounts import Credentials
+from polystream.domain.reads import Credentials
 
 log = logging.getLogger("polystream.api.login")
 

@@ -23,7 +23,7 @@ from polystream.api.me.schemas import (
     RatingView,
     SubscriptionView,
 )
-from polystream.sinks.memory_accounts import AccountReader
+from polystream.domain.reads import AccountReader
 
 router = APIRouter(tags=["me"])
 

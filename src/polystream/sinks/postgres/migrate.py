@@ -30,7 +30,7 @@ from sqlalchemy.pool import NullPool
 
 from polystream.runtime.retry import ConfigurationError
 from polystream.settings import PostgresSettings, load_settings
-from polystream.sinks.ports import TransientStoreError
+from polystream.store_errors import TransientStoreError
 
 _UPGRADE_LOCK: Final = threading.Lock()
 

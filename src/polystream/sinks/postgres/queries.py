@@ -15,8 +15,7 @@ from uuid import UUID
 import psycopg
 
 from polystream.domain.events import PlanCode
-from polystream.sinks.memory_accounts import (
-    CONSUMER,
+from polystream.domain.reads import (
     Credentials,
     Payment,
     PaymentStatus,
@@ -27,8 +26,8 @@ from polystream.sinks.memory_accounts import (
     Subscription,
     SubscriptionStatus,
     User,
-    canonical_dump,
 )
+from polystream.sinks.memory_accounts import CONSUMER, canonical_dump
 
 Row = tuple[Any, ...]
 Connection = psycopg.Connection[Row]

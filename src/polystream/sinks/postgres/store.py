@@ -41,25 +41,27 @@ from psycopg import errors as pgerrors
 
 from polystream.domain import events as ev
 from polystream.domain.events import AnyEvent, Sink
-from polystream.settings import PostgresSettings
-from polystream.sinks.memory_accounts import (
-    CONSUMER,
+from polystream.domain.reads import (
     ROLES,
-    AccountState,
     Credentials,
     Payment,
     Preferences,
     ProcessedEvent,
     Rating,
     RatingStats,
-    Stream,
     Subscription,
     SubscriptionStatus,
     User,
+)
+from polystream.settings import PostgresSettings
+from polystream.sinks.memory_accounts import (
+    CONSUMER,
+    AccountState,
+    Stream,
     account_payload,
     check_batch,
 )
-from polystream.sinks.ports import Outcome, PermanentStoreError, TransientStoreError
+from polystream.sinks.ports import Outcome
 from polystream.sinks.postgres import queries
 from polystream.sinks.postgres.queries import (
     PAYMENT_COLUMNS,
@@ -75,6 +77,7 @@ from polystream.sinks.postgres.queries import (
     subscription_from_row,
     user_from_row,
 )
+from polystream.store_errors import PermanentStoreError, TransientStoreError
 
 T = TypeVar("T")
 

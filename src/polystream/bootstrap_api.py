@@ -1,5 +1,6 @@
-"""Wires the API to the real stack: Kafka for events, Redis for receipts, login sessions and
-live state, PostgreSQL for accounts.
+"""The API's part of the composition root (`bootstrap.py` wires the workers): wires the API
+to the real stack: Kafka for events, Redis for receipts, login sessions and live state,
+PostgreSQL for accounts. The API package itself receives built dependencies (`ApiDeps`).
 
 `app_factory` is what uvicorn calls (factory mode) in each worker process, so every worker
 builds its own producer and Redis pool from the same settings. Building them connects
@@ -18,8 +19,7 @@ from polystream.api.app import create_app
 from polystream.api.deps import ApiDeps
 from polystream.api.login.ratelimit import RedisAttemptCounter
 from polystream.api.login.store import RedisSessionStore
-from polystream.audit.worker import open_audit_index
-from polystream.bootstrap import receipt_log
+from polystream.bootstrap import open_audit_index, receipt_log
 from polystream.bus.kafka import KafkaEventPublisher
 from polystream.bus.topology import topic_of
 from polystream.domain.events import EVENT_TYPES
@@ -123,5 +123,5 @@ def create_app_from_settings(settings: Settings) -> FastAPI:
 
 
 def app_factory() -> FastAPI:
-    """For ``uvicorn --factory polystream.api.bootstrap:app_factory``."""
+    """For ``uvicorn --factory polystream.bootstrap_api:app_factory``."""
     return create_app_from_settings(load_settings())
