@@ -17,8 +17,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-
-from fastapi.testclient import TestClient
+from typing import TYPE_CHECKING
 
 from polystream.bootstrap_api import create_app_from_settings
 from polystream.bus.admin import ensure_topics
@@ -32,6 +31,9 @@ from polystream.chaos.processes import PolystreamProcess
 from polystream.settings import Settings
 from polystream.simulate import read_recorded
 from polystream.stack.manager import Stack
+
+if TYPE_CHECKING:  # the test client pulls httpx and a deprecation warning into every CLI run
+    from fastapi.testclient import TestClient
 
 #: The order servers go down in; OpenSearch only when the audit is enabled.
 SERVERS = ("postgres", "redis", "ferretdb", "kafka", "opensearch")
@@ -155,6 +157,8 @@ def run_outage_drill(base: Settings, *, events: int, down_s: float, rate: float,
                                      env=deployment.env(), log=tmp / "worker-all.log")
 
         worker = start()
+        from fastapi.testclient import TestClient
+
         app = create_app_from_settings(settings)
         try:
             with TestClient(app) as client:
