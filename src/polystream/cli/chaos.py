@@ -155,7 +155,8 @@ def outage(
 ) -> None:
     """Stop each server of this stack in turn for DOWN seconds while events flow and
     `worker all` drains them, then start it again; verify. Exit 1 unless every outage's lag
-    is back to its pre-outage level within 60 s, /healthz answered within 2 s throughout, and
+    is back to its pre-outage level within 60 s, /healthz answered within 2 s throughout, every
+    read needing the stopped server answered 503 (or 200 from the cache) within 2 s, and
     nothing is lost, duplicated or stale."""
     chosen = tuple(server or SERVERS)
     unknown = sorted(set(chosen) - set(SERVERS))
@@ -166,6 +167,6 @@ def outage(
     for line in report.lines():
         console.print(line)
     if not report.outcome.ok or any(o.recovered_s is None or not o.healthz_ok
-                                    for o in report.outages):
+                                    or not o.reads_ok for o in report.outages):
         console.print("[red]failed[/]")
         raise typer.Exit(1)
