@@ -25,7 +25,8 @@ def test_each_read_is_asked_as_its_caller_and_queries_miss_the_cache() -> None:
     callers = Callers({"Authorization": "Bearer u"}, {"Authorization": "Bearer o"}, "t1")
     assert callers.request("me:/me") == ("/me", "/me", {"Authorization": "Bearer u"})
     label, url, headers = callers.request("operator:/audit/events?limit=5")
-    assert (label, headers) == ("/audit/events?limit=5", {"Authorization": "Bearer o"})
+    assert (label, url, headers) == ("/audit/events?limit=5", "/audit/events?limit=5",
+                                     {"Authorization": "Bearer o"})
     assert callers.request("/titles/{title}/related")[1] == "/titles/t1/related"
     first, second = (callers.request("/titles?q={fresh}")[1] for _ in range(2))
     assert first != second and first.startswith("/titles?q=drill")
