@@ -111,6 +111,10 @@ class Poison:
         return max(t - self.produced_at for t in self.passed.values())
 
     @property
+    def slowest(self) -> str:
+        return max(self.passed, key=lambda g: self.passed[g]) if self.passed else "-"
+
+    @property
     def dead_lettered_right(self) -> bool:
         return self.dead_letters == [(self.reason, self.consumer)]
 
@@ -159,12 +163,13 @@ class PoisonReport:
 
     def table(self) -> str:
         rows = [f"{'topic':<26} {'kinds':>5} {'poison':>6} {'in DLQ once':>11} {'missing':>7} "
-                f"{'twice+':>6} {'wrong':>5} {'max stall':>9}  reasons"]
+                f"{'twice+':>6} {'wrong':>5} {'max stall (group)':>17}  reasons"]
         for topic in dict.fromkeys(p.topic for p in self.poisons):
             mine = [p for p in self.poisons if p.topic == topic]
             stalls = [p.stall_s for p in mine]
-            worst = ("never" if any(s is None for s in stalls)
-                     else f"{max(s for s in stalls if s is not None):.1f}s")
+            worst = ("never" if any(s is None for s in stalls) else
+                     max((p for p in mine), key=lambda p: p.stall_s or 0.0).slowest[:6] + " "
+                     + f"{max(s for s in stalls if s is not None):.1f}s")
             reasons = Counter(r for p in mine for r, _ in p.dead_letters)
             rows.append(
                 f"{topic:<26} {len({p.kind for p in mine}):>5} {len(mine):>6} "
@@ -172,7 +177,7 @@ class PoisonReport:
                 f"{sum(not p.dead_letters for p in mine):>7} "
                 f"{sum(len(p.dead_letters) > 1 for p in mine):>6} "
                 f"{sum(len(p.dead_letters) == 1 and not p.dead_lettered_right for p in mine):>5} "
-                f"{worst:>9}  " + ", ".join(f"{r} {n}" for r, n in sorted(reasons.items())))
+                f"{worst:>17}  " + ", ".join(f"{r} {n}" for r, n in sorted(reasons.items())))
         return "\n".join(rows)
 
     def lines(self) -> list[str]:
@@ -240,12 +245,13 @@ def _receipt_poison(kind: str, tag: str) -> bytes:
     raise ValueError(kind)
 
 
-def plan(settings: Settings, seed: int) -> list[tuple[Poison, str, bytes]]:
-    """Every poison record to produce: (what to expect, Kafka key, value)."""
+def plan(settings: Settings, seed: int, rounds: int = 1) -> list[tuple[Poison, str, bytes]]:
+    """Every poison record to produce, ``rounds`` of each kind per topic: (what to expect,
+    Kafka key, value). Each has its own random key, so they spread over the partitions."""
     sinks = _sinks(settings)
     templates = _templates(seed)
     out: list[tuple[Poison, str, bytes]] = []
-    for topic in EVENT_TOPICS:
+    for topic in EVENT_TOPICS * rounds:
         primary = primary_sink(topic.value)
         assert primary is not None
         template = templates[topic.value]
@@ -254,9 +260,9 @@ def plan(settings: Settings, seed: int) -> list[tuple[Poison, str, bytes]]:
             tag = uuid.uuid4().hex[:12]
             out.append((Poison(topic.value, kind, reason, primary.value,
                                _groups_reading(topic.value, sinks)),
-                        str(template["key"]), _event_poison(kind, template, tag)))
+                        f"poison-{tag}", _event_poison(kind, template, tag)))
     if Sink.AUDIT in sinks:
-        for kind, reason in RECEIPT_KINDS.items():
+        for kind, reason in list(RECEIPT_KINDS.items()) * rounds:
             tag = uuid.uuid4().hex[:12]
             out.append((Poison(Topic.RECEIPTS.value, kind, reason, Sink.AUDIT.value,
                                _groups_reading(Topic.RECEIPTS.value, sinks)),
@@ -389,12 +395,12 @@ def _read_dead_letters(kafka: KafkaSettings, starts: dict[int, int],
     return out
 
 
-def run_poison_drill(base: Settings, *, events: int, rate: float, seed: int = 23,
-                     users: int = 300, workdir: Path | None = None, timeout_s: float = 1800,
-                     log: Log = print) -> PoisonReport:
-    """Publish ``events`` valid events at ``rate`` per second with the poison records spread
-    over the run at random moments; drain with one `worker all`; read the dead letters;
-    verify."""
+def run_poison_drill(base: Settings, *, events: int, rate: float, rounds: int = 1,
+                     seed: int = 23, users: int = 300, workdir: Path | None = None,
+                     timeout_s: float = 1800, log: Log = print) -> PoisonReport:
+    """Publish ``events`` valid events at ``rate`` per second with ``rounds`` poison records of
+    each kind per topic spread over the run at random moments; drain with one `worker all`;
+    read the dead letters; verify."""
     rng = random.Random(seed)
     tmp = Path(workdir or tempfile.mkdtemp(prefix="polystream-chaos-poison-"))
     tmp.mkdir(parents=True, exist_ok=True)
@@ -406,7 +412,7 @@ def run_poison_drill(base: Settings, *, events: int, rate: float, seed: int = 23
     with _deployments(base, ["poison"], log) as (deployment,):
         settings = deployment.settings(base)
         sinks = _sinks(settings)
-        planned = plan(settings, seed + 1)
+        planned = plan(settings, seed + 1, rounds)
         report.poisons = [p for p, _, _ in planned]
         schedule: dict[int, list[tuple[Poison, str, bytes]]] = {}
         for item in planned:  # after the first tenth, before the last tenth

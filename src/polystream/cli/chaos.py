@@ -178,6 +178,8 @@ def poison(
                       ] = 20_000,
     rate: Annotated[float, typer.Option(min=10, help="valid events published per second")
                     ] = 200.0,
+    rounds: Annotated[int, typer.Option(min=1, help="poison records of each kind per topic")
+                      ] = 3,
     seed: Annotated[int, typer.Option()] = 23,
     workdir: Annotated[Path | None, typer.Option(help="keep event files and logs here")] = None,
 ) -> None:
@@ -186,8 +188,8 @@ def poison(
     verify. Exit 1 unless each poison record is dead-lettered exactly once with its reason by
     the topic's primary sink, no group took more than 10 s to commit past one, and nothing
     valid is lost, duplicated or stale."""
-    report = run_poison_drill(load_settings(), events=events, rate=rate, seed=seed,
-                              workdir=workdir, log=console.print)
+    report = run_poison_drill(load_settings(), events=events, rate=rate, rounds=rounds,
+                              seed=seed, workdir=workdir, log=console.print)
     for line in report.lines():
         console.print(line)
     if not report.ok:
