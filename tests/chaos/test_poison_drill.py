@@ -26,8 +26,8 @@ pytestmark = [pytest.mark.stack, pytest.mark.slow]
 def test_every_poison_record_is_dead_lettered_once_with_its_reason_and_stalls_nothing(
         settings: Settings, tmp_path: Path) -> None:
     lines: list[str] = []
-    report = run_poison_drill(settings, events=1_500, rate=100, rounds=2, seed=1023, workdir=tmp_path,
-                              timeout_s=300, log=lines.append)
+    report = run_poison_drill(settings, events=1_500, rate=100, rounds=2, seed=1023,
+                              workdir=tmp_path, timeout_s=300, log=lines.append)
     summary = "\n".join(report.lines())
     print("\n[chaos poison]\n" + summary)
     context = f"\n{summary}\n" + "\n".join(lines[-20:])
