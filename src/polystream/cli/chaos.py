@@ -191,7 +191,7 @@ def poison(
     report = run_poison_drill(load_settings(), events=events, rate=rate, rounds=rounds,
                               seed=seed, workdir=workdir, log=console.print)
     for line in report.lines():
-        console.print(line)
+        console.print(line, soft_wrap=True)  # the table is wider than a terminal's 80 columns
     if not report.ok:
         console.print("[red]failed[/]")
         raise typer.Exit(1)
