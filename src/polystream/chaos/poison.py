@@ -395,6 +395,18 @@ def _read_dead_letters(kafka: KafkaSettings, starts: dict[int, int],
     return out
 
 
+def _wait_started(worker: PolystreamProcess, sinks: list[Sink], timeout_s: float) -> None:
+    names = [("auditor" if s is Sink.AUDIT else f"sink {s.value}") + ": started" for s in sinks]
+    deadline = time.monotonic() + timeout_s
+    while not all(n in worker.tail(200) for n in names):
+        if not worker.alive():
+            raise RuntimeError(f"worker all exited with {worker.proc.returncode}:\n"
+                               f"{worker.tail()}")
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"worker all not started after {timeout_s:.0f}s")
+        time.sleep(0.2)
+
+
 def run_poison_drill(base: Settings, *, events: int, rate: float, rounds: int = 1,
                      seed: int = 23, users: int = 300, workdir: Path | None = None,
                      timeout_s: float = 1800, log: Log = print) -> PoisonReport:
@@ -422,6 +434,9 @@ def run_poison_drill(base: Settings, *, events: int, rate: float, rounds: int = 
                                    env=deployment.env(), log=tmp / "worker-all.log")
         watch = _StallWatch(settings, sinks)
         try:
+            # A worker still starting is no stall behind a poison record: publish once every
+            # consumer loop runs.
+            _wait_started(worker, sinks, 90)
             done = threading.Event()
             counter = [0]
             started = time.monotonic()
