@@ -11,6 +11,7 @@ from rich.console import Console
 from polystream.chaos.backlog import VARIANTS, run_backlog_drill
 from polystream.chaos.kill import run_kill_drill
 from polystream.chaos.outage import SERVERS, run_outage_drill
+from polystream.chaos.poison import run_poison_drill
 from polystream.chaos.rebalance import run_rebalance_drill
 from polystream.chaos.redelivery import RedeliveryReport, run_redelivery_drill
 from polystream.settings import load_settings
@@ -168,5 +169,30 @@ def outage(
         console.print(line)
     if not report.outcome.ok or any(o.recovered_s is None or not o.healthz_ok
                                     or not o.reads_ok for o in report.outages):
+        console.print("[red]failed[/]")
+        raise typer.Exit(1)
+
+
+@app.command()
+def poison(
+    events: Annotated[int, typer.Option(min=100, help="valid events published during the drill")
+                      ] = 20_000,
+    rate: Annotated[float, typer.Option(min=10, help="valid events published per second")
+                    ] = 200.0,
+    rounds: Annotated[int, typer.Option(min=1, help="poison records of each kind per topic")
+                      ] = 3,
+    seed: Annotated[int, typer.Option()] = 23,
+    workdir: Annotated[Path | None, typer.Option(help="keep event files and logs here")] = None,
+) -> None:
+    """Produce poison records of seven kinds on every event topic (and three on the receipts
+    topic) while valid events flow and `worker all` drains them; read the dead-letter topic;
+    verify. Exit 1 unless each poison record is dead-lettered exactly once with its reason by
+    the topic's primary sink, no group took more than 10 s to commit past one, and nothing
+    valid is lost, duplicated or stale."""
+    report = run_poison_drill(load_settings(), events=events, rate=rate, rounds=rounds,
+                              seed=seed, workdir=workdir, log=console.print)
+    for line in report.lines():
+        console.print(line, soft_wrap=True)  # the table is wider than a terminal's 80 columns
+    if not report.ok:
         console.print("[red]failed[/]")
         raise typer.Exit(1)
