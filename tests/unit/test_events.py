@@ -104,6 +104,20 @@ def test_movie_variant_round_trips() -> None:
     assert decode(encode(event)) == event
 
 
+@pytest.mark.parametrize("field", ["source", "trace_id"])
+@pytest.mark.parametrize("number", ["4111-1111-1111-1111", "4111111111111111"])
+def test_an_envelope_label_holding_a_card_number_is_refused(field: str, number: str) -> None:
+    # Found by the poison drill: both patterns let a dashed card number through, and every
+    # topic's events were decoded as valid with it.
+    record = json.loads(encode(example_event(PaymentSucceeded)))
+    record[field] = number
+    with pytest.raises(EventValidationError) as caught:
+        decode(json.dumps(record).encode())
+    assert caught.value.code == "validation"
+    assert "must not be a card number" in str(caught.value)
+    assert number not in str(caught.value)
+
+
 def test_envelope_is_filled_from_the_registry() -> None:
     event = example_event(PaymentSucceeded)
     assert event.key == event.payload.user_id
