@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from polystream.chaos.outage import READS, Callers, Outage
 
 
@@ -22,7 +24,8 @@ def test_a_slow_answer_another_5xx_or_an_unasked_read_fails() -> None:
 
 
 def test_each_read_is_asked_as_its_caller_and_queries_miss_the_cache() -> None:
-    callers = Callers({"Authorization": "Bearer u"}, {"Authorization": "Bearer o"}, "t1")
+    callers = Callers({"Authorization": "Bearer u"}, {"Authorization": "Bearer o"}, "t1", "u1",
+                      datetime.now(UTC))
     assert callers.request("me:/me") == ("/me", "/me", {"Authorization": "Bearer u"})
     label, url, headers = callers.request("operator:/audit/events?limit=5")
     assert (label, url, headers) == ("/audit/events?limit=5", "/audit/events?limit=5",

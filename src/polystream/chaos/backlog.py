@@ -78,9 +78,11 @@ class DrillReport:
         return "\n".join(rows)
 
 
-def _write(path: Path, seed: int, events: int, users: int) -> None:
+def _write(path: Path, seed: int, events: int, users: int, titles: int | None = None) -> None:
+    config = SimConfig(seed=seed, users=users) if titles is None else SimConfig(
+        seed=seed, users=users, titles=titles)
     with path.open("wb") as out:
-        for ev in generate(SimConfig(seed=seed, users=users), limit=events):
+        for ev in generate(config, limit=events):
             out.write(ev.value + b"\n")
 
 

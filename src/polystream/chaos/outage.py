@@ -19,6 +19,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -28,11 +29,14 @@ from polystream.bootstrap_api import create_app_from_settings
 from polystream.bus.admin import ensure_topics
 from polystream.bus.kafka import KafkaEventPublisher
 from polystream.bus.ports import PublishError
-from polystream.bus.topology import topic_specs
+from polystream.bus.topic_read import read_topics
+from polystream.bus.topology import topic_of, topic_specs
 from polystream.chaos.backlog import Log, _deployments, _write
 from polystream.chaos.kill import _committed, _sinks
 from polystream.chaos.outcome import Outcome, judge
 from polystream.chaos.processes import PolystreamProcess
+from polystream.domain.errors import InvalidEvent
+from polystream.domain.events import SessionLoginStarted, decode
 from polystream.settings import Settings
 from polystream.simulate import SimConfig, read_recorded
 from polystream.stack.manager import Stack
@@ -163,6 +167,8 @@ class Callers:
     user: dict[str, str]
     operator: dict[str, str]
     title_id: str
+    user_id: str
+    logged_in_at: datetime
 
     def request(self, spec: str) -> tuple[str, str, dict[str, str]]:
         """The label, URL and headers of one read of READS."""
@@ -208,16 +214,22 @@ def _callers(client: TestClient, path: Path, seed: int, operator_token: str,
              timeout_s: float) -> Callers:
     """Log in as one of the run's first users once the workers have stored it."""
     password = SimConfig(seed=seed).effective_password
-    emails = [str(p["email"]) for p in _first(path, "user.registered")[:5]]
+    users = {str(p["email"]): str(p["user_id"]) for p in _first(path, "user.registered")[:5]}
+    emails = list(users)
+    if not emails:
+        raise RuntimeError(f"{path}: no user.registered in the run's events; give more "
+                           "events or fewer titles (the catalog comes first)")
     title_id = str(_first(path, "catalog.title_upserted")[0]["title_id"])
     deadline = time.monotonic() + timeout_s
     while True:
         for email in emails:
+            asked = datetime.now(UTC)
             r = client.post("/auth/login", json={"email": email, "password": password})
             if r.status_code == 200:
                 token = r.json()["access_token"]
                 return Callers({"Authorization": f"Bearer {token}"},
-                               {"Authorization": f"Bearer {operator_token}"}, title_id)
+                               {"Authorization": f"Bearer {operator_token}"}, title_id,
+                               users[email], asked)
         if time.monotonic() > deadline:
             raise RuntimeError(f"no user of the run could log in within {timeout_s:.0f}s "
                                f"(last answer {r.status_code}: {r.text[:200]})")
@@ -234,13 +246,15 @@ def _named(server: str, body: dict[str, object]) -> bool:
 
 
 def run_outage_drill(base: Settings, *, events: int, down_s: float, rate: float,
-                     seed: int = 19, users: int = 1000, workdir: Path | None = None,
+                     seed: int = 19, users: int = 1000, titles: int | None = None,
+                     workdir: Path | None = None,
                      recovery_timeout_s: float = 60, timeout_s: float = 1800,
                      servers: tuple[str, ...] = SERVERS, log: Log = print) -> OutageReport:
     tmp = Path(workdir or tempfile.mkdtemp(prefix="polystream-chaos-outage-"))
     tmp.mkdir(parents=True, exist_ok=True)
     path = tmp / f"events-{seed}.jsonl"
-    _write(path, seed, events, users)
+    # The catalog is generated first: a short run needs few titles to reach users at all.
+    _write(path, seed, events, users, titles)
     ensure_topics(base.kafka, topic_specs(base.kafka))
     stack = Stack(base)
     chosen = [s for s in servers if s in stack.servers]
@@ -320,6 +334,9 @@ def run_outage_drill(base: Settings, *, events: int, down_s: float, rate: float,
                 publisher.join(timeout_s)
                 report.events = counter[0]
                 report.drained_s = _drain_all(settings, worker, started, timeout_s)
+                logins = _add_the_login(settings, path, callers)
+                log(f"chaos outage: {logins} login event(s) of the drill's own user added "
+                    "to the run's events")
                 report.outcome = judge(deployment, settings, path)
         finally:
             stack.up(chosen)  # never leave a server of the stack down
@@ -327,6 +344,41 @@ def run_outage_drill(base: Settings, *, events: int, down_s: float, rate: float,
             if worker.wait(30) is None:
                 worker.kill()
     return report
+
+
+def _add_the_login(settings: Settings, path: Path, callers: Callers) -> int:
+    """Put into the run's file the `session.login_started` the drill's own login published,
+    where the sinks met it: just before the first of the file's events that follows it on its
+    partition (the order `verify` replays must be the order the sinks applied). The API's own
+    Redis keys of the login (`auth:`) are not the sinks' and verify skips them."""
+    topic = topic_of("session.login_started").value
+    since = callers.logged_in_at - timedelta(seconds=5)
+    logins: list[tuple[int, int, bytes]] = []
+    partitions = read_topics(settings.kafka, [topic], since=since)
+    for records in partitions.values():
+        for rec in records:
+            try:
+                event = decode(rec.value)
+            except InvalidEvent:
+                continue
+            if (isinstance(event.payload, SessionLoginStarted)
+                    and event.payload.user_id == callers.user_id):
+                logins.append((rec.partition, rec.offset, rec.value))
+    lines = path.read_bytes().splitlines(keepends=True)
+    index = {str(json.loads(line)["event_id"]): i for i, line in enumerate(lines)}
+    for partition, offset, value in sorted(logins, key=lambda x: -x[1]):
+        later = [index[eid] for rec in partitions[(topic, partition)] if rec.offset > offset
+                 and (eid := _event_id(rec.value)) in index]
+        lines.insert(min(later, default=len(lines)), value + b"\n")
+    path.write_bytes(b"".join(lines))
+    return len(logins)
+
+
+def _event_id(value: bytes) -> str | None:
+    try:
+        return str(json.loads(value)["event_id"])
+    except (ValueError, KeyError, TypeError):
+        return None
 
 
 def _drain_all(settings: Settings, worker: PolystreamProcess, started: float,

@@ -152,6 +152,7 @@ def outage(
     server: Annotated[list[str] | None, typer.Option(
         help=f"which servers (default all: {', '.join(SERVERS)})")] = None,
     seed: Annotated[int, typer.Option()] = 19,
+    titles: Annotated[int, typer.Option(min=1, help="catalog size (generated first)")] = 300,
     workdir: Annotated[Path | None, typer.Option(help="keep event files and logs here")] = None,
 ) -> None:
     """Stop each server of this stack in turn for DOWN seconds while events flow and
@@ -164,7 +165,8 @@ def outage(
     if unknown:
         raise typer.BadParameter(f"unknown server(s) {', '.join(unknown)}")
     report = run_outage_drill(load_settings(), events=events, down_s=down, rate=rate,
-                              seed=seed, servers=chosen, workdir=workdir, log=console.print)
+                              seed=seed, titles=titles, servers=chosen, workdir=workdir,
+                              log=console.print)
     for line in report.lines():
         console.print(line)
     if not report.outcome.ok or any(o.recovered_s is None or not o.healthz_ok
