@@ -17,7 +17,7 @@ help:
 	@echo "make stack-status  each server: address, version, health, memory"
 	@echo "make stack-down    stop what stack-up started"
 	@echo "make schema        re-export JSON Schemas and the AsyncAPI document into docs/"
-	@echo "make lint          ruff + mypy + import contracts (lint-imports)"
+	@echo "make lint          ruff + strict mypy (src, tests, bench) + import contracts (lint-imports)"
 	@echo "make pythons       the server-less unit tests on each Python 3.12/3.13 found (not in make test)"
 	@echo "make demo          the whole platform in one process, live dashboard link (Ctrl-C stops)"
 	@echo "make demo-stack    the demo on the real stack, one process per role"

@@ -274,6 +274,7 @@ def run(send: Sender, n: int, seed: int, token: str) -> Report:
 
 def in_process_sender(token: str) -> tuple[Sender, Callable[[], None]]:
     """The API on the in-memory broker, behind Starlette's test client."""
+    import httpx
     from argon2 import PasswordHasher
     from fastapi.testclient import TestClient
     from pydantic import SecretStr
@@ -298,7 +299,8 @@ def in_process_sender(token: str) -> tuple[Sender, Callable[[], None]]:
     client.__enter__()
 
     def send(req: Req) -> int:
-        response = client.request(req.method, req.path, content=req.body,
+        # TestClient.request is typed as returning Any; it is httpx's Response.
+        response: httpx.Response = client.request(req.method, req.path, content=req.body,
                                   headers=_raw_headers(req))
         return response.status_code
 

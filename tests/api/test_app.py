@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+import uvicorn
 from argon2 import PasswordHasher, Type
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
@@ -94,7 +95,7 @@ def test_serve_runs_uvicorn_in_factory_mode(monkeypatch: pytest.MonkeyPatch) -> 
     def fake_run(app: str, **kwargs: Any) -> None:
         seen.update(kwargs, app=app)
 
-    monkeypatch.setattr(api_cli.uvicorn, "run", fake_run)
+    monkeypatch.setattr(uvicorn, "run", fake_run)  # the module api_cli calls
     result = CliRunner().invoke(api_cli.app, ["serve", "--port", "8123", "--workers", "3"])
     assert result.exit_code == 0, result.output
     assert seen["app"] == "polystream.bootstrap_api:app_factory"

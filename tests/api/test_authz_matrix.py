@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
@@ -15,7 +15,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
-from polystream.domain.events import PlanCode
+from polystream.domain.events import PlanCode, PlaybackStarted
 from polystream.domain.examples import example_event
 from polystream.settings import Settings
 from polystream.sinks.redis_live import RedisLiveStore
@@ -39,8 +39,11 @@ def app_routes(app: FastAPI) -> set[tuple[str, str]]:
             if hasattr(route, "effective_route_contexts"):  # an included router (FastAPI)
                 for context in route.effective_route_contexts():
                     if isinstance(context.original_route, APIRoute):
-                        found.update((m, context.path) for m in context.original_route.methods)
+                        methods = context.original_route.methods
+                        assert methods is not None  # an APIRoute always has its methods
+                        found.update((m, context.path) for m in methods)
             elif isinstance(route, APIRoute):
+                assert route.methods is not None
                 found.update((m, route.path) for m in route.methods)
 
     walk(app.router.routes)
@@ -69,14 +72,14 @@ def world(platform: Platform, settings: Settings) -> tuple[Ids, dict[str, str], 
     live = RedisLiveStore.from_settings(settings.redis, prefix=settings.redis.key_prefix)
     subscription = example_event("subscription.started", user_id=owner_id,
                                  subscription_id=subscription_id, plan=PlanCode.PREMIUM)
-    viewing = example_event("playback.started", user_id=owner_id)
-    viewing_id = viewing.payload.viewing_session_id  # type: ignore[union-attr]
-    viewing = example_event("playback.started", user_id=owner_id,
+    viewing = example_event(PlaybackStarted, user_id=owner_id)
+    viewing_id = viewing.payload.viewing_session_id
+    viewing = example_event(PlaybackStarted, user_id=owner_id,
                             viewing_session_id=f"{viewing_id[:-4]}{owner_id[-4:]}")
     outcomes = live.apply([subscription, viewing], allow_defer=False)
     live.close()
     assert all(o.status.value in ("stored", "duplicate") for o in outcomes), outcomes
-    viewing_session_id: str = viewing.payload.viewing_session_id  # type: ignore[union-attr]
+    viewing_session_id: str = viewing.payload.viewing_session_id
     tokens = {"owner": owner, "other": other, "operator": operator}
     emails = {who: platform.client.get("/me", headers=bearer(token)).json()["email"]
               for who, token in tokens.items()}
@@ -123,7 +126,7 @@ def test_authorization_matrix(
         if row.policy == "self" and who in ("other", "operator"):
             assert ids.user_id not in response.text, (who, response.text)
             assert ids.subscription_id not in response.text, (who, response.text)
-    expected = {
+    policies: dict[str, Callable[[str, int], bool]] = {
         "public": lambda who, code: code not in (401, 403),
         "self": lambda who, code: {"anonymous": code == 401, "operator-token": code == 403}
         .get(who, 200 <= code < 300 or (code == 404 and who != "owner")),
@@ -134,7 +137,8 @@ def test_authorization_matrix(
         .get(who, code not in (401, 403)),
         "sender": lambda who, code: code == {"anonymous": 401, "owner": 200, "other": 404,
                                              "operator": 200, "operator-token": 200}[who],
-    }[row.policy]
+    }
+    expected = policies[row.policy]
     if row.ends_session:  # "log out everywhere" ended the shared sessions too
         for who in tokens:
             tokens[who] = platform.login(emails[who])

@@ -33,7 +33,7 @@ def refused(harness: Harness, call: Call, field: str, status: int = 422) -> dict
     before = harness.total_records()
     response = send(harness, call)
     assert response.status_code == status, response.text
-    body = response.json()
+    body: dict[str, Any] = response.json()
     assert set(body) == {"detail", "errors"}
     assert field in {error["field"] for error in body["errors"]}, body
     assert harness.total_records() == before

@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
+import uvicorn
 from argon2 import PasswordHasher
 from pydantic import SecretStr
 from starlette.types import Message, Receive, Scope, Send
@@ -213,7 +214,7 @@ def test_a_request_past_its_deadline_answers_504() -> None:
 
 def test_serve_times_out_idle_keep_alive_connections(monkeypatch: pytest.MonkeyPatch) -> None:
     seen: dict[str, Any] = {}
-    monkeypatch.setattr(api_cli.uvicorn, "run", lambda app, **kw: seen.update(kw))
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: seen.update(kw))  # api_cli calls it
     monkeypatch.setenv("POLYSTREAM_API__KEEP_ALIVE_TIMEOUT_S", "7")
     result = CliRunner().invoke(api_cli.app, ["serve", "--port", "8123"])
     assert result.exit_code == 0, result.output

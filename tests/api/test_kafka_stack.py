@@ -80,13 +80,18 @@ def read_range(settings: Settings, start: Offsets, end: Offsets) -> list[dict[st
             for msg in consumer.consume(1000, 1.0):
                 if msg.error() is not None:
                     continue
-                tp = (msg.topic(), msg.partition())
-                found.append({"topic": msg.topic(), "key": msg.key(),
+                # A message without error has its place; our producers send bytes headers.
+                topic, partition, offset = msg.topic(), msg.partition(), msg.offset()
+                assert topic is not None and partition is not None and offset is not None
+                raw_headers = dict(msg.headers() or [])
+                headers = {k: v for k, v in raw_headers.items() if isinstance(v, bytes)}
+                assert headers == raw_headers, raw_headers
+                tp = (topic, partition)
+                found.append({"topic": topic, "key": msg.key(),
                               "value": json.loads(msg.value() or b"null"),
-                              "record": Record(msg.topic(), msg.partition(), msg.offset(),
-                                               msg.key(), msg.value(),
-                                               dict(msg.headers() or []))})
-                if tp in wanted and msg.offset() + 1 >= wanted[tp]:
+                              "record": Record(topic, partition, offset,
+                                               msg.key(), msg.value(), headers)})
+                if tp in wanted and offset + 1 >= wanted[tp]:
                     del wanted[tp]
     finally:
         consumer.close()

@@ -3,7 +3,9 @@
 The bounded run of `polystream chaos outage`: ~2,000 events paced while PostgreSQL, Redis,
 FerretDB, Kafka and OpenSearch are each stopped for 8 s and started again; the drill's groups
 must be back to their pre-outage lag within 60 s, /healthz must answer within 2 s throughout,
-and every store must then match the events (`verify`).
+each read that needs the stopped server (a logged-in user's `/me`, the rankings, an uncached
+catalog query, the operator's audit search) must answer 503 within 2 s, or 200 where the
+Redis cache still serves it, and every store must then match the events (`verify`).
 """
 
 from __future__ import annotations
@@ -30,6 +32,13 @@ def test_each_server_stopped_under_traffic_loses_nothing(settings: Settings,
     for o in report.outages:
         assert o.recovered_s is not None and o.recovered_s < 60, context
         assert o.healthz_ok, context
+        assert o.reads_ok, context
+    needing = {o.server: o for o in report.outages if o.reads}
+    assert {"postgres", "redis", "ferretdb"} <= needing.keys(), context
+    # A store that is down is said so: at least one of its reads answered 503.
+    for server in ("postgres", "redis", "ferretdb"):
+        assert any(code == 503 for answers in needing[server].reads.values()
+                   for _, code in answers), context
     assert report.outcome.verify_exit == 0, context
     assert (report.outcome.lost, report.outcome.duplicated, report.outcome.stale) == (0, 0, 0), \
         context

@@ -33,6 +33,7 @@ from polystream.domain.events import (
     ImageType,
     ReceiptStatus,
     RelationKind,
+    TitleUpserted,
     new_event,
 )
 from polystream.domain.examples import (
@@ -189,7 +190,7 @@ def data_of(event: Envelope[Any]) -> dict[str, Any]:
 
 
 def test_movie_and_series_round_trip(store: CatalogStore) -> None:
-    series = example_event("catalog.title_upserted")
+    series = example_event(TitleUpserted)
     movie = new_event(movie_title(), source="contract-test")
 
     assert statuses(store.apply([series, movie])) == [S.STORED, S.STORED]
@@ -703,6 +704,7 @@ def test_assets_are_a_standard_gridfs_bucket(mongo: MongoHarness) -> None:
         bucket = gridfs.GridFSBucket(store.database, bucket_name="assets")
         with bucket.open_download_stream(asset_id) as stream:
             assert stream.read() == data
+            assert stream.metadata is not None
             assert stream.metadata["sha256"] == hashlib.sha256(data).hexdigest()
         assert [f._id for f in bucket.find({"metadata.title_id": title_id})] == [asset_id]
     finally:

@@ -5,7 +5,7 @@ the same tests as the real ones."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -63,7 +63,7 @@ def _load(catalog: EventStore, live: EventStore) -> None:
     live.apply(live_events())
 
 
-def memory_harness() -> Iterator[ReadHarness]:
+def memory_harness() -> Generator[ReadHarness, None, None]:
     catalog, live = InMemoryCatalogStore(), InMemoryLiveStore()
     _load(catalog, live)
     service = ReadService(MemoryCatalogReads(catalog), LiveReads.in_memory(live),
@@ -72,7 +72,7 @@ def memory_harness() -> Iterator[ReadHarness]:
         yield ReadHarness("memory", client, service, catalog, live)
 
 
-def stack_harness(settings: Settings, unique: str) -> Iterator[ReadHarness]:
+def stack_harness(settings: Settings, unique: str) -> Generator[ReadHarness, None, None]:
     mongo_settings = settings.mongo.model_copy(update={"database": f"reads_{unique}"})
     catalog = MongoCatalogStore.from_settings(mongo_settings)
     catalog.ensure_indexes()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from polystream.domain.events import AnyEvent, Envelope, new_event
+from polystream.domain.events import AnyEvent, Envelope, TitleUpserted, new_event
 from polystream.domain.examples import example_payload, image_asset, movie_title, png_image
 
 # (id, kind, title, year, genres, maturity)
@@ -41,10 +41,9 @@ def title_event(title_id: str, version: int = 1, **overrides: Any) -> Envelope[A
     fields: dict[str, Any] = {"title_id": title_id, "version": version, "title": name,
                               "year": year, "genres": genres, "maturity_rating": maturity,
                               **overrides}
-    if kind == "movie":
-        payload = movie_title(**fields)
-    else:
-        payload = example_payload("catalog.title_upserted", **fields)
+    payload = (
+        movie_title(**fields) if kind == "movie" else example_payload(TitleUpserted, **fields)
+    )
     return new_event(payload, source="reads-test")
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from polystream.domain.events import decode
+from polystream.domain.events import PlaybackStarted, RelationAdded, TitleUpserted, decode
 from polystream.simulate import CatalogImportError, generate, load_catalog, parse_csv, parse_json
 
 from .conftest import config
@@ -102,17 +102,18 @@ def test_a_valid_json_is_imported(tmp_path: Path) -> None:
 def test_the_imported_catalogue_is_published_and_simulated_on(tmp_path: Path) -> None:
     entries = parse_csv(CSV)
     events = [decode(e.value) for e in generate(config(seed=1, catalog=tuple(entries)), 20_000)]
-    upserts = [e.payload for e in events if e.type == "catalog.title_upserted"]
+    # The envelope validates type -> payload class one to one, so isinstance selects by type.
+    upserts = [e.payload for e in events if isinstance(e.payload, TitleUpserted)]
     assert [p.title_id for p in upserts[:5]] == [e.title.title_id for e in entries]
     assert upserts[0] == entries[0].title  # published exactly as imported
-    relations = {(e.payload.from_title_id, e.payload.to_title_id, e.payload.kind.value)
-                 for e in events if e.type == "catalog.relation_added"}  # fmt: skip
+    relations = {(p.from_title_id, p.to_title_id, p.kind.value)
+                 for p in (e.payload for e in events) if isinstance(p, RelationAdded)}  # fmt: skip
     harbour, harbour2 = entries[0].title.title_id, entries[1].title.title_id
     assert (harbour, harbour2, "sequel") in relations
     assert (harbour2, harbour, "prequel") in relations
     assert (harbour, harbour2, "same_director") in relations
     ids = {e.title.title_id for e in entries}
-    watched = {e.payload.title_id for e in events if e.type == "playback.started"}
+    watched = {p.title_id for p in (e.payload for e in events) if isinstance(p, PlaybackStarted)}
     assert watched and watched <= ids | {p.title_id for p in upserts}
     model = StreamModel()
     for event in events:

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from polystream.domain.events import Envelope
+from polystream.domain.events import AssetUploaded, Envelope
 from polystream.simulate import SimEvent
 
 from .invariants import StreamModel
@@ -150,6 +150,7 @@ def test_posters_are_real_pngs_of_a_few_kib(default_run: list[SimEvent]) -> None
         if event.type != "catalog.asset_uploaded":
             continue
         payload = decode(event.value).payload
+        assert isinstance(payload, AssetUploaded)
         data = base64.b64decode(payload.data_base64)
         assert data.startswith(b"\x89PNG\r\n\x1a\n")
         width, height = struct.unpack(">II", data[16:24])

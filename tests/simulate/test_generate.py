@@ -15,7 +15,7 @@ from typing import Any
 import argon2
 
 from polystream.bus.topology import topic_of
-from polystream.domain.events import EVENT_TYPES, Envelope, decode, encode
+from polystream.domain.events import EVENT_TYPES, Envelope, UserRegistered, decode, encode
 from polystream.domain.examples import example_event
 from polystream.simulate import SimConfig, SimEvent, generate, generate_envelopes
 from polystream.simulate.wire import TimeText, to_ms, uuid7_text
@@ -117,6 +117,7 @@ def test_the_one_password_hash_is_a_real_argon2id_hash_of_the_documented_passwor
         for e in generate_envelopes(SimConfig(seed=7, titles=3), 200)
         if e.type == "user.registered"
     )
+    assert isinstance(envelope.payload, UserRegistered)
     hasher = argon2.PasswordHasher()
     assert envelope.payload.password_hash.startswith("$argon2id$v=19$m=65536,t=3,p=4$")
     assert hasher.verify(envelope.payload.password_hash, "polystream-sim-7")
@@ -126,6 +127,7 @@ def test_the_one_password_hash_is_a_real_argon2id_hash_of_the_documented_passwor
         for e in generate_envelopes(SimConfig(seed=7, titles=3), 200)
         if e.type == "user.registered"
     )
+    assert isinstance(again.payload, UserRegistered)
     assert again.payload.password_hash == envelope.payload.password_hash
 
 

@@ -100,11 +100,11 @@ def test_simulated_events_in_kafka_match_the_json_schema_and_keep_per_key_order(
         expected_order[(item.topic, item.key)].append(json.loads(item.value)["event_id"])
     partitions_of: dict[tuple[str, str], set[int]] = defaultdict(set)
     in_kafka: dict[tuple[str, str], list[tuple[int, dict[str, Any]]]] = defaultdict(list)
-    for key, records in by_key.items():
-        for partition, offset, event in records:
-            topic = topic_of(event["type"]).value
-            partitions_of[(topic, key)].add(partition)
-            in_kafka[(topic, key)].append((offset, event))
+    for event_key, keyed in by_key.items():
+        for partition, offset, event in keyed:
+            event_topic = topic_of(event["type"]).value
+            partitions_of[(event_topic, event_key)].add(partition)
+            in_kafka[(event_topic, event_key)].append((offset, event))
     for topic_key, records in in_kafka.items():
         # One key lands in one partition of its topic; the partition's offsets give Kafka's
         # order, which must be the simulator's order and non-decreasing in event time.

@@ -5,7 +5,9 @@ from collections import defaultdict
 
 import pytest
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
+
+# The documented import path; the package's stubs just do not re-export NewTopic.
+from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from polystream.settings import Settings
 
@@ -63,8 +65,10 @@ def test_idempotent_produce_and_group_consume_keep_order(settings: Settings, uni
                 batch = consumer.consume(num_messages=1000, timeout=1.0)
                 for msg in batch:
                     assert msg.error() is None, msg.error()
-                    key, seq = msg.value().decode().split(":")
-                    assert key == msg.key().decode()
+                    value, msg_key = msg.value(), msg.key()
+                    assert value is not None and msg_key is not None
+                    key, seq = value.decode().split(":")
+                    assert key == msg_key.decode()
                     seen[key].append(int(seq))
                     received += 1
                 if batch:

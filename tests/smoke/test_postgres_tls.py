@@ -126,7 +126,8 @@ def _tls_clients(pg: TlsPostgres) -> list[tuple[str, bool, str | None]]:
         rows = conn.execute(
             "SELECT a.application_name, s.ssl, s.version FROM pg_stat_activity a "
             "JOIN pg_stat_ssl s USING (pid) WHERE a.usename = 'polystream'").fetchall()
-    return [(str(name), bool(ssl), version) for name, ssl, version in rows]
+    return [(str(name), bool(ssl), None if version is None else str(version))
+            for name, ssl, version in rows]
 
 
 def test_the_api_pool_connects_over_verified_tls(server: TlsPostgres) -> None:

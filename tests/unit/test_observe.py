@@ -10,6 +10,7 @@ import urllib.request
 from collections.abc import Iterator
 
 import pytest
+import structlog
 
 from polystream.bus.ports import Record
 from polystream.observe import logs
@@ -56,7 +57,7 @@ def test_json_logs_carry_bound_trace_ids_and_never_secrets(json_lines: io.String
     log = logging.getLogger("polystream.test")
     with logs.bound(trace_id="abc123", event_id="e-9"):
         log.info("accepted %s", "user.registered", extra={"event_type": "user.registered"})
-        logs.structlog.get_logger("polystream.test").info(
+        structlog.get_logger("polystream.test").info(
             "login", password="hunter2", user_email="a@b.c", operator_token="t")
     log.info("outside")
     lines = [json.loads(line) for line in json_lines.getvalue().splitlines()]
@@ -103,12 +104,12 @@ def test_worker_metrics_serve_and_a_taken_port_only_warns(
 
 
 def test_observability_settings_defaults_and_log_format() -> None:
-    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    settings = Settings(_env_file=None)
     assert settings.observability.metrics_port == 9464
     assert settings.observability.metrics_host == "127.0.0.1"
     assert settings.log_format() == "console"
-    assert Settings(_env_file=None, environment="prod").log_format() == "json"  # type: ignore[call-arg]
-    chosen = Settings(_env_file=None, environment="prod",  # type: ignore[call-arg]
+    assert Settings(_env_file=None, environment="prod").log_format() == "json"
+    chosen = Settings(_env_file=None, environment="prod",
                       observability={"log_format": "console", "metrics_port": 0})
     assert chosen.log_format() == "console" and chosen.observability.metrics_port == 0
 

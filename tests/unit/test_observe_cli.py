@@ -13,6 +13,7 @@ from polystream.bus.ports import BusError
 from polystream.cli import app as polystream_app
 from polystream.cli import lag as lag_cli
 from polystream.cli import worker as worker_cli
+from polystream.observe import logs
 from polystream.observe.lag import GroupLag
 
 GROUPS = [
@@ -71,11 +72,14 @@ def worker_app(monkeypatch: pytest.MonkeyPatch) -> tuple[typer.Typer, list[Any]]
         def run(self) -> int:
             return 0
 
-    monkeypatch.setattr(worker_cli, "start_worker_metrics",
-                        lambda host, port: seen.append((host, port)) is not None)
+    def no_metrics(host: str, port: int) -> bool:
+        seen.append((host, port))
+        return False
+
+    monkeypatch.setattr(worker_cli, "start_worker_metrics", no_metrics)
     monkeypatch.setattr(worker_cli, "Supervisor", Idle)
     monkeypatch.setattr(worker_cli, "exit_process", lambda code: seen.append(("exit", code)))
-    monkeypatch.setattr(worker_cli.logs, "configure", lambda *args: None)
+    monkeypatch.setattr(logs, "configure", lambda *args: None)  # the module worker_cli uses
     app = typer.Typer()
     app.command()(worker_cli.worker)
     return app, seen

@@ -46,7 +46,7 @@ def _load_array(type_name: str, literal: str) -> list[Any]:
 # Everything an event's text can hold and PostgreSQL can store: any character but NUL (and
 # lone surrogates, which pydantic refuses and UTF-8 cannot encode).
 _text = st.text(
-    alphabet=st.characters(blacklist_characters="\x00", blacklist_categories=("Cs",)),
+    alphabet=st.characters(blacklist_characters="\x00", blacklist_categories=["Cs"]),
     max_size=30,
 )
 

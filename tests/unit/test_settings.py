@@ -35,7 +35,7 @@ def test_nested_environment_variables_override_defaults(monkeypatch: pytest.Monk
     monkeypatch.setenv("POLYSTREAM_KAFKA__PARTITIONS", "12")
     monkeypatch.setenv("POLYSTREAM_POSTGRES__PORT", "6543")
     monkeypatch.setenv("POLYSTREAM_MONGO__MANAGED", "false")
-    s = Settings(_env_file=None)  # type: ignore[call-arg]
+    s = Settings(_env_file=None)
     assert s.kafka.partitions == 12
     assert s.postgres.port == 6543
     assert "@127.0.0.1:6543/polystream" in s.postgres.dsn()
@@ -46,7 +46,7 @@ def test_nested_environment_variables_override_defaults(monkeypatch: pytest.Monk
 def test_invalid_values_are_refused_with_the_field_named(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("POLYSTREAM_KAFKA__PARTITIONS", "0")
     with pytest.raises(ValueError, match="partitions"):
-        Settings(_env_file=None)  # type: ignore[call-arg]
+        Settings(_env_file=None)
 
 
 def test_sink_consumer_groups_follow_the_group_prefix(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -55,11 +55,11 @@ def test_sink_consumer_groups_follow_the_group_prefix(monkeypatch: pytest.Monkey
 
     for name in [n for n in os.environ if n.startswith("POLYSTREAM_")]:
         monkeypatch.delenv(name)
-    default = Settings(_env_file=None)  # type: ignore[call-arg]
+    default = Settings(_env_file=None)
     assert {s: default.kafka.consumer_group(s.value) for s in Sink} == dict(CONSUMER_GROUPS)
     monkeypatch.setenv("POLYSTREAM_KAFKA__GROUP_PREFIX", "bench-42")
-    prefixed = Settings(_env_file=None)  # type: ignore[call-arg]
+    prefixed = Settings(_env_file=None)
     assert prefixed.kafka.consumer_group("redis") == "bench-42-redis"
     monkeypatch.setenv("POLYSTREAM_KAFKA__GROUP_PREFIX", "no spaces")
     with pytest.raises(ValueError, match="group_prefix"):
-        Settings(_env_file=None)  # type: ignore[call-arg]
+        Settings(_env_file=None)

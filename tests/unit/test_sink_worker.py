@@ -9,12 +9,18 @@ from typing import Any
 from polystream.bus.memory import InMemoryBroker, InMemoryEventConsumer, InMemoryEventPublisher
 from polystream.bus.partitioner import partition_for
 from polystream.bus.ports import TopicSpec
-from polystream.bus.topology import TOPIC_PARTITIONS, DeadLetterHeader, Topic, topics_for
+from polystream.bus.topology import (
+    TOPIC_PARTITIONS,
+    DeadLetterHeader,
+    Topic,
+    primary_sink,
+    topics_for,
+)
 from polystream.domain.events import Envelope, ReceiptStatus, Sink, encode
 from polystream.domain.examples import example_event
 from polystream.receipts import InMemoryReceiptLog
 from polystream.sinks.ports import DUPLICATE, STORED, Outcome, missing_prerequisite, rejected
-from polystream.sinks.worker import SinkWorker, WorkerConfig, primary_sink
+from polystream.sinks.worker import SinkWorker, WorkerConfig
 from polystream.store_errors import PermanentStoreError, TransientStoreError
 
 

@@ -42,7 +42,12 @@ def test_transient_start_up_errors_are_retried_until_it_runs() -> None:
         return runner
 
     sup = _supervisor(Role("sink", build))
-    threading.Thread(target=lambda: (runner.ran.wait(10), sup.stop.set()), daemon=True).start()
+
+    def stop_once_running() -> None:
+        runner.ran.wait(10)
+        sup.stop.set()
+
+    threading.Thread(target=stop_once_running, daemon=True).start()
     assert sup.run() is ExitCode.STOPPED
     assert len(attempts) == 3 and runner.stopped.is_set()
 

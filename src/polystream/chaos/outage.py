@@ -12,12 +12,17 @@ A worker that exits during an outage is restarted at once, as a supervisor would
 
 from __future__ import annotations
 
+import json
+import secrets
 import tempfile
 import threading
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from pydantic import SecretStr
 
 from polystream.bootstrap_api import create_app_from_settings
 from polystream.bus.admin import ensure_topics
@@ -29,6 +34,7 @@ from polystream.chaos.kill import _committed, _sinks, publish_paced
 from polystream.chaos.outcome import Outcome, judge
 from polystream.chaos.processes import PolystreamProcess
 from polystream.settings import Settings
+from polystream.simulate import SimConfig
 from polystream.stack.manager import Stack
 
 if TYPE_CHECKING:  # the test client pulls httpx and a deprecation warning into every CLI run
@@ -37,6 +43,19 @@ if TYPE_CHECKING:  # the test client pulls httpx and a deprecation warning into 
 #: The order servers go down in; OpenSearch only when the audit is enabled.
 SERVERS = ("postgres", "redis", "ferretdb", "kafka", "opensearch")
 API_DEADLINE_S = 2.0
+#: The reads each server serves (none needs Kafka: a read never publishes). `me` marks a read
+#: of the drill's logged-in user; {title} is a title of the run. A query with a fresh `q`
+#: misses the page cache, so it reaches FerretDB.
+READS: dict[str, tuple[str, ...]] = {
+    "postgres": ("me:/me", "me:/me/payments"),
+    "redis": ("/rankings/trending", "/flags", "me:/me"),
+    "ferretdb": ("/titles/{title}/related", "/titles?q={fresh}"),
+    "kafka": (),
+    "opensearch": ("operator:/audit/events?limit=5",),
+}
+#: What a read may answer while a server it needs is down: 503, or 200 when another store
+#: (the Redis cache) still serves it; never another 5xx, never later than API_DEADLINE_S.
+READ_CODES = frozenset({200, 503})
 
 
 @dataclass
@@ -49,6 +68,38 @@ class Outage:
     healthz_ok: bool
     readyz_named: bool  # /readyz reported the missing server (or the publisher) not ok
     restarts: int  # worker exits during this outage
+    reads: dict[str, list[tuple[float, int]]] = field(default_factory=dict)  # path: (s, code)
+
+    @property
+    def reads_ok(self) -> bool:
+        """Every read needing the stopped server was asked and each answer was 503 (or a
+        200 from the cache) within API_DEADLINE_S."""
+        return all(answers and all(t <= API_DEADLINE_S and code in READ_CODES
+                                   for t, code in answers)
+                   for answers in self.reads.values())
+
+    def reads_line(self) -> str:
+        if not self.reads:
+            return "no read needs it"
+        parts = []
+        for path, answers in self.reads.items():
+            codes = sorted({c for _, c in answers})
+            slowest = max((t for t, _ in answers), default=0.0)
+            parts.append(f"{path} {len(answers)}x {'/'.join(map(str, codes)) or '-'} "
+                         f"max {slowest:.2f}s")
+        return "; ".join(parts) + ("" if self.reads_ok else " (FAILED)")
+
+    def lines(self) -> list[str]:
+        o = self
+        return [
+            f"{o.server:<10} down {o.down_s:.0f}s, lag before {o.lag_before:,}, back in "
+            + (f"{o.recovered_s:.1f}s" if o.recovered_s is not None else "never")
+            + ", /healthz " + (f"max {o.healthz_max_s:.2f}s" if o.healthz_max_s is not None
+                               else "unanswered")
+            + ("" if o.healthz_ok else " (FAILED)")
+            + f", /readyz named it {'yes' if o.readyz_named else 'no'}"
+            + f", worker restarts {o.restarts}",
+            f"{'':<10} reads: {o.reads_line()}"]
 
 
 @dataclass
@@ -61,14 +112,7 @@ class OutageReport:
     def lines(self) -> list[str]:
         out = [f"events {self.events:,}, drained at {self.drained_s:.1f}s"]
         for o in self.outages:
-            out.append(
-                f"{o.server:<10} down {o.down_s:.0f}s, lag before {o.lag_before:,}, back in "
-                + (f"{o.recovered_s:.1f}s" if o.recovered_s is not None else "never")
-                + ", /healthz " + (f"max {o.healthz_max_s:.2f}s" if o.healthz_max_s is not None
-                                   else "unanswered")
-                + ("" if o.healthz_ok else " (FAILED)")
-                + f", /readyz named it {'yes' if o.readyz_named else 'no'}"
-                + f", worker restarts {o.restarts}")
+            out.extend(o.lines())
         return out + self.outcome.lines()
 
 
@@ -100,19 +144,72 @@ def _total_lag(settings: Settings) -> int | None:
         return None
 
 
+@dataclass(frozen=True)
+class Callers:
+    """Who asks the reads: a user of the run (logged in before the first outage) and the
+    operator; and a title of the run."""
+    user: dict[str, str]
+    operator: dict[str, str]
+    title_id: str
+
+    def request(self, spec: str) -> tuple[str, str, dict[str, str]]:
+        """The label, URL and headers of one read of READS."""
+        who, _, path = spec.rpartition(":") if spec.startswith(("me:", "operator:")) \
+            else ("", "", spec)
+        headers = {"me": self.user, "operator": self.operator}.get(who, {})
+        url = path.format(title=self.title_id, fresh=f"drill{uuid.uuid4().hex[:8]}")
+        return path, url, headers
+
+
 def _probe_api(client: TestClient, stop: threading.Event,
-               samples: list[tuple[str, float, int, dict[str, object]]]) -> None:
+               samples: list[tuple[str, float, int, dict[str, object]]],
+               reads: tuple[str, ...] = (), callers: Callers | None = None) -> None:
     while not stop.is_set():
-        for path in ("/healthz", "/readyz"):
+        asks: list[tuple[str, str, dict[str, str]]] = [
+            (path, path, {}) for path in ("/healthz", "/readyz")]
+        if callers is not None:
+            asks += [callers.request(spec) for spec in reads]
+        for label, url, headers in asks:
             t0 = time.monotonic()
             try:
-                r = client.get(path)
+                r = client.get(url, headers=headers)
                 body = r.json() if r.headers.get("content-type", "").startswith(
                     "application/json") else {}
-                samples.append((path, time.monotonic() - t0, r.status_code, body))
+                samples.append((label, time.monotonic() - t0, r.status_code, body))
             except Exception:
-                samples.append((path, time.monotonic() - t0, 0, {}))
+                samples.append((label, time.monotonic() - t0, 0, {}))
         stop.wait(0.5)
+
+
+def _first(path: Path, event_type: str) -> list[dict[str, object]]:
+    """The payloads of ``event_type`` in the run's file, in order."""
+    out = []
+    with path.open("rb") as f:
+        for line in f:
+            if f'"type":"{event_type}"'.encode() in line:
+                payload = json.loads(line)["payload"]
+                out.append(payload)
+    return out
+
+
+def _callers(client: TestClient, path: Path, seed: int, operator_token: str,
+             timeout_s: float) -> Callers:
+    """Log in as one of the run's first users once the workers have stored it."""
+    password = SimConfig(seed=seed).effective_password
+    emails = [str(p["email"]) for p in _first(path, "user.registered")[:5]]
+    title_id = str(_first(path, "catalog.title_upserted")[0]["title_id"])
+    deadline = time.monotonic() + timeout_s
+    while True:
+        for email in emails:
+            r = client.post("/auth/login", json={"email": email, "password": password})
+            if r.status_code == 200:
+                token = r.json()["access_token"]
+                return Callers({"Authorization": f"Bearer {token}"},
+                               {"Authorization": f"Bearer {operator_token}"}, title_id)
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"no user of the run could log in within {timeout_s:.0f}s "
+                               f"(last answer {r.status_code}: {r.text[:200]})")
+        time.sleep(1)
 
 
 def _named(server: str, body: dict[str, object]) -> bool:
@@ -146,7 +243,11 @@ def run_outage_drill(base: Settings, *, events: int, down_s: float, rate: float,
         worker = start()
         from fastapi.testclient import TestClient
 
-        app = create_app_from_settings(settings)
+        # The reads under /audit are the operator's: this run's API gets a token for them.
+        operator_token = (settings.api.operator_token.get_secret_value()
+                          or secrets.token_urlsafe(24))
+        app = create_app_from_settings(settings.model_copy(update={
+            "api": settings.api.model_copy(update={"operator_token": SecretStr(operator_token)})}))
         try:
             with TestClient(app) as client:
                 done = threading.Event()
@@ -155,6 +256,7 @@ def run_outage_drill(base: Settings, *, events: int, down_s: float, rate: float,
                 publisher = threading.Thread(target=_publish_paced,
                                              args=(base, path, rate, done, counter), daemon=True)
                 publisher.start()
+                callers = _callers(client, path, seed, operator_token, recovery_timeout_s * 2)
                 for server in chosen:
                     lag_before = _total_lag(settings) or 0
                     stop_probe = threading.Event()
@@ -164,7 +266,8 @@ def run_outage_drill(base: Settings, *, events: int, down_s: float, rate: float,
                     log(f"chaos outage: {server} stopped at {time.monotonic() - started:.1f}s "
                         f"(published {counter[0]:,}, lag {lag_before:,})")
                     prober = threading.Thread(target=_probe_api,
-                                              args=(client, stop_probe, samples),
+                                              args=(client, stop_probe, samples,
+                                                    READS.get(server, ()), callers),
                                               daemon=True)
                     prober.start()
                     t_down = time.monotonic()
@@ -195,8 +298,13 @@ def run_outage_drill(base: Settings, *, events: int, down_s: float, rate: float,
                                              for s in health),
                         any(s[0] == "/readyz" and _named(server, s[3]) for s in samples),
                         restarts)
+                    for spec in READS.get(server, ()):
+                        label = callers.request(spec)[0]
+                        outage.reads[label] = [(t, code) for name, t, code, _ in samples
+                                               if name == label]
                     report.outages.append(outage)
-                    log("chaos outage: " + report.lines()[len(report.outages)])
+                    for line in outage.lines():
+                        log("chaos outage: " + line)
                 publisher.join(timeout_s)
                 report.events = counter[0]
                 report.drained_s = _drain_all(settings, worker, started, timeout_s)

@@ -8,12 +8,12 @@ from types import MappingProxyType
 from typing import Annotated, Final, Generic, Self, TypeVar, cast
 from uuid import UUID
 
-from pydantic import Field, StrictInt, StringConstraints, model_validator
+from pydantic import AfterValidator, Field, StrictInt, StringConstraints, model_validator
 from uuid6 import uuid7
 
 from polystream.domain.events.payload import ClosedModel, P, Payload
 from polystream.domain.events.registry import EVENT_TYPES
-from polystream.domain.events.types import UtcDatetime
+from polystream.domain.events.types import UtcDatetime, not_card_number
 
 # Covariant: events are frozen facts, so an Envelope[UserRegistered] is an Envelope[Payload].
 P_co = TypeVar("P_co", bound=Payload, covariant=True)
@@ -42,13 +42,18 @@ class Envelope(ClosedModel, Generic[P_co]):
         default_factory=lambda: datetime.now(UTC),
         description="When the fact happened (UTC). The event-time guard for ordering.",
     )
-    key: Annotated[str, StringConstraints(min_length=1, max_length=128)] = Field(
+    # Key, source and trace id are free-form enough to hold a card number typed with dashes,
+    # and they reach every store's receipts and the audit index: refused like any id.
+    key: Annotated[str, StringConstraints(min_length=1, max_length=128),
+                   AfterValidator(not_card_number)] = Field(
         description="Kafka key: the id of the aggregate this event orders within."
     )
-    source: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:/@-]{0,127}$")] = (
+    source: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:/@-]{0,127}$"),
+                      AfterValidator(not_card_number)] = (
         Field(description="Producer that emitted it (api, simulator, ...).")
     )
-    trace_id: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")] = (
+    trace_id: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$"),
+                        AfterValidator(not_card_number)] = (
         Field(description="Correlates the events caused by one request (W3C trace id).")
     )
     payload: P_co

@@ -33,7 +33,7 @@ SENSITIVE: Final[dict[str, Any]] = {"x-sensitive": True}
 PERSONAL: Final[dict[str, Any]] = {"x-personal": True}
 
 
-def _not_card_number(value: str) -> str:
+def not_card_number(value: str) -> str:
     if looks_like_card_number(value):
         raise ValueError("must not be a card number")
     return value
@@ -117,7 +117,7 @@ ID_PATTERN: Final = r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}"
 Id = Annotated[
     str,
     StringConstraints(pattern=rf"^{ID_PATTERN}$"),
-    AfterValidator(_not_card_number),
+    AfterValidator(not_card_number),
 ]
 
 UtcDatetime = Annotated[AwareDatetime, Field(strict=True), AfterValidator(bounded_utc)]

@@ -1,0 +1,89 @@
+"""The poison drill's judgement (`chaos/poison.py`) fails on a lost, doubled or mislabelled dead
+letter and on a stalled partition; the drill itself runs on the stack in tests/chaos."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from polystream.chaos.outcome import Outcome
+from polystream.chaos.poison import (
+    EVENT_KINDS,
+    MAX_STALL_S,
+    Poison,
+    PoisonReport,
+    _event_poison,
+    _receipt_poison,
+)
+from polystream.domain.errors import InvalidEvent
+from polystream.domain.events import decode
+from polystream.simulate import SimConfig, generate
+
+
+def _poison(offset: int, *, dead_letters: list[tuple[str, str]] | None = None,
+            stall: float | None = 1.0) -> Poison:
+    p = Poison("polystream.users", "not_json", "malformed", "postgres", ("postgres", "audit"),
+               produced_at=100.0, partition=0, offset=offset)
+    p.dead_letters = [("malformed", "postgres")] if dead_letters is None else dead_letters
+    if stall is not None:
+        p.passed = {"postgres": 100.5, "audit": 100.0 + stall}
+    return p
+
+
+def _report(*poisons: Poison) -> PoisonReport:
+    return PoisonReport(10, list(poisons), 1.0, Outcome(verify_exit=0, summary="same"))
+
+
+def test_a_clean_run_passes() -> None:
+    report = _report(_poison(1), _poison(2))
+    assert report.ok
+    assert report.stalls() == {("polystream.users", 0): 1.0}
+
+
+@pytest.mark.parametrize("bad", [
+    _poison(2, dead_letters=[]),
+    _poison(2, dead_letters=[("malformed", "postgres")] * 2),
+    _poison(2, dead_letters=[("validation", "postgres")]),
+    _poison(2, dead_letters=[("malformed", "mongo")]),
+    _poison(2, stall=MAX_STALL_S + 0.1),
+    _poison(2, stall=None),
+])
+def test_a_lost_doubled_mislabelled_or_stalling_poison_record_fails(bad: Poison) -> None:
+    assert not _report(_poison(1), bad).ok
+
+
+def test_a_group_that_never_commits_past_it_is_a_stall() -> None:
+    p = _poison(1)
+    del p.passed["audit"]
+    report = _report(p)
+    assert report.stalled == [("polystream.users", 0)] and not report.ok
+
+
+def test_a_failed_verify_fails_the_drill() -> None:
+    report = _report(_poison(1))
+    report.outcome.lost = 1
+    assert not report.ok
+
+
+def test_every_event_kind_is_refused_with_its_reason() -> None:
+    templates: dict[str, dict[str, object]] = {}
+    for ev in generate(SimConfig(seed=3, users=20, titles=3, posters=False), limit=50_000):
+        templates.setdefault(ev.topic, json.loads(ev.value))
+        if len(templates) == 7:
+            break
+    for topic, template in templates.items():
+        for kind, reason in EVENT_KINDS.items():
+            with pytest.raises(InvalidEvent) as caught:
+                decode(_event_poison(kind, template, "t"))
+            assert caught.value.code == reason, (topic, kind)
+
+
+def test_receipt_poison_is_no_receipt() -> None:
+    from pydantic import ValidationError
+
+    from polystream.domain.events import Receipt
+
+    for kind in ("not_json", "not_object", "not_receipt"):
+        with pytest.raises(ValidationError):
+            Receipt.model_validate_json(_receipt_poison(kind, "t"))
