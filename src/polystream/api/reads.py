@@ -52,8 +52,8 @@ def not_found(what: str) -> ApiError:
     return ApiError(404, f"{what} not found")
 
 
-class store_errors:
-    """`with store_errors("title"):` answers a read's store errors: `NotFound` is 404
+class read_errors:
+    """`with read_errors("title"):` answers a read's store errors: `NotFound` is 404
     "<what> not found" (when a `what` is given), `StoreUnavailable` is 503 with Retry-After.
 
     A class rather than `contextlib.contextmanager`, whose `__exit__` may swallow the error

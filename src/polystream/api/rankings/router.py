@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import JSONResponse
 
 from polystream.api.rankings.schemas import PublicFlags, RankingPage
-from polystream.api.reads import Reads, only_params, read_responses, store_errors
+from polystream.api.reads import Reads, only_params, read_errors, read_responses
 from polystream.domain.events import Genre
 from polystream.reads.service import Ranking
 
@@ -33,7 +33,7 @@ async def ranking(
     day: Annotated[date | None, Query(description="most-watched: the UTC day (default "
                                       "today)")] = None,
 ) -> JSONResponse:
-    with store_errors():
+    with read_errors():
         return JSONResponse(await reads.ranking(ranking, genre, limit, day))
 
 
@@ -48,5 +48,5 @@ async def ranking(
     dependencies=[Depends(only_params())],
 )
 async def public_flags(reads: Reads) -> JSONResponse:
-    with store_errors():
+    with read_errors():
         return JSONResponse({"flags": await reads.public_flags()})

@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from polystream.api.errors import ApiError, FieldProblem
 from polystream.api.fields import TitleIdPath
-from polystream.api.reads import Reads, only_params, read_responses, store_errors
+from polystream.api.reads import Reads, only_params, read_errors, read_responses
 from polystream.api.titles.schemas import RelatedTitles, TitlePage
 from polystream.domain.events import Genre, TitleKind, TitleUpserted
 from polystream.domain.events.vocabulary import MaturityRating
@@ -79,7 +79,7 @@ async def browse_titles(
         except BadCursor as exc:
             raise ApiError(400, "invalid cursor", [
                 FieldProblem(field="query.cursor", message=str(exc), type="cursor")]) from None
-    with store_errors():
+    with read_errors():
         return _json(await reads.browse(query))
 
 
@@ -94,7 +94,7 @@ async def browse_titles(
     dependencies=[Depends(only_params())],
 )
 async def get_title(title_id: TitleIdPath, reads: Reads) -> Response:
-    with store_errors("title"):
+    with read_errors("title"):
         return _json(await reads.title(title_id))
 
 
@@ -111,7 +111,7 @@ async def related_titles(
     title_id: TitleIdPath, reads: Reads,
     limit: Annotated[int, Query(ge=1, le=MAX_RELATED)] = 20,
 ) -> JSONResponse:
-    with store_errors("title"):
+    with read_errors("title"):
         return JSONResponse(await reads.related(title_id, limit))
 
 
@@ -130,7 +130,7 @@ async def poster(
     title_id: TitleIdPath, reads: Reads,
     if_none_match: Annotated[str | None, Header(max_length=1024)] = None,
 ) -> Response:
-    with store_errors("poster"):
+    with read_errors("poster"):
         info = await reads.poster(title_id)
         etag = f'"{info.sha256}"'
         headers = {"ETag": etag, "Cache-Control": f"public, max-age={_POSTER_MAX_AGE_S}"}
