@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 from typing import Literal
-from urllib.parse import quote, urlencode
+from urllib.parse import quote, urlencode, urlsplit
 
 from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -60,6 +60,10 @@ class PostgresSettings(BaseModel):
     def sqlalchemy_url(self) -> str:
         return self.dsn().replace("postgresql://", "postgresql+psycopg://", 1)
 
+    @property
+    def host_port(self) -> tuple[str, int]:
+        return self.host, self.port
+
 
 class RedisSettings(BaseModel):
     host: str = "127.0.0.1"
@@ -87,6 +91,10 @@ class RedisSettings(BaseModel):
             query = "?" + urlencode({"ssl_ca_certs": str(self.ca_file.expanduser())})
         scheme = "rediss" if self.tls else "redis"
         return f"{scheme}://{auth}{self.host}:{self.port}/{self.db}{query}"
+
+    @property
+    def host_port(self) -> tuple[str, int]:
+        return self.host, self.port
 
 
 class KafkaSettings(BaseModel):
@@ -183,6 +191,10 @@ class OpenSearchSettings(BaseModel):
     def http_port(self) -> int:
         tail = self.url.rstrip("/").rsplit(":", 1)[-1]
         return int(tail) if tail.isdigit() else 9200
+
+    @property
+    def host_port(self) -> tuple[str, int]:
+        return urlsplit(self.url).hostname or "127.0.0.1", self.http_port
 
 
 class ApiSettings(BaseModel):

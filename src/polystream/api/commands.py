@@ -14,9 +14,9 @@ import asyncio
 import hashlib
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Header, Query
 from fastapi.responses import JSONResponse
@@ -280,3 +280,16 @@ def user_responses(creates: bool = False) -> dict[int | str, dict[str, Any]]:
         404: {"model": ErrorBody, "description": "Not found: an id of another user, or of "
               "something of another user."},
     }
+
+
+_Endpoint = TypeVar("_Endpoint", bound=Callable[..., Any])
+
+
+def command_route(
+    method: Callable[..., Callable[[_Endpoint], _Endpoint]], path: str, *,
+    responses: dict[int | str, dict[str, Any]], summary: str, description: str,
+) -> Callable[[_Endpoint], _Endpoint]:
+    """`router.post` (put, patch, delete) of a command endpoint: every command answers 202
+    Accepted once published, so an endpoint states only its path, answers and prose."""
+    return method(path, status_code=202, responses=responses, summary=summary,
+                  description=description)

@@ -10,7 +10,8 @@ always comes from the token.
 from __future__ import annotations
 
 import logging
-from typing import Final
+from collections.abc import Callable
+from typing import Final, Protocol
 
 from polystream.api.auth import Principal
 from polystream.api.deps import ApiRuntime
@@ -36,32 +37,38 @@ def own_user_id(principal: Principal, given: str | None) -> str:
     return principal.user_id
 
 
-async def check_subscription(runtime: ApiRuntime, principal: Principal,
-                             subscription_id: str) -> None:
-    accounts = runtime.deps.accounts
-    if accounts is None:
+class _Owned(Protocol):
+    @property
+    def user_id(self) -> str: ...
+
+
+async def _check_owner(runtime: ApiRuntime, principal: Principal, what: str,
+                       find: Callable[[str], _Owned | None] | None, resource_id: str) -> None:
+    """404 unless the resource ``find`` returns is the principal's; a store that is not
+    configured or does not answer skips the check (the store decides then; see above)."""
+    if find is None:
         return
     try:
-        found = await runtime.lookup(accounts.get_subscription, subscription_id)
-    except Exception as exc:  # the store decides then; see the module's docstring
-        log.warning("subscription ownership check skipped: %s", type(exc).__name__)
+        found = await runtime.lookup(find, resource_id)
+    except Exception as exc:
+        log.warning("%s ownership check skipped: %s", what, type(exc).__name__)
         return
     if found is not None and found.user_id != principal.user_id:
         raise not_found()
+
+
+async def check_subscription(runtime: ApiRuntime, principal: Principal,
+                             subscription_id: str) -> None:
+    accounts = runtime.deps.accounts
+    await _check_owner(runtime, principal, "subscription",
+                       accounts.get_subscription if accounts else None, subscription_id)
 
 
 async def check_viewing_session(runtime: ApiRuntime, principal: Principal,
                                 viewing_session_id: str) -> None:
     live = runtime.deps.live
-    if live is None:
-        return
-    try:
-        found = await runtime.lookup(live.viewing_session, viewing_session_id)
-    except Exception as exc:
-        log.warning("viewing session ownership check skipped: %s", type(exc).__name__)
-        return
-    if found is not None and found.user_id != principal.user_id:
-        raise not_found()
+    await _check_owner(runtime, principal, "viewing session",
+                       live.viewing_session if live else None, viewing_session_id)
 
 
 async def check_stream_limit(runtime: ApiRuntime, user_id: str) -> None:

@@ -4,13 +4,14 @@ query parameters, and the answers every read can give."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from types import TracebackType
 from typing import Annotated, Any, cast
 
 from fastapi import Depends, Request
 
 from polystream.api.errors import ApiError, ErrorBody, FieldProblem
 from polystream.reads.catalog import StoreUnavailable
-from polystream.reads.service import ReadService
+from polystream.reads.service import NotFound, ReadService
 
 STORE_DOWN_RETRY_S = "2"
 
@@ -49,6 +50,28 @@ def unavailable(exc: StoreUnavailable) -> ApiError:
 
 def not_found(what: str) -> ApiError:
     return ApiError(404, f"{what} not found")
+
+
+class read_errors:
+    """`with read_errors("title"):` answers a read's store errors: `NotFound` is 404
+    "<what> not found" (when a `what` is given), `StoreUnavailable` is 503 with Retry-After.
+
+    A class rather than `contextlib.contextmanager`, whose `__exit__` may swallow the error
+    as far as mypy knows (a `return` inside the `with` would then need another after it).
+    """
+
+    def __init__(self, what: str | None = None) -> None:
+        self.what = what
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        if isinstance(exc, NotFound) and self.what is not None:
+            raise not_found(self.what) from None
+        if isinstance(exc, StoreUnavailable):
+            raise unavailable(exc) from None
 
 
 def read_responses(*codes: int) -> dict[int | str, dict[str, Any]]:

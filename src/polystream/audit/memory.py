@@ -25,7 +25,6 @@ from polystream.audit.documents import (
     apply_item,
     bucket_end,
     bucket_for_event,
-    decode_cursor,
     encode_cursor,
     epoch_ms,
     erasure_key,
@@ -34,11 +33,10 @@ from polystream.audit.documents import (
     tokens,
 )
 from polystream.audit.ports import (
-    MAX_PAGE_SIZE,
     AuditPage,
     AuditQuery,
     IndexFailure,
-    InvalidCursor,
+    KeywordSearch,
 )
 
 Key = tuple[str, str]  # (bucket, doc_id)
@@ -90,17 +88,11 @@ def matches(doc: Mapping[str, Any], query: AuditQuery) -> bool:
     return True
 
 
-def check_size(size: int) -> int:
-    if not 1 <= size <= MAX_PAGE_SIZE:
-        raise ValueError(f"size must be between 1 and {MAX_PAGE_SIZE}")
-    return size
-
-
 def public(doc: Mapping[str, Any]) -> AuditRecord:
     return AuditRecord.model_validate({k: v for k, v in doc.items() if k != "text"})
 
 
-class InMemoryAuditIndex:
+class InMemoryAuditIndex(KeywordSearch):
     def __init__(self, *, retention_days: int = 90, clock: Clock = _utcnow) -> None:
         if retention_days < 1:
             raise ValueError("retention_days must be >= 1")
@@ -163,27 +155,7 @@ class InMemoryAuditIndex:
         found.sort(key=sort_key, reverse=True)
         return found
 
-    def search(
-        self,
-        *,
-        user_id: str | None = None,
-        type: str | None = None,
-        since: datetime | None = None,
-        until: datetime | None = None,
-        text: str | None = None,
-        kind: DocKind | None = None,
-        size: int = 50,
-        cursor: str | None = None,
-    ) -> AuditPage:
-        check_size(size)
-        after: tuple[int, str] | None = None
-        if cursor is not None:
-            try:
-                after = decode_cursor(cursor)
-            except ValueError as exc:
-                raise InvalidCursor(str(exc)) from None
-        query = AuditQuery(user_id=user_id, type=type, since=since, until=until, text=text,
-                           kind=kind)
+    def _page(self, query: AuditQuery, size: int, after: tuple[int, str] | None) -> AuditPage:
         found = self._select(query)
         total = len(found)
         if after is not None:

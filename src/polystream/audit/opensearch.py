@@ -46,19 +46,17 @@ from polystream.audit.documents import (
     IndexItem,
     bucket_end,
     bucket_for_event,
-    decode_cursor,
     encode_cursor,
     erasure_key,
     iso,
 )
 from polystream.audit.ports import (
-    MAX_PAGE_SIZE,
     AuditIndexError,
     AuditIndexUnavailable,
     AuditPage,
     AuditQuery,
     IndexFailure,
-    InvalidCursor,
+    KeywordSearch,
 )
 from polystream.domain.events import Sink
 from polystream.settings import OpenSearchSettings
@@ -224,7 +222,7 @@ def opensearch_client(settings: OpenSearchSettings) -> OpenSearch:
                       retry_on_timeout=False, **options)
 
 
-class OpenSearchAuditIndex:
+class OpenSearchAuditIndex(KeywordSearch):
     def __init__(
         self,
         settings: OpenSearchSettings,
@@ -419,22 +417,7 @@ class OpenSearchAuditIndex:
             params={"ignore_unavailable": "true", "allow_no_indices": "true"})
         return result
 
-    def search(
-        self,
-        *,
-        user_id: str | None = None,
-        type: str | None = None,
-        since: datetime | None = None,
-        until: datetime | None = None,
-        text: str | None = None,
-        kind: DocKind | None = None,
-        size: int = 50,
-        cursor: str | None = None,
-    ) -> AuditPage:
-        if not 1 <= size <= MAX_PAGE_SIZE:
-            raise ValueError(f"size must be between 1 and {MAX_PAGE_SIZE}")
-        query = AuditQuery(user_id=user_id, type=type, since=since, until=until, text=text,
-                           kind=kind)
+    def _page(self, query: AuditQuery, size: int, after: tuple[int, str] | None) -> AuditPage:
         body: dict[str, Any] = {
             "query": self._query(query),
             "sort": [{"occurred_at": {"order": "desc"}}, {"doc_id": {"order": "desc"}}],
@@ -443,11 +426,8 @@ class OpenSearchAuditIndex:
             "track_total_hits": True,
             "_source": {"excludes": ["text"]},
         }
-        if cursor is not None:
-            try:
-                body["search_after"] = list(decode_cursor(cursor))
-            except ValueError as exc:
-                raise InvalidCursor(str(exc)) from None
+        if after is not None:
+            body["search_after"] = list(after)
         hits = self._search(body)["hits"]
         rows = hits["hits"]
         page = rows[:size]

@@ -21,13 +21,14 @@ on them (DESIGN.md §4):
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 from uuid import UUID
 
-from polystream.audit.documents import AuditRecord, DocKind, IndexItem
+from polystream.audit.documents import AuditRecord, DocKind, IndexItem, decode_cursor
 
 
 class AuditIndexError(RuntimeError):
@@ -140,3 +141,37 @@ class AuditIndex(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+class KeywordSearch(ABC):
+    """`AuditIndex.search` for every index: the size and cursor are checked and the keywords
+    become an `AuditQuery` here; an index only runs the query (`_page`)."""
+
+    def search(
+        self,
+        *,
+        user_id: str | None = None,
+        type: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        text: str | None = None,
+        kind: DocKind | None = None,
+        size: int = 50,
+        cursor: str | None = None,
+    ) -> AuditPage:
+        if not 1 <= size <= MAX_PAGE_SIZE:
+            raise ValueError(f"size must be between 1 and {MAX_PAGE_SIZE}")
+        after: tuple[int, str] | None = None
+        if cursor is not None:
+            try:
+                after = decode_cursor(cursor)
+            except ValueError as exc:
+                raise InvalidCursor(str(exc)) from None
+        query = AuditQuery(user_id=user_id, type=type, since=since, until=until, text=text,
+                           kind=kind)
+        return self._page(query, size, after)
+
+    @abstractmethod
+    def _page(self, query: AuditQuery, size: int, after: tuple[int, str] | None) -> AuditPage:
+        """Up to ``size`` documents matching ``query``, newest first; with ``after`` (a
+        decoded cursor), only those that sort after it."""

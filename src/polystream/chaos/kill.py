@@ -13,6 +13,7 @@ import random
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -70,9 +71,13 @@ def _committed(settings: Settings, sink: Sink) -> tuple[int, int]:
     return committed_total(settings.kafka, group, topics), lag
 
 
-def _publish_paced(settings: Settings, path: Path, rate: float, done: threading.Event,
-                   counter: list[int]) -> None:
-    pub = KafkaEventPublisher(settings.kafka, client_id="polystream-chaos-kill")
+def publish_paced(settings: Settings, path: Path, rate: float, done: threading.Event,
+                   counter: list[int], *, client_id: str = "polystream-chaos-kill",
+                   flush: Callable[[KafkaEventPublisher, float], None] = KafkaEventPublisher.flush,
+                   pause_flush_s: float = 30, final_flush_s: float = 120) -> None:
+    """Publish the recorded events at ``rate`` per second, counting them in ``counter``; set
+    ``done`` at the end. ``flush`` drains the producer before each pause and at the end."""
+    pub = KafkaEventPublisher(settings.kafka, client_id=client_id)
     started = time.monotonic()
     try:
         for ev in read_recorded(path):
@@ -80,9 +85,9 @@ def _publish_paced(settings: Settings, path: Path, rate: float, done: threading.
             counter[0] += 1
             ahead = counter[0] / rate - (time.monotonic() - started)
             if ahead > 0.05:
-                pub.flush(30)
+                flush(pub, pause_flush_s)
                 time.sleep(ahead)
-        pub.flush(120)
+        flush(pub, final_flush_s)
     finally:
         pub.close(30)
         done.set()
@@ -115,7 +120,7 @@ def run_kill_drill(base: Settings, *, events: int, kills: int, rate: float,
             counter = [0]
             started = time.monotonic()
             publisher = threading.Thread(
-                target=_publish_paced, args=(base, path, rate, published, counter), daemon=True)
+                target=publish_paced, args=(base, path, rate, published, counter), daemon=True)
             publisher.start()
             # Random moments, counted in records handed to the producer (a loaded host
             # publishes slower than ``rate``), one per slice: every kill has records after it.

@@ -32,13 +32,13 @@ from polystream.bus.ports import PublishError
 from polystream.bus.topic_read import read_topics
 from polystream.bus.topology import topic_of, topic_specs
 from polystream.chaos.backlog import Log, _deployments, _write
-from polystream.chaos.kill import _committed, _sinks
+from polystream.chaos.kill import _committed, _sinks, publish_paced
 from polystream.chaos.outcome import Outcome, judge
 from polystream.chaos.processes import PolystreamProcess
 from polystream.domain.errors import InvalidEvent
 from polystream.domain.events import SessionLoginStarted, decode
 from polystream.settings import Settings
-from polystream.simulate import SimConfig, read_recorded
+from polystream.simulate import SimConfig
 from polystream.stack.manager import Stack
 
 if TYPE_CHECKING:  # the test client pulls httpx and a deprecation warning into every CLI run
@@ -135,22 +135,10 @@ def _flush_through(pub: KafkaEventPublisher, timeout_s: float) -> None:
 
 def _publish_paced(settings: Settings, path: Path, rate: float, done: threading.Event,
                    counter: list[int]) -> None:
-    """As the kill drill's publisher, but it outlives a Kafka outage (the kill drill's gives
-    up after one 30 s flush, and the rest of the file would count as lost)."""
-    pub = KafkaEventPublisher(settings.kafka, client_id="polystream-chaos-outage")
-    started = time.monotonic()
-    try:
-        for ev in read_recorded(path):
-            pub.publish_fire(ev.topic, ev.key, ev.value)
-            counter[0] += 1
-            ahead = counter[0] / rate - (time.monotonic() - started)
-            if ahead > 0.05:
-                _flush_through(pub, 300)
-                time.sleep(ahead)
-        _flush_through(pub, 300)
-    finally:
-        pub.close(30)
-        done.set()
+    """The kill drill's publisher, made to outlive a Kafka outage (the kill drill's gives up
+    after one 30 s flush, and the rest of the file would count as lost)."""
+    publish_paced(settings, path, rate, done, counter, client_id="polystream-chaos-outage",
+                  flush=_flush_through, pause_flush_s=300, final_flush_s=300)
 
 
 def _total_lag(settings: Settings) -> int | None:

@@ -16,7 +16,7 @@ from pathlib import Path
 from polystream.bus.admin import ensure_topics
 from polystream.bus.topology import topic_specs
 from polystream.chaos.backlog import Log, _deployments, _write
-from polystream.chaos.kill import _committed, _drain, _publish_paced, _sinks
+from polystream.chaos.kill import _committed, _drain, _sinks, publish_paced
 from polystream.chaos.outcome import Outcome, judge
 from polystream.chaos.processes import PolystreamProcess
 from polystream.domain.events import Sink
@@ -75,7 +75,7 @@ def run_rebalance_drill(base: Settings, *, events: int, rate: float, freeze_s: f
             published = threading.Event()
             counter = [0]
             started = time.monotonic()
-            threading.Thread(target=_publish_paced, args=(base, path, rate, published, counter),
+            threading.Thread(target=publish_paced, args=(base, path, rate, published, counter),
                              daemon=True).start()
             while time.monotonic() - started < events / rate / 3:
                 time.sleep(0.1)

@@ -19,16 +19,33 @@ from polystream.settings import load_settings
 app = typer.Typer(no_args_is_help=True, help="drills over real processes on the real stack")
 console = Console()
 
+# The options several drills take, with the same meaning in each.
+FlowEvents = Annotated[int, typer.Option(min=100, help="events published during the drill")]
+Published = Annotated[int, typer.Option(min=100, help="events published")]
+Rate = Annotated[float, typer.Option(min=10, help="events published per second")]
+Share = Annotated[float, typer.Option(min=0.0, max=1.0, help="share of records sent twice")]
+Seed = Annotated[int, typer.Option()]
+Workdir = Annotated[Path | None, typer.Option(help="keep event files and logs here")]
+
+
+def _verdict(lines: list[str], ok: bool, *, soft_wrap: bool = False) -> None:
+    """Print a drill's report; exit 1 when it failed (the drills are run by CI)."""
+    for line in lines:
+        console.print(line, soft_wrap=soft_wrap)
+    if not ok:
+        console.print("[red]failed[/]")
+        raise typer.Exit(1)
+
 
 @app.command()
 def backlog(
     events: Annotated[int, typer.Option(min=100, help="events under test")] = 100_000,
     other_events: Annotated[int, typer.Option(min=0, help="events of another run first")] = 10_000,
     freeze: Annotated[float, typer.Option(min=1, help="seconds of each freeze")] = 35.0,
-    seed: Annotated[int, typer.Option()] = 7,
+    seed: Seed = 7,
     variant: Annotated[list[str] | None, typer.Option(
         help=f"which variants (default all: {', '.join(VARIANTS)})")] = None,
-    workdir: Annotated[Path | None, typer.Option(help="keep event files and logs here")] = None,
+    workdir: Workdir = None,
 ) -> None:
     """Drain a backlog fast, throttled, across a freeze and across a start-up freeze, each in
     its own deployment of `worker all`; verify each; SIGTERM a worker after a long freeze.
@@ -59,101 +76,82 @@ def backlog(
 
 @app.command()
 def kill(
-    events: Annotated[int, typer.Option(min=100, help="events published during the drill")
-                      ] = 100_000,
+    events: FlowEvents = 100_000,
     kills: Annotated[int, typer.Option(min=1, help="SIGKILLs, each followed by a restart")] = 20,
-    rate: Annotated[float, typer.Option(min=10, help="events published per second")] = 500.0,
-    seed: Annotated[int, typer.Option()] = 11,
-    workdir: Annotated[Path | None, typer.Option(help="keep event files and logs here")] = None,
+    rate: Rate = 500.0,
+    seed: Seed = 11,
+    workdir: Workdir = None,
 ) -> None:
     """SIGKILL sink and audit workers (`worker <sink>` processes) at random moments while
     events flow, restarting each at once; then verify. Exit 1 unless nothing is lost,
     duplicated or stale and every killed worker made progress again within 60 s."""
     report = run_kill_drill(load_settings(), events=events, kills=kills, rate=rate, seed=seed,
                             workdir=workdir, log=console.print)
-    for line in report.lines():
-        console.print(line)
-    if not report.outcome.ok or any(k.recovered_s is None for k in report.kills):
-        console.print("[red]failed[/]")
-        raise typer.Exit(1)
+    _verdict(report.lines(),
+             report.outcome.ok and all(k.recovered_s is not None for k in report.kills))
 
 
 def _redelivery(events: int, share: float, replay: bool, seed: int,
                 workdir: Path | None) -> RedeliveryReport:
-    report = run_redelivery_drill(load_settings(), events=events, share=share, replay=replay,
-                                  seed=seed, workdir=workdir, log=console.print)
-    for line in report.lines():
-        console.print(line)
-    return report
+    return run_redelivery_drill(load_settings(), events=events, share=share, replay=replay,
+                                seed=seed, workdir=workdir, log=console.print)
 
 
 @app.command()
 def duplicates(
-    events: Annotated[int, typer.Option(min=100, help="events published")] = 100_000,
-    share: Annotated[float, typer.Option(min=0.0, max=1.0,
-                                         help="share of records sent twice")] = 0.10,
-    seed: Annotated[int, typer.Option()] = 13,
-    workdir: Annotated[Path | None, typer.Option(help="keep event files and logs here")] = None,
+    events: Published = 100_000,
+    share: Share = 0.10,
+    seed: Seed = 13,
+    workdir: Workdir = None,
 ) -> None:
     """Publish events with a share of them re-sent a little later and older title versions
     sent after newer ones; drain; verify. Exit 1 unless nothing is lost, duplicated or
     stale."""
     report = _redelivery(events, share, False, seed, workdir)
-    if not report.outcome.ok:
-        console.print("[red]failed[/]")
-        raise typer.Exit(1)
+    _verdict(report.lines(), report.outcome.ok)
 
 
 @app.command()
 def replay(
-    events: Annotated[int, typer.Option(min=100, help="events published")] = 100_000,
-    share: Annotated[float, typer.Option(min=0.0, max=1.0,
-                                         help="share of records sent twice")] = 0.10,
-    seed: Annotated[int, typer.Option()] = 13,
-    workdir: Annotated[Path | None, typer.Option(help="keep event files and logs here")] = None,
+    events: Published = 100_000,
+    share: Share = 0.10,
+    seed: Seed = 13,
+    workdir: Workdir = None,
 ) -> None:
     """The duplicates drill, then every sink group rewound to where it started and drained
     again into the same stores. Exit 1 unless both verify clean and no store's digest
     changed."""
     report = _redelivery(events, share, True, seed, workdir)
-    if not report.outcome.ok or report.replay_outcome is None \
-            or not report.replay_outcome.ok or report.changed:
-        console.print("[red]failed[/]")
-        raise typer.Exit(1)
+    _verdict(report.lines(), report.outcome.ok and report.replay_outcome is not None
+             and report.replay_outcome.ok and not report.changed)
 
 
 @app.command()
 def rebalance(
-    events: Annotated[int, typer.Option(min=100, help="events published during the drill")
-                      ] = 100_000,
-    rate: Annotated[float, typer.Option(min=10, help="events published per second")] = 500.0,
+    events: FlowEvents = 100_000,
+    rate: Rate = 500.0,
     freeze: Annotated[float, typer.Option(min=1, help="seconds frozen (session: 10 s)")] = 35.0,
-    seed: Annotated[int, typer.Option()] = 17,
-    workdir: Annotated[Path | None, typer.Option(help="keep event files and logs here")] = None,
+    seed: Seed = 17,
+    workdir: Workdir = None,
 ) -> None:
     """Two `worker <sink>` processes per store sink; one third in, one of each pair is frozen
     (SIGSTOP) past the group's session timeout so the group rebalances under it, then
     resumed; drain; verify. Exit 1 unless nothing is lost, duplicated or stale."""
     report = run_rebalance_drill(load_settings(), events=events, rate=rate, freeze_s=freeze,
                                  seed=seed, workdir=workdir, log=console.print)
-    for line in report.lines():
-        console.print(line)
-    if not report.outcome.ok:
-        console.print("[red]failed[/]")
-        raise typer.Exit(1)
+    _verdict(report.lines(), report.outcome.ok)
 
 
 @app.command()
 def outage(
-    events: Annotated[int, typer.Option(min=100, help="events published during the drill")
-                      ] = 20_000,
+    events: FlowEvents = 20_000,
     down: Annotated[float, typer.Option(min=1, help="seconds each server stays stopped")] = 20.0,
-    rate: Annotated[float, typer.Option(min=10, help="events published per second")] = 150.0,
+    rate: Rate = 150.0,
     server: Annotated[list[str] | None, typer.Option(
         help=f"which servers (default all: {', '.join(SERVERS)})")] = None,
-    seed: Annotated[int, typer.Option()] = 19,
+    seed: Seed = 19,
     titles: Annotated[int, typer.Option(min=1, help="catalog size (generated first)")] = 300,
-    workdir: Annotated[Path | None, typer.Option(help="keep event files and logs here")] = None,
+    workdir: Workdir = None,
 ) -> None:
     """Stop each server of this stack in turn for DOWN seconds while events flow and
     `worker all` drains them, then start it again; verify. Exit 1 unless every outage's lag
@@ -167,12 +165,8 @@ def outage(
     report = run_outage_drill(load_settings(), events=events, down_s=down, rate=rate,
                               seed=seed, titles=titles, servers=chosen, workdir=workdir,
                               log=console.print)
-    for line in report.lines():
-        console.print(line)
-    if not report.outcome.ok or any(o.recovered_s is None or not o.healthz_ok
-                                    or not o.reads_ok for o in report.outages):
-        console.print("[red]failed[/]")
-        raise typer.Exit(1)
+    _verdict(report.lines(), report.outcome.ok and all(
+        o.recovered_s is not None and o.healthz_ok and o.reads_ok for o in report.outages))
 
 
 @app.command()
@@ -183,8 +177,8 @@ def poison(
                     ] = 200.0,
     rounds: Annotated[int, typer.Option(min=1, help="poison records of each kind per topic")
                       ] = 3,
-    seed: Annotated[int, typer.Option()] = 23,
-    workdir: Annotated[Path | None, typer.Option(help="keep event files and logs here")] = None,
+    seed: Seed = 23,
+    workdir: Workdir = None,
 ) -> None:
     """Produce poison records of seven kinds on every event topic (and three on the receipts
     topic) while valid events flow and `worker all` drains them; read the dead-letter topic;
@@ -193,8 +187,5 @@ def poison(
     valid is lost, duplicated or stale."""
     report = run_poison_drill(load_settings(), events=events, rate=rate, rounds=rounds,
                               seed=seed, workdir=workdir, log=console.print)
-    for line in report.lines():
-        console.print(line, soft_wrap=True)  # the table is wider than a terminal's 80 columns
-    if not report.ok:
-        console.print("[red]failed[/]")
-        raise typer.Exit(1)
+    # The poison table is wider than a terminal's 80 columns.
+    _verdict(report.lines(), report.ok, soft_wrap=True)

@@ -30,12 +30,13 @@ from polystream.sinks.redis_live import (
     LiveStoreConfig,
     cache_version,
     checked_prefix,
-    continue_item,
+    continue_items,
     event_fields,
     outcome_of,
     scope_user,
     stars_of,
     to_ms,
+    top_rated_parts,
     trending_weights,
     utc_now,
     viewing_from_hash,
@@ -790,15 +791,12 @@ class InMemoryLiveStore:
             self._tick()
             titles = [title for title, _ in self._ks.zrev(key)[:limit]]
             entries = self._ks.hmget(key + ":pos", *titles)
-        items = (continue_item(title, entry) for title, entry in zip(titles, entries, strict=True))
-        return [item for item in items if item is not None]
+        return continue_items(titles, entries)
 
     def top_rated(
         self, limit: int = 10, genre: Genre | str | None = None
     ) -> list[tuple[str, float]]:
-        key = self._k("rank", "top_rated")
-        if genre is not None:
-            key = self._k("rank", "top_rated", str(genre))
+        key = self._k(*top_rated_parts(genre))
         with self._lock:
             self._tick()
             return self._ks.zrev(key)[:limit]

@@ -354,6 +354,17 @@ def continue_item(title_id: str, entry: str | None) -> ContinueItem | None:
     )
 
 
+def continue_items(titles: Sequence[str], entries: Sequence[str | None]) -> list[ContinueItem]:
+    """The continue-watching rows of ``titles`` still open (finished ones are tombstones)."""
+    items = (continue_item(title, entry) for title, entry in zip(titles, entries, strict=True))
+    return [item for item in items if item is not None]
+
+
+def top_rated_parts(genre: Genre | str | None) -> tuple[str, ...]:
+    """Key parts of the top-rated ranking: of all titles, or of one genre's."""
+    return ("rank", "top_rated") if genre is None else ("rank", "top_rated", str(genre))
+
+
 def stars_of(entry: str | None) -> int | None:
     if entry is None:
         return None
@@ -684,15 +695,12 @@ class RedisLiveStore:
             entries = cast(
                 list[str | None], self._redis.hmget(key + ":pos", titles) if titles else []
             )
-        items = (continue_item(title, entry) for title, entry in zip(titles, entries, strict=True))
-        return [item for item in items if item is not None]
+        return continue_items(titles, entries)
 
     def top_rated(
         self, limit: int = 10, genre: Genre | str | None = None
     ) -> list[tuple[str, float]]:
-        key = self._k("rank", "top_rated")
-        if genre is not None:
-            key = self._k("rank", "top_rated", str(genre))
+        key = self._k(*top_rated_parts(genre))
         with _edge():
             rows = self._redis.zrange(key, 0, limit - 1, desc=True, withscores=True)
         return ranked(cast(list[tuple[str, float]], rows))

@@ -8,6 +8,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from polystream.settings import Settings
 from polystream.stack.process import ManagedProcess, ProcessRecord, StackError
@@ -29,6 +30,16 @@ def port_open(host: str, port: int, timeout_s: float = 0.5) -> bool:
             return True
     except OSError:
         return False
+
+
+class ServerSettings(Protocol):
+    """What the stack reads from a server's section of the settings."""
+
+    @property
+    def managed(self) -> bool: ...
+
+    @property
+    def host_port(self) -> tuple[str, int]: ...
 
 
 @dataclass(frozen=True)
@@ -65,11 +76,8 @@ class Server(ABC):
     # --- to implement -------------------------------------------------------------------
     @property
     @abstractmethod
-    def managed(self) -> bool: ...
-
-    @property
-    @abstractmethod
-    def address(self) -> str: ...
+    def cfg(self) -> ServerSettings:
+        """This server's section of the settings (subclasses narrow the type)."""
 
     @abstractmethod
     def provision(self) -> None:
@@ -103,6 +111,15 @@ class Server(ABC):
         return [(host, int(port))]
 
     # --- shared -------------------------------------------------------------------------
+    @property
+    def managed(self) -> bool:
+        return self.cfg.managed
+
+    @property
+    def address(self) -> str:
+        host, port = self.cfg.host_port
+        return f"{host}:{port}"
+
     def health(self) -> Health:
         rec = self.process.running() if self.managed else None
         try:

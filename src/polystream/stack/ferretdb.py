@@ -28,15 +28,6 @@ class FerretDBServer(Server):
         return self.settings.mongo
 
     @property
-    def managed(self) -> bool:
-        return self.cfg.managed
-
-    @property
-    def address(self) -> str:
-        host, port = self.cfg.host_port
-        return f"{host}:{port}"
-
-    @property
     def binary(self) -> Path:
         return self.home / "build" / "ferretdb"
 

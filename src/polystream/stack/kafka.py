@@ -42,15 +42,6 @@ class KafkaServer(Server):
     def cfg(self) -> KafkaSettings:
         return self.settings.kafka
 
-    @property
-    def managed(self) -> bool:
-        return self.cfg.managed
-
-    @property
-    def address(self) -> str:
-        host, port = self.cfg.host_port
-        return f"{host}:{port}"
-
     def ports(self) -> list[tuple[str, int]]:
         host, port = self.cfg.host_port
         return [(host, port), (host, self.cfg.controller_port)]

@@ -25,14 +25,6 @@ class OpenSearchServer(Server):
     def cfg(self) -> OpenSearchSettings:
         return self.settings.opensearch
 
-    @property
-    def managed(self) -> bool:
-        return self.cfg.managed
-
-    @property
-    def address(self) -> str:
-        return f"127.0.0.1:{self.cfg.http_port}"
-
     def ports(self) -> list[tuple[str, int]]:
         return [("127.0.0.1", self.cfg.http_port), ("127.0.0.1", self.cfg.transport_port)]
 

@@ -34,14 +34,6 @@ class PostgresServer(Server):
         return self.settings.postgres
 
     @property
-    def managed(self) -> bool:
-        return bool(self.cfg.managed)
-
-    @property
-    def address(self) -> str:
-        return f"{self.cfg.host}:{self.cfg.port}"
-
-    @property
     def data_dir(self) -> Path:
         return self._base() / "data"
 

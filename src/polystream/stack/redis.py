@@ -19,14 +19,6 @@ class RedisServer(Server):
     def cfg(self) -> RedisSettings:
         return self.settings.redis
 
-    @property
-    def managed(self) -> bool:
-        return self.cfg.managed
-
-    @property
-    def address(self) -> str:
-        return f"{self.cfg.host}:{self.cfg.port}"
-
     def provision(self) -> None:
         if self.cfg.tls:
             raise StackError("redis: the managed server listens without TLS; set "

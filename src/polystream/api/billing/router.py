@@ -15,7 +15,7 @@ from polystream.api.billing.schemas import (
     RecordPayment,
     StartSubscription,
 )
-from polystream.api.commands import Options, user_responses
+from polystream.api.commands import Options, command_route, user_responses
 from polystream.api.deps import Runtime
 from polystream.api.ownership import check_subscription, own_user_id
 from polystream.domain.events import Id
@@ -30,10 +30,8 @@ _AUTH_NOTE = (
 )
 
 
-@router.post(
-    "/subscriptions",
-    status_code=202,
-    responses=user_responses(creates=True),
+@command_route(
+    router.post, "/subscriptions", responses=user_responses(creates=True),
     summary="Start a subscription",
     description="Publishes `subscription.started`; `resource_id` is the subscription's id."
     + _AUTH_NOTE,
@@ -45,10 +43,8 @@ async def start_subscription(
     return await service.start_subscription(runtime, user_id, body, options)
 
 
-@router.post(
-    "/subscriptions/{subscription_id}/plan",
-    status_code=202,
-    responses=user_responses(),
+@command_route(
+    router.post, "/subscriptions/{subscription_id}/plan", responses=user_responses(),
     summary="Change a subscription's plan",
     description="Publishes `subscription.plan_changed`." + _AUTH_NOTE,
 )
@@ -61,10 +57,8 @@ async def change_plan(
     return await service.change_plan(runtime, user_id, subscription_id, body, options)
 
 
-@router.post(
-    "/subscriptions/{subscription_id}/cancel",
-    status_code=202,
-    responses=user_responses(),
+@command_route(
+    router.post, "/subscriptions/{subscription_id}/cancel", responses=user_responses(),
     summary="Cancel a subscription",
     description="Publishes `subscription.canceled`." + _AUTH_NOTE,
 )
@@ -80,10 +74,8 @@ async def cancel_subscription(
     return await service.cancel_subscription(runtime, user_id, subscription_id, body, options)
 
 
-@router.post(
-    "/payments",
-    status_code=202,
-    responses=user_responses(creates=True),
+@command_route(
+    router.post, "/payments", responses=user_responses(creates=True),
     summary="Record a payment",
     description="Publishes `payment.succeeded` or `payment.failed`; `resource_id` is the "
     "payment's id. Send the provider's token, the card brand and the last four digits only: "

@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from polystream.api.auth import Operator
 from polystream.api.catalog import service
 from polystream.api.catalog.schemas import AddRelation, UpsertTitle
-from polystream.api.commands import Options, command_responses
+from polystream.api.commands import Options, command_responses, command_route
 from polystream.api.deps import Runtime
 from polystream.api.errors import ErrorBody
 from polystream.api.fields import TitleIdPath
@@ -28,10 +28,8 @@ _OPERATOR_NOTE = (
 )
 
 
-@router.put(
-    "/catalog/titles/{title_id}",
-    status_code=202,
-    responses={**command_responses(), **_AUTH},
+@command_route(
+    router.put, "/catalog/titles/{title_id}", responses={**command_responses(), **_AUTH},
     summary="Create or replace a title",
     description="Publishes `catalog.title_upserted` (a full snapshot with a growing "
     "`version`)." + _OPERATOR_NOTE,
@@ -42,10 +40,8 @@ async def upsert_title(
     return await service.upsert_title(runtime, title_id, body, options)
 
 
-@router.delete(
-    "/catalog/titles/{title_id}",
-    status_code=202,
-    responses={**command_responses(), **_AUTH},
+@command_route(
+    router.delete, "/catalog/titles/{title_id}", responses={**command_responses(), **_AUTH},
     summary="Remove a title",
     description="Publishes `catalog.title_removed`." + _OPERATOR_NOTE,
 )
@@ -58,10 +54,8 @@ async def remove_title(
     return await service.remove_title(runtime, title_id, version, options)
 
 
-@router.post(
-    "/catalog/relations",
-    status_code=202,
-    responses={**command_responses(), **_AUTH},
+@command_route(
+    router.post, "/catalog/relations", responses={**command_responses(), **_AUTH},
     summary="Add (or re-weight) a relation between two titles",
     description="Publishes `catalog.relation_added`." + _OPERATOR_NOTE,
 )
@@ -69,10 +63,8 @@ async def add_relation(body: AddRelation, runtime: Runtime, options: Options) ->
     return await service.add_relation(runtime, body, options)
 
 
-@router.delete(
-    "/catalog/relations",
-    status_code=202,
-    responses={**command_responses(), **_AUTH},
+@command_route(
+    router.delete, "/catalog/relations", responses={**command_responses(), **_AUTH},
     summary="Remove a relation between two titles",
     description="Publishes `catalog.relation_removed`. The edge is given in the query "
     "(a DELETE body is dropped by some proxies)." + _OPERATOR_NOTE,
@@ -87,9 +79,8 @@ async def remove_relation(
     return await service.remove_relation(runtime, from_title_id, to_title_id, kind, options)
 
 
-@router.post(
-    "/catalog/titles/{title_id}/assets",
-    status_code=202,
+@command_route(
+    router.post, "/catalog/titles/{title_id}/assets",
     responses={
         **command_responses(creates=True),
         **_AUTH,

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Path
 from fastapi.responses import JSONResponse
 
 from polystream.api.auth import Operator
-from polystream.api.commands import Options, command_responses
+from polystream.api.commands import Options, command_responses, command_route
 from polystream.api.deps import Runtime
 from polystream.api.errors import ErrorBody
 from polystream.api.flags import service
@@ -17,9 +17,8 @@ from polystream.api.flags.schemas import SetFlag
 router = APIRouter(tags=["flags (operators)"], dependencies=[Operator])
 
 
-@router.put(
-    "/flags/{name}",
-    status_code=202,
+@command_route(
+    router.put, "/flags/{name}",
     responses={
         **command_responses(),
         401: {"model": ErrorBody, "description": "No token, or an unknown or expired one."},

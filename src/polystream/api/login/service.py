@@ -12,8 +12,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from ipaddress import ip_address
+from typing import TypeVar
 
 from uuid6 import uuid7
 
@@ -42,6 +44,8 @@ ACCOUNTS_DOWN = "the account store is unavailable; retry later"
 TOO_MANY = "too many login attempts; retry later"
 # A client whose address is not an IP (a test client, a Unix socket) is recorded as this.
 UNKNOWN_ADDRESS = "0.0.0.0"
+
+T = TypeVar("T")
 
 
 def _address(host: str | None) -> str:
@@ -135,12 +139,17 @@ async def _ended(runtime: ApiRuntime, sessions: list[LoginSession],
         await publish(runtime, event)
 
 
-async def logout(runtime: ApiRuntime, principal: Principal) -> None:
-    assert principal.digest is not None
+async def _sessions_call(call: Callable[[str], T], arg: str) -> T:
+    """A session store call off the event loop; the store down answers 503."""
     try:
-        ended = await asyncio.to_thread(runtime.deps.sessions.revoke, principal.digest)
+        return await asyncio.to_thread(call, arg)
     except Exception as exc:
         raise ApiError(503, STORE_DOWN, headers={"Retry-After": "1"}) from exc
+
+
+async def logout(runtime: ApiRuntime, principal: Principal) -> None:
+    assert principal.digest is not None
+    ended = await _sessions_call(runtime.deps.sessions.revoke, principal.digest)
     # The session is over whether or not the event gets out; a publish failure is a 503 the
     # client may retry (the second logout then finds nothing and publishes nothing).
     await _ended(runtime, [ended] if ended else [], SessionEndReason.LOGOUT)
@@ -148,10 +157,7 @@ async def logout(runtime: ApiRuntime, principal: Principal) -> None:
 
 async def revoke_all(runtime: ApiRuntime, principal: Principal) -> int:
     assert principal.user_id is not None
-    try:
-        ended = await asyncio.to_thread(runtime.deps.sessions.revoke_all, principal.user_id)
-    except Exception as exc:
-        raise ApiError(503, STORE_DOWN, headers={"Retry-After": "1"}) from exc
+    ended = await _sessions_call(runtime.deps.sessions.revoke_all, principal.user_id)
     await _ended(runtime, ended, SessionEndReason.REVOKED)
     return len(ended)
 
@@ -159,17 +165,11 @@ async def revoke_all(runtime: ApiRuntime, principal: Principal) -> int:
 async def end_every_session(runtime: ApiRuntime, user_id: str) -> int:
     """Erasure: every login session of the user ends at once (``session.ended`` with reason
     ``user_erased`` for each)."""
-    try:
-        ended = await asyncio.to_thread(runtime.deps.sessions.revoke_all, user_id)
-    except Exception as exc:
-        raise ApiError(503, STORE_DOWN, headers={"Retry-After": "1"}) from exc
+    ended = await _sessions_call(runtime.deps.sessions.revoke_all, user_id)
     await _ended(runtime, ended, SessionEndReason.USER_ERASED)
     return len(ended)
 
 
 async def list_sessions(runtime: ApiRuntime, principal: Principal) -> list[LoginSession]:
     assert principal.user_id is not None
-    try:
-        return await asyncio.to_thread(runtime.deps.sessions.list, principal.user_id)
-    except Exception as exc:
-        raise ApiError(503, STORE_DOWN, headers={"Retry-After": "1"}) from exc
+    return await _sessions_call(runtime.deps.sessions.list, principal.user_id)

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Path
 from fastapi.responses import JSONResponse
 
 from polystream.api.auth import CurrentUser
-from polystream.api.commands import Options, user_responses
+from polystream.api.commands import Options, command_route, user_responses
 from polystream.api.deps import Runtime
 from polystream.api.errors import ErrorBody
 from polystream.api.ownership import check_stream_limit, check_viewing_session, own_user_id
@@ -26,9 +26,8 @@ _AUTH_NOTE = (
 )
 
 
-@router.post(
-    "/playback/sessions",
-    status_code=202,
+@command_route(
+    router.post, "/playback/sessions",
     responses={
         **user_responses(creates=True),
         409: {"model": ErrorBody, "description": "The plan's concurrent streams are all in "
@@ -48,10 +47,8 @@ async def start_playback(
     return await service.start(runtime, user_id, body, options)
 
 
-@router.post(
-    "/playback/sessions/{session_id}/progress",
-    status_code=202,
-    responses=user_responses(),
+@command_route(
+    router.post, "/playback/sessions/{session_id}/progress", responses=user_responses(),
     summary="Playback heartbeat",
     description="Publishes `playback.progress`." + _AUTH_NOTE,
 )
@@ -64,10 +61,8 @@ async def playback_progress(
     return await service.progress(runtime, user_id, session_id, body, options)
 
 
-@router.post(
-    "/playback/sessions/{session_id}/stop",
-    status_code=202,
-    responses=user_responses(),
+@command_route(
+    router.post, "/playback/sessions/{session_id}/stop", responses=user_responses(),
     summary="Stop a viewing session",
     description="Publishes `playback.stopped`." + _AUTH_NOTE,
 )

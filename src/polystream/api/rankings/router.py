@@ -9,9 +9,8 @@ from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import JSONResponse
 
 from polystream.api.rankings.schemas import PublicFlags, RankingPage
-from polystream.api.reads import Reads, only_params, read_responses, unavailable
+from polystream.api.reads import Reads, only_params, read_errors, read_responses
 from polystream.domain.events import Genre
-from polystream.reads.catalog import StoreUnavailable
 from polystream.reads.service import Ranking
 
 router = APIRouter(tags=["rankings and flags (public reads)"])
@@ -34,10 +33,8 @@ async def ranking(
     day: Annotated[date | None, Query(description="most-watched: the UTC day (default "
                                       "today)")] = None,
 ) -> JSONResponse:
-    try:
+    with read_errors():
         return JSONResponse(await reads.ranking(ranking, genre, limit, day))
-    except StoreUnavailable as exc:
-        raise unavailable(exc) from None
 
 
 @router.get(
@@ -51,7 +48,5 @@ async def ranking(
     dependencies=[Depends(only_params())],
 )
 async def public_flags(reads: Reads) -> JSONResponse:
-    try:
+    with read_errors():
         return JSONResponse({"flags": await reads.public_flags()})
-    except StoreUnavailable as exc:
-        raise unavailable(exc) from None

@@ -6,7 +6,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from polystream.api.auth import CurrentUser
-from polystream.api.commands import Options, user_responses
+from polystream.api.commands import Options, command_route, user_responses
 from polystream.api.deps import Runtime
 from polystream.api.fields import TitleIdPath, UserIdPath
 from polystream.api.ownership import own_user_id
@@ -21,10 +21,8 @@ _AUTH_NOTE = (
 )
 
 
-@router.put(
-    "/titles/{title_id}/ratings/{user_id}",
-    status_code=202,
-    responses=user_responses(),
+@command_route(
+    router.put, "/titles/{title_id}/ratings/{user_id}", responses=user_responses(),
     summary="Rate a title",
     description="Publishes `rating.submitted` (replaces the user's previous rating)."
     + _AUTH_NOTE,
@@ -37,10 +35,8 @@ async def rate_title(
     return await service.rate(runtime, title_id, user_id, body, options)
 
 
-@router.delete(
-    "/titles/{title_id}/ratings/{user_id}",
-    status_code=202,
-    responses=user_responses(),
+@command_route(
+    router.delete, "/titles/{title_id}/ratings/{user_id}", responses=user_responses(),
     summary="Withdraw a rating",
     description="Publishes `rating.retracted`." + _AUTH_NOTE,
 )

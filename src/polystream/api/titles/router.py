@@ -10,18 +10,11 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from polystream.api.errors import ApiError, FieldProblem
 from polystream.api.fields import TitleIdPath
-from polystream.api.reads import (
-    Reads,
-    not_found,
-    only_params,
-    read_responses,
-    unavailable,
-)
+from polystream.api.reads import Reads, only_params, read_errors, read_responses
 from polystream.api.titles.schemas import RelatedTitles, TitlePage
 from polystream.domain.events import Genre, TitleKind, TitleUpserted
 from polystream.domain.events.vocabulary import MaturityRating
-from polystream.reads.catalog import StoreUnavailable
-from polystream.reads.service import MAX_RELATED, Body, NotFound
+from polystream.reads.service import MAX_RELATED, Body
 from polystream.reads.titles import (
     DEFAULT_PAGE,
     MAX_PAGE,
@@ -86,10 +79,8 @@ async def browse_titles(
         except BadCursor as exc:
             raise ApiError(400, "invalid cursor", [
                 FieldProblem(field="query.cursor", message=str(exc), type="cursor")]) from None
-    try:
+    with read_errors():
         return _json(await reads.browse(query))
-    except StoreUnavailable as exc:
-        raise unavailable(exc) from None
 
 
 @router.get(
@@ -103,12 +94,8 @@ async def browse_titles(
     dependencies=[Depends(only_params())],
 )
 async def get_title(title_id: TitleIdPath, reads: Reads) -> Response:
-    try:
+    with read_errors("title"):
         return _json(await reads.title(title_id))
-    except NotFound:
-        raise not_found("title") from None
-    except StoreUnavailable as exc:
-        raise unavailable(exc) from None
 
 
 @router.get(
@@ -124,12 +111,8 @@ async def related_titles(
     title_id: TitleIdPath, reads: Reads,
     limit: Annotated[int, Query(ge=1, le=MAX_RELATED)] = 20,
 ) -> JSONResponse:
-    try:
+    with read_errors("title"):
         return JSONResponse(await reads.related(title_id, limit))
-    except NotFound:
-        raise not_found("title") from None
-    except StoreUnavailable as exc:
-        raise unavailable(exc) from None
 
 
 @router.get(
@@ -147,17 +130,13 @@ async def poster(
     title_id: TitleIdPath, reads: Reads,
     if_none_match: Annotated[str | None, Header(max_length=1024)] = None,
 ) -> Response:
-    try:
+    with read_errors("poster"):
         info = await reads.poster(title_id)
         etag = f'"{info.sha256}"'
         headers = {"ETag": etag, "Cache-Control": f"public, max-age={_POSTER_MAX_AGE_S}"}
         if if_none_match is not None and _etag_matches(if_none_match, info.sha256):
             return Response(status_code=304, headers=headers)
         stream = await reads.poster_bytes(info)
-    except NotFound:
-        raise not_found("poster") from None
-    except StoreUnavailable as exc:
-        raise unavailable(exc) from None
     headers["Content-Length"] = str(info.size_bytes)
     return StreamingResponse(stream, media_type=info.content_type.value, headers=headers)
 

@@ -6,7 +6,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from polystream.api.auth import CurrentUser
-from polystream.api.commands import Options, command_responses, user_responses
+from polystream.api.commands import Options, command_responses, command_route, user_responses
 from polystream.api.deps import Runtime
 from polystream.api.fields import UserIdPath
 from polystream.api.ownership import own_user_id
@@ -46,10 +46,8 @@ async def register_user(body: RegisterUser, runtime: Runtime, options: Options) 
     return await service.register(runtime, body, options)
 
 
-@router.patch(
-    "/users/{user_id}",
-    status_code=202,
-    responses=user_responses(),
+@command_route(
+    router.patch, "/users/{user_id}", responses=user_responses(),
     summary="Update a profile",
     description="Publishes `user.profile_updated` with the fields sent." + _AUTH_NOTE,
 )
@@ -61,10 +59,8 @@ async def update_profile(
     return await service.update_profile(runtime, user_id, body, options)
 
 
-@router.put(
-    "/users/{user_id}/preferences",
-    status_code=202,
-    responses=user_responses(),
+@command_route(
+    router.put, "/users/{user_id}/preferences", responses=user_responses(),
     summary="Replace a user's preferences",
     description="Publishes `preferences.updated` (a full snapshot)." + _AUTH_NOTE,
 )
@@ -76,10 +72,8 @@ async def set_preferences(
     return await service.set_preferences(runtime, user_id, body, options)
 
 
-@router.delete(
-    "/me",
-    status_code=202,
-    responses=user_responses(),
+@command_route(
+    router.delete, "/me", responses=user_responses(),
     summary="Erase my account (right to be forgotten)",
     description="Publishes `user.erased` (reason `user_request`) and ends every login session "
     "of the caller at once (`session.ended`, reason `user_erased`): the token sent stops "

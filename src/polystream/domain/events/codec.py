@@ -176,6 +176,11 @@ def decode_dict(obj: Mapping[str, Any]) -> AnyEvent:
     _require_generated_fields(spec, obj.get("event_id"), obj.get("occurred_at"))
     if upcaster is not None:
         return _validate_upcast(spec, upcaster, obj)
+    return _validate_as(spec, obj)
+
+
+def _validate_as(spec: EventSpec, obj: Mapping[str, Any]) -> AnyEvent:
+    """``obj`` validated as an envelope of ``spec``'s type and version."""
     try:
         # Through JSON text, so strict fields (datetimes) accept their JSON form exactly as
         # they would on the wire, and Python-only values (a datetime object) do not slip in.
@@ -197,14 +202,7 @@ def _validate_upcast(spec: EventSpec, upcaster: Upcaster, obj: Mapping[str, Any]
         # A payload that is not an object is left for validation to refuse precisely.
         "payload": upcaster(dict(payload)) if isinstance(payload, dict) else payload,
     }
-    try:
-        text = json.dumps(current, allow_nan=False)
-    except (TypeError, ValueError) as exc:
-        raise MalformedEvent(f"not JSON data: {exc}") from None
-    try:
-        return ENVELOPE_MODELS[spec.type].model_validate_json(text)
-    except ValidationError as exc:
-        raise EventValidationError.from_errors(_field_errors(exc), event_type=spec.type) from None
+    return _validate_as(spec, current)
 
 
 def _spec_for_header(event_type: object, version: object) -> tuple[EventSpec, Upcaster | None]:
