@@ -9,36 +9,21 @@ one, checked by the same contract tests (`tests/contract/`).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Protocol
 
-from polystream.domain.events import AnyEvent, ReceiptStatus, Sink
+from polystream.domain.events import AnyEvent, Sink
+from polystream.domain.outcomes import (
+    DUPLICATE,
+    STALE,
+    STORED,
+    Outcome,
+    missing_prerequisite,
+    rejected,
+)
 
-
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    status: ReceiptStatus
-    reason: str | None = None
-    #: A REJECTED outcome whose cause may go away: the event refers to something that lives on
-    #: another topic (a user, a subscription) and may simply not have been read yet, because
-    #: Kafka orders events per partition, not across topics. The store applied and recorded
-    #: NOTHING for it (no ledger row, no marker), so the worker can offer it again later; after
-    #: `apply(..., allow_defer=False)` the same rejection is final and recorded.
-    retryable: bool = False
-
-
-STORED = Outcome(ReceiptStatus.STORED)
-DUPLICATE = Outcome(ReceiptStatus.DUPLICATE)
-STALE = Outcome(ReceiptStatus.STALE)
-
-
-def rejected(reason: str) -> Outcome:
-    return Outcome(ReceiptStatus.REJECTED, reason)
-
-
-def missing_prerequisite(reason: str) -> Outcome:
-    """The event needs state that another topic brings (see `Outcome.retryable`)."""
-    return Outcome(ReceiptStatus.REJECTED, reason, retryable=True)
+__all__ = [
+    "DUPLICATE", "STALE", "STORED", "EventStore", "Outcome", "missing_prerequisite", "rejected",
+]
 
 
 class EventStore(Protocol):
