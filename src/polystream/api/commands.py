@@ -30,6 +30,7 @@ from polystream.domain.errors import EventValidationError, OversizedEvent
 from polystream.domain.events import (
     AnyEvent,
     Payload,
+    UserRegistered,
     encode,
     new_event,
     parse_payload,
@@ -85,7 +86,7 @@ def sender_of(event: AnyEvent) -> str | None:
     A user command's ``user_id`` is always the token's (``ownership.own_user_id``), and the
     operators' commands carry none. A sign-up's new user is no caller yet (and is given no
     event id to follow), so its status is for operators only."""
-    if event.type == "user.registered":
+    if isinstance(event.payload, UserRegistered):
         return None
     user_id = getattr(event.payload, "user_id", None)
     return user_id if isinstance(user_id, str) else None
