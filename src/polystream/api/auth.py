@@ -21,8 +21,8 @@ from fastapi import Depends
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from polystream.api.deps import ApiRuntime, Runtime
-from polystream.api.errors import ApiError
 from polystream.api.login.tokens import token_digest
+from polystream.api.refusals import Busy, Forbidden, Unauthenticated
 
 _bearer = HTTPBearer(
     auto_error=False,
@@ -53,13 +53,6 @@ def _digest(token: str) -> bytes:
     return hashlib.sha256(token.encode("utf-8", errors="surrogatepass")).digest()
 
 
-def unauthorized(detail: str, error: str | None = None) -> ApiError:
-    challenge = 'Bearer realm="polystream"'
-    if error:
-        challenge += f', error="{error}"'
-    return ApiError(401, detail, headers={"WWW-Authenticate": challenge})
-
-
 async def _resolve(runtime: ApiRuntime, token: str) -> Principal | None:
     configured = runtime.settings.api.operator_token.get_secret_value()
     if configured and hmac.compare_digest(_digest(token), _digest(configured)):
@@ -70,7 +63,7 @@ async def _resolve(runtime: ApiRuntime, token: str) -> Principal | None:
             runtime.deps.sessions.touch, digest, runtime.settings.api.session_ttl_s
         )
     except Exception as exc:
-        raise ApiError(503, STORE_DOWN, headers={"Retry-After": "1"}) from exc
+        raise Busy(STORE_DOWN, retry_after_s=1) from exc
     if session is None:
         return None
     return Principal(session.user_id, session.role, session.session_id, digest)
@@ -91,7 +84,7 @@ async def optional_principal(
         return None
     principal = await _resolve(runtime, credentials.credentials)
     if principal is None:
-        raise unauthorized("invalid or expired token; log in again", "invalid_token")
+        raise Unauthenticated("invalid or expired token; log in again", "invalid_token")
     return principal
 
 
@@ -100,19 +93,19 @@ MaybePrincipal = Annotated[Principal | None, Depends(optional_principal)]
 
 async def require_user(principal: MaybePrincipal) -> Principal:
     if principal is None:
-        raise unauthorized("login required: send 'Authorization: Bearer <access_token>' "
+        raise Unauthenticated("login required: send 'Authorization: Bearer <access_token>' "
                             "from POST /auth/login")
     if principal.user_id is None:
-        raise ApiError(403, "the operator token stands for no user; log in as a user")
+        raise Forbidden("the operator token stands for no user; log in as a user")
     return principal
 
 
 async def require_operator(runtime: Runtime, principal: MaybePrincipal) -> Principal:
     if principal is None:
-        raise unauthorized("operator access required: send 'Authorization: Bearer <token>' "
+        raise Unauthenticated("operator access required: send 'Authorization: Bearer <token>' "
                             "(an operator's access_token or the operator token)")
     if not principal.operator:
-        raise ApiError(403, "operators only")
+        raise Forbidden("operators only")
     return principal
 
 

@@ -15,21 +15,28 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
+from polystream.api.refusals import (
+    INVALID_REQUEST,
+    Busy,
+    Conflict,
+    FieldProblem,
+    Forbidden,
+    Invalid,
+    InvalidCursor,
+    Missing,
+    Refusal,
+    TooLarge,
+    TooMany,
+    Unauthenticated,
+    Unsupported,
+    UpstreamRefused,
+)
 from polystream.domain.errors import FieldError
 
-INVALID_REQUEST = "the request is invalid; nothing was published"
-
-
-class FieldProblem(BaseModel):
-    """What is wrong with one input, and where."""
-
-    field: str = Field(
-        description="Where: body.<path>, path.<name>, query.<name>, header.<name> or "
-        "body (the body as a whole).",
-        examples=["body.stars"],
-    )
-    message: str = Field(examples=["Input should be less than or equal to 5"])
-    type: str = Field(description="Machine-readable kind (pydantic's error type).")
+__all__ = [
+    "INVALID_REQUEST", "ErrorBody", "FieldProblem", "Refusal", "error_response",
+    "event_problems", "install_error_handlers", "refusal_response", "request_problems",
+]
 
 
 class ErrorBody(BaseModel):
@@ -37,22 +44,41 @@ class ErrorBody(BaseModel):
     errors: list[FieldProblem] = Field(default_factory=list)
 
 
-class ApiError(Exception):
-    """An HTTP refusal raised anywhere below a route; rendered by the handler below."""
+#: The one table from a kind of refusal to its status code (the most specific class wins).
+_STATUS: dict[type[Refusal], int] = {
+    Invalid: 422,
+    Conflict: 409,
+    InvalidCursor: 400,
+    TooLarge: 413,
+    Unsupported: 415,
+    Missing: 404,
+    Unauthenticated: 401,
+    Forbidden: 403,
+    TooMany: 429,
+    Busy: 503,
+    UpstreamRefused: 502,
+}
 
-    def __init__(
-        self,
-        status: int,
-        detail: str,
-        errors: Sequence[FieldProblem] = (),
-        *,
-        headers: Mapping[str, str] | None = None,
-    ) -> None:
-        super().__init__(detail)
-        self.status = status
-        self.detail = detail
-        self.errors = list(errors)
-        self.headers = dict(headers or {})
+
+def status_of(refusal: Refusal) -> int:
+    for kind in type(refusal).__mro__:
+        if kind in _STATUS:
+            return _STATUS[kind]
+    return 400
+
+
+def refusal_response(refusal: Refusal) -> JSONResponse:
+    """The HTTP answer to a refusal: its status, the documented body and its headers."""
+    headers: dict[str, str] = {}
+    if isinstance(refusal, Busy):
+        headers["Retry-After"] = str(refusal.retry_after_s)
+    if isinstance(refusal, Unauthenticated):
+        challenge = f'Bearer realm="{refusal.realm}"'
+        if refusal.error:
+            challenge += f', error="{refusal.error}"'
+        headers["WWW-Authenticate"] = challenge
+    return error_response(status_of(refusal), refusal.detail, refusal.problems,
+                          headers or None)
 
 
 def error_response(
@@ -117,9 +143,9 @@ def event_problems(errors: Sequence[FieldError], where: Mapping[str, str]) -> li
     return problems
 
 
-async def _api_error(_request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, ApiError)
-    return error_response(exc.status, exc.detail, exc.errors, exc.headers or None)
+async def _refusal(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, Refusal)
+    return refusal_response(exc)
 
 
 async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
@@ -128,5 +154,5 @@ async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    app.add_exception_handler(ApiError, _api_error)
+    app.add_exception_handler(Refusal, _refusal)
     app.add_exception_handler(RequestValidationError, _validation_error)

@@ -29,7 +29,7 @@ from urllib.parse import parse_qsl
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from polystream.api.errors import FieldProblem, error_response
+from polystream.api.errors import FieldProblem, error_response, refusal_response
 from polystream.api.operator_gate import Resolve, needs_operator, operator_refusal
 from polystream.domain.events import contains_card_data, find_card_data
 from polystream.domain.events.cards import DIGIT_RUN, normalise_digits
@@ -142,8 +142,8 @@ class RequestGuard:
                 await response(scope, receive, send)
                 return
             if refusal is not None:
-                response = error_response(refusal.status, refusal.detail,
-                                          headers={**refusal.headers, "Connection": "close"})
+                response = refusal_response(refusal)
+                response.headers["Connection"] = "close"
                 await response(scope, receive, send)
                 return
         content_type = headers.get("content-type", "").lower()

@@ -12,8 +12,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Final
+
+from polystream.api.refusals import Forbidden, Refusal, Unauthenticated
 
 #: Path prefixes where only operators may write (the catalog and flag commands)...
 OPERATOR_WRITE_PREFIXES: Final = ("/catalog", "/flags")
@@ -23,14 +24,7 @@ OPERATOR_PREFIXES: Final = ("/audit",)
 # refusing early, so only writes are gated there.
 _READS: Final = frozenset({"GET", "HEAD", "OPTIONS"})
 
-_REALM: Final = 'Bearer realm="polystream-operator"'
-
-
-@dataclass(frozen=True, slots=True)
-class Refusal:
-    status: int
-    detail: str
-    headers: dict[str, str]
+_REALM: Final = "polystream-operator"
 
 
 def _under(path: str, prefixes: tuple[str, ...]) -> bool:
@@ -60,17 +54,17 @@ async def operator_refusal(configured: str, authorization: str | None,
     scheme, _, token = (authorization or "").strip().partition(" ")
     token = token.strip()
     if scheme.lower() != "bearer" or not token:
-        return Refusal(401, "operator access required: send 'Authorization: Bearer <token>' "
-                       "(an operator's access_token or the operator token)",
-                       {"WWW-Authenticate": _REALM})
+        return Unauthenticated("operator access required: send 'Authorization: Bearer "
+                               "<token>' (an operator's access_token or the operator token)",
+                               realm=_REALM)
     if configured and hmac.compare_digest(_digest(token), _digest(configured)):
         return None
     is_operator = await resolve(token) if resolve is not None else None
     if is_operator is None:
-        return Refusal(401, "invalid or expired token; log in again",
-                       {"WWW-Authenticate": f'{_REALM}, error="invalid_token"'})
+        return Unauthenticated("invalid or expired token; log in again", "invalid_token",
+                               realm=_REALM)
     if not is_operator:
-        return Refusal(403, "operators only", {})
+        return Forbidden("operators only")
     return None
 
 

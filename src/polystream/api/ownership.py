@@ -15,7 +15,7 @@ from typing import Final, Protocol
 
 from polystream.api.auth import Principal
 from polystream.api.deps import ApiRuntime
-from polystream.api.errors import ApiError
+from polystream.api.refusals import Conflict, Missing
 from polystream.domain.events import PLANS
 
 log = logging.getLogger("polystream.api.ownership")
@@ -26,8 +26,8 @@ USER_ID_NOTE: Final = (
 )
 
 
-def not_found() -> ApiError:
-    return ApiError(404, NOT_FOUND)
+def not_found() -> Missing:
+    return Missing(NOT_FOUND)
 
 
 def own_user_id(principal: Principal, given: str | None) -> str:
@@ -88,8 +88,6 @@ async def check_stream_limit(runtime: ApiRuntime, user_id: str) -> None:
         return
     allowed = PLANS[plan].max_streams
     if len(active) >= allowed:
-        raise ApiError(
-            409,
-            f"the {plan.value} plan allows {allowed} concurrent stream"
+        raise Conflict(f"the {plan.value} plan allows {allowed} concurrent stream"
             f"{'s' if allowed != 1 else ''}; stop one before starting another",
         )

@@ -9,11 +9,12 @@ from typing import Annotated, Any, cast
 
 from fastapi import Depends, Request
 
-from polystream.api.errors import ApiError, ErrorBody, FieldProblem
+from polystream.api.errors import ErrorBody, FieldProblem
+from polystream.api.refusals import Busy, Invalid, Missing
 from polystream.reads.catalog import StoreUnavailable
 from polystream.reads.service import NotFound, ReadService
 
-STORE_DOWN_RETRY_S = "2"
+STORE_DOWN_RETRY_S = 2
 
 
 def get_reads(request: Request) -> ReadService:
@@ -34,7 +35,7 @@ def only_params(*names: str) -> Callable[[Request], None]:
     def check(request: Request) -> None:
         unknown = sorted({key for key in request.query_params if key not in allowed})
         if unknown:
-            raise ApiError(422, "the request is invalid", [
+            raise Invalid("the request is invalid", [
                 FieldProblem(field=f"query.{key[:64]}", message="unknown query parameter; "
                              f"allowed: {', '.join(sorted(allowed)) or 'none'}",
                              type="extra_forbidden")
@@ -44,12 +45,12 @@ def only_params(*names: str) -> Callable[[Request], None]:
     return check
 
 
-def unavailable(exc: StoreUnavailable) -> ApiError:
-    return ApiError(503, f"{exc}; retry later", headers={"Retry-After": STORE_DOWN_RETRY_S})
+def unavailable(exc: StoreUnavailable) -> Busy:
+    return Busy(f"{exc}; retry later", retry_after_s=STORE_DOWN_RETRY_S)
 
 
-def not_found(what: str) -> ApiError:
-    return ApiError(404, f"{what} not found")
+def not_found(what: str) -> Missing:
+    return Missing(f"{what} not found")
 
 
 class read_errors:

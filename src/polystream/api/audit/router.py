@@ -21,8 +21,16 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import SecretStr
 
 from polystream.api.audit.schemas import AuditEventsPage
-from polystream.api.errors import ApiError, ErrorBody, FieldProblem
+from polystream.api.errors import ErrorBody, FieldProblem
 from polystream.api.fields import Instant, SearchText
+from polystream.api.refusals import (
+    Busy,
+    Forbidden,
+    Invalid,
+    Missing,
+    Unauthenticated,
+    UpstreamRefused,
+)
 from polystream.audit.documents import AuditRecord, DocKind
 from polystream.audit.ports import (
     MAX_PAGE_SIZE,
@@ -61,22 +69,20 @@ def _operator_check(
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     ) -> None:
         if not expected:
-            raise ApiError(403, "operator endpoints are disabled: no operator token is "
+            raise Forbidden("operator endpoints are disabled: no operator token is "
                            "configured (set POLYSTREAM_API__OPERATOR_TOKEN)")
         if credentials is None:
-            raise ApiError(401, "operator token required: send 'Authorization: Bearer "
-                           "<operator token>'",
-                           headers={"WWW-Authenticate": 'Bearer realm="polystream-operator"'})
+            raise Unauthenticated("operator token required: send 'Authorization: Bearer "
+                                  "<operator token>'", realm="polystream-operator")
         if not hmac.compare_digest(_digest(credentials.credentials), expected_digest):
-            raise ApiError(401, "invalid operator token", headers={
-                "WWW-Authenticate": 'Bearer realm="polystream-operator", error="invalid_token"'})
+            raise Unauthenticated("invalid operator token", "invalid_token",
+                                  realm="polystream-operator")
 
     return require_operator
 
 
-def _unavailable() -> ApiError:
-    return ApiError(503, "the audit index is unavailable; retry later",
-                    headers={"Retry-After": "5"})
+def _unavailable() -> Busy:
+    return Busy("the audit index is unavailable; retry later", retry_after_s=5)
 
 
 def make_router(
@@ -113,20 +119,20 @@ def make_router(
         cursor: Annotated[str | None, Query(max_length=512)] = None,
     ) -> JSONResponse:
         if since is not None and until is not None and since >= until:
-            raise ApiError(422, "the time range is empty", [FieldProblem(
+            raise Invalid("the time range is empty", [FieldProblem(
                 field="query.until", message="must be after since", type="range")])
         try:
             page = await run_in_threadpool(
                 index.search, user_id=user, type=type, since=since, until=until, text=text,
                 kind=kind, size=limit, cursor=cursor)
         except InvalidCursor:
-            raise ApiError(422, "invalid cursor", [FieldProblem(
+            raise Invalid("invalid cursor", [FieldProblem(
                 field="query.cursor", message="not a cursor from this API",
                 type="cursor")]) from None
         except AuditIndexUnavailable:
             raise _unavailable() from None
         except AuditIndexError as exc:
-            raise ApiError(502, f"the audit index refused the query: {exc}") from None
+            raise UpstreamRefused(f"the audit index refused the query: {exc}") from None
         body = AuditEventsPage(items=page.items, total=page.total, next_cursor=page.next_cursor)
         return JSONResponse(body.model_dump(mode="json", exclude_none=False),
                             headers={"Cache-Control": "no-store"})
@@ -146,9 +152,9 @@ def make_router(
         except AuditIndexUnavailable:
             raise _unavailable() from None
         except AuditIndexError as exc:
-            raise ApiError(502, f"the audit index refused the query: {exc}") from None
+            raise UpstreamRefused(f"the audit index refused the query: {exc}") from None
         if record is None:
-            raise ApiError(404, "no audit document for this event id")
+            raise Missing("no audit document for this event id")
         return JSONResponse(record.model_dump(mode="json"),
                             headers={"Cache-Control": "no-store"})
 

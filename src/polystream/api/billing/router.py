@@ -15,7 +15,7 @@ from polystream.api.billing.schemas import (
     RecordPayment,
     StartSubscription,
 )
-from polystream.api.commands import Options, command_route, user_responses
+from polystream.api.command_http import Options, answer, command_route, user_responses
 from polystream.api.deps import Runtime
 from polystream.api.ownership import check_subscription, own_user_id
 from polystream.domain.events import Id
@@ -40,7 +40,7 @@ async def start_subscription(
     body: StartSubscription, principal: CurrentUser, runtime: Runtime, options: Options
 ) -> JSONResponse:
     user_id = own_user_id(principal, body.user_id)
-    return await service.start_subscription(runtime, user_id, body, options)
+    return answer(await service.start_subscription(runtime, user_id, body, options))
 
 
 @command_route(
@@ -54,7 +54,7 @@ async def change_plan(
 ) -> JSONResponse:
     user_id = own_user_id(principal, body.user_id)
     await check_subscription(runtime, principal, subscription_id)
-    return await service.change_plan(runtime, user_id, subscription_id, body, options)
+    return answer(await service.change_plan(runtime, user_id, subscription_id, body, options))
 
 
 @command_route(
@@ -71,7 +71,8 @@ async def cancel_subscription(
 ) -> JSONResponse:
     user_id = own_user_id(principal, body.user_id)
     await check_subscription(runtime, principal, subscription_id)
-    return await service.cancel_subscription(runtime, user_id, subscription_id, body, options)
+    return answer(
+        await service.cancel_subscription(runtime, user_id, subscription_id, body, options))
 
 
 @command_route(
@@ -87,4 +88,4 @@ async def record_payment(
 ) -> JSONResponse:
     user_id = own_user_id(principal, body.user_id)
     await check_subscription(runtime, principal, body.subscription_id)
-    return await service.record_payment(runtime, user_id, body, options)
+    return answer(await service.record_payment(runtime, user_id, body, options))

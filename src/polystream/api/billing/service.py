@@ -5,7 +5,6 @@ from __future__ import annotations
 import calendar
 from datetime import UTC, datetime
 
-from fastapi.responses import JSONResponse
 from uuid6 import uuid7
 
 from polystream.api.billing.schemas import (
@@ -14,7 +13,7 @@ from polystream.api.billing.schemas import (
     RecordPayment,
     StartSubscription,
 )
-from polystream.api.commands import Command, CommandOptions, submit
+from polystream.api.commands import Command, CommandOptions, CommandResult, submit
 from polystream.api.deps import ApiRuntime
 from polystream.domain.events import (
     PaymentFailed,
@@ -36,7 +35,7 @@ def one_month_after(start: datetime) -> datetime:
 
 async def start_subscription(
     runtime: ApiRuntime, user_id: str, body: StartSubscription, options: CommandOptions
-) -> JSONResponse:
+) -> CommandResult:
     subscription_id = str(uuid7())
     start = body.period_start or datetime.now(UTC)
     payload = {
@@ -56,7 +55,7 @@ async def start_subscription(
 async def change_plan(
     runtime: ApiRuntime, user_id: str, subscription_id: str, body: ChangePlan,
     options: CommandOptions,
-) -> JSONResponse:
+) -> CommandResult:
     payload = {"subscription_id": subscription_id, **body.model_dump(), "user_id": user_id}
     return await submit(
         runtime,
@@ -68,7 +67,7 @@ async def change_plan(
 async def cancel_subscription(
     runtime: ApiRuntime, user_id: str, subscription_id: str, body: CancelSubscription,
     options: CommandOptions,
-) -> JSONResponse:
+) -> CommandResult:
     payload = {
         "subscription_id": subscription_id,
         "user_id": user_id,
@@ -84,7 +83,7 @@ async def cancel_subscription(
 
 async def record_payment(
     runtime: ApiRuntime, user_id: str, body: RecordPayment, options: CommandOptions
-) -> JSONResponse:
+) -> CommandResult:
     payment_id = str(uuid7())
     payload = body.model_dump(exclude={"outcome", "failure_reason"})
     payload["user_id"] = user_id

@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from polystream.api.auth import Operator
 from polystream.api.catalog import service
 from polystream.api.catalog.schemas import AddRelation, UpsertTitle
-from polystream.api.commands import Options, command_responses, command_route
+from polystream.api.command_http import Options, answer, command_responses, command_route
 from polystream.api.deps import Runtime
 from polystream.api.errors import ErrorBody
 from polystream.api.fields import TitleIdPath
@@ -37,7 +37,7 @@ _OPERATOR_NOTE = (
 async def upsert_title(
     title_id: TitleIdPath, body: UpsertTitle, runtime: Runtime, options: Options
 ) -> JSONResponse:
-    return await service.upsert_title(runtime, title_id, body, options)
+    return answer(await service.upsert_title(runtime, title_id, body, options))
 
 
 @command_route(
@@ -51,7 +51,7 @@ async def remove_title(
     runtime: Runtime,
     options: Options,
 ) -> JSONResponse:
-    return await service.remove_title(runtime, title_id, version, options)
+    return answer(await service.remove_title(runtime, title_id, version, options))
 
 
 @command_route(
@@ -60,7 +60,7 @@ async def remove_title(
     description="Publishes `catalog.relation_added`." + _OPERATOR_NOTE,
 )
 async def add_relation(body: AddRelation, runtime: Runtime, options: Options) -> JSONResponse:
-    return await service.add_relation(runtime, body, options)
+    return answer(await service.add_relation(runtime, body, options))
 
 
 @command_route(
@@ -76,7 +76,7 @@ async def remove_relation(
     runtime: Runtime,
     options: Options,
 ) -> JSONResponse:
-    return await service.remove_relation(runtime, from_title_id, to_title_id, kind, options)
+    return answer(await service.remove_relation(runtime, from_title_id, to_title_id, kind, options))
 
 
 @command_route(
@@ -101,5 +101,7 @@ async def upload_asset(
     options: Options,
 ) -> JSONResponse:
     # Already parsed (and cached) by FastAPI for the two parameters above.
-    service.check_asset_form(await request.form())
-    return await service.upload_asset(runtime, title_id, kind, file, options)
+    service.check_asset_form((await request.form()).multi_items())
+    data = await file.read(MAX_ASSET_BYTES + 1)
+    return answer(await service.upload_asset(runtime, title_id, kind, data, file.content_type,
+                                             options))

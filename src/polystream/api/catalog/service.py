@@ -5,17 +5,16 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+from collections.abc import Sequence
 
-from fastapi import UploadFile
-from fastapi.responses import JSONResponse
-from starlette.datastructures import FormData
 from uuid6 import uuid7
 
 from polystream.api.catalog.schemas import AddRelation, UpsertTitle
-from polystream.api.commands import Command, CommandOptions, submit
+from polystream.api.commands import Command, CommandOptions, CommandResult, submit
 from polystream.api.deps import ApiRuntime
-from polystream.api.errors import INVALID_REQUEST, ApiError, FieldProblem
+from polystream.api.errors import INVALID_REQUEST, FieldProblem
 from polystream.api.guard import CARD_DATA_DETAIL
+from polystream.api.refusals import Invalid, TooLarge, Unsupported
 from polystream.domain.events import (
     MAX_ASSET_BYTES,
     AssetKind,
@@ -36,7 +35,7 @@ _ASSET_FORM_FIELDS = frozenset({"file", "kind"})
 
 async def upsert_title(
     runtime: ApiRuntime, title_id: str, body: UpsertTitle, options: CommandOptions
-) -> JSONResponse:
+) -> CommandResult:
     payload = {"title_id": title_id, **body.model_dump()}
     return await submit(
         runtime, options, Command(TitleUpserted, payload, where=_TITLE_IN_PATH)
@@ -45,7 +44,7 @@ async def upsert_title(
 
 async def remove_title(
     runtime: ApiRuntime, title_id: str, version: int, options: CommandOptions
-) -> JSONResponse:
+) -> CommandResult:
     payload = {"title_id": title_id, "version": version}
     return await submit(
         runtime,
@@ -60,7 +59,7 @@ async def remove_title(
 
 async def add_relation(
     runtime: ApiRuntime, body: AddRelation, options: CommandOptions
-) -> JSONResponse:
+) -> CommandResult:
     return await submit(runtime, options, Command(RelationAdded, body.model_dump()))
 
 
@@ -70,7 +69,7 @@ async def remove_relation(
     to_title_id: str,
     kind: RelationKind,
     options: CommandOptions,
-) -> JSONResponse:
+) -> CommandResult:
     payload = {"from_title_id": from_title_id, "to_title_id": to_title_id, "kind": kind}
     where = {name: f"query.{name}" for name in payload}
     return await submit(runtime, options, Command(RelationRemoved, payload, where=where))
@@ -81,46 +80,48 @@ def sniff_image(data: bytes) -> ImageType | None:
     return sniff(data)
 
 
-def check_asset_form(form: FormData) -> None:
+def check_asset_form(items: Sequence[tuple[str, object]]) -> None:
     """The multipart equivalent of ``extra="forbid"`` and of the card-data guard, which
     cannot look inside multipart bodies."""
     problems = [
         FieldProblem(field=f"body.{name}", message="Extra inputs are not permitted",
                      type="extra_forbidden")
-        for name in sorted(set(form.keys()) - _ASSET_FORM_FIELDS)
+        for name in sorted({name for name, _ in items} - _ASSET_FORM_FIELDS)
     ]
-    texts = {name: value for name, value in form.multi_items() if isinstance(value, str)}
+    texts = {name: value for name, value in items if isinstance(value, str)}
     if contains_card_data(texts):
-        raise ApiError(422, CARD_DATA_DETAIL, [
+        raise Invalid(CARD_DATA_DETAIL, [
             FieldProblem(field="body", message="looks like card data", type="card_data")
         ])
-    if len(form.getlist("file")) > 1:
+    if sum(1 for name, _ in items if name == "file") > 1:
         problems.append(FieldProblem(field="body.file", message="send exactly one file",
                                      type="too_many_files"))
     if problems:
-        raise ApiError(422, INVALID_REQUEST, problems)
+        raise Invalid(INVALID_REQUEST, problems)
 
 
 async def upload_asset(
     runtime: ApiRuntime,
     title_id: str,
     kind: AssetKind,
-    file: UploadFile,
+    data: bytes,
+    declared_type: str | None,
     options: CommandOptions,
-) -> JSONResponse:
-    data = await file.read(MAX_ASSET_BYTES + 1)
+) -> CommandResult:
+    """``data`` is the upload, read up to one byte past the limit (so an oversized one is
+    seen without reading it whole); ``declared_type`` its Content-Type, if any."""
     if len(data) > MAX_ASSET_BYTES:
-        raise ApiError(413, f"the image is larger than {MAX_ASSET_BYTES} bytes", [
+        raise TooLarge(f"the image is larger than {MAX_ASSET_BYTES} bytes", [
             FieldProblem(field="body.file", message=f"at most {MAX_ASSET_BYTES} bytes",
                          type="too_large")
         ])
     if not data:
-        raise ApiError(422, INVALID_REQUEST, [
+        raise Invalid(INVALID_REQUEST, [
             FieldProblem(field="body.file", message="the file is empty", type="empty_file")
         ])
     detected = sniff_image(data)
     if detected is None:
-        raise ApiError(415, "the file must be a PNG, JPEG or WebP image", [
+        raise Unsupported("the file must be a PNG, JPEG or WebP image", [
             FieldProblem(field="body.file", message="not a PNG, JPEG or WebP image",
                          type="unsupported_media_type")
         ])
@@ -128,12 +129,12 @@ async def upload_asset(
         # The structure, not just the signature: polyglots and trailing junk are refused.
         await asyncio.to_thread(inspect_image, data)
     except InvalidImage as exc:
-        raise ApiError(422, f"the file is not a usable image: {exc}", [
+        raise Invalid(f"the file is not a usable image: {exc}", [
             FieldProblem(field="body.file", message=str(exc), type="invalid_image")
         ]) from None
-    declared = (file.content_type or "").split(";", 1)[0].strip().lower()
+    declared = (declared_type or "").split(";", 1)[0].strip().lower()
     if declared in {t.value for t in ImageType} and declared != detected.value:
-        raise ApiError(415, f"the file is a {detected.value} image, not {declared}", [
+        raise Unsupported(f"the file is a {detected.value} image, not {declared}", [
             FieldProblem(field="body.file", message=f"content is {detected.value}",
                          type="content_type_mismatch")
         ])

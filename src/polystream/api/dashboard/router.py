@@ -20,7 +20,8 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingRes
 from pydantic import SecretStr
 
 from polystream.api.audit.router import _operator_check
-from polystream.api.errors import ApiError, ErrorBody
+from polystream.api.errors import ErrorBody
+from polystream.api.refusals import Busy, Invalid, Missing
 from polystream.audit.ports import AuditIndexError
 from polystream.observe.history import Recorder
 from polystream.observe.observatory import Observatory
@@ -59,7 +60,7 @@ def make_router(observatory: Observatory, operator_token: SecretStr | None = Non
     @router.get("/static/{name}", include_in_schema=False)
     async def static(name: str) -> Response:
         if name not in _TYPES:
-            raise ApiError(404, "no such dashboard file")
+            raise Missing("no such dashboard file")
         return Response((_STATIC / name).read_bytes(), media_type=_TYPES[name],
                         headers={"Cache-Control": "no-cache"})
 
@@ -101,14 +102,13 @@ def make_router(observatory: Observatory, operator_token: SecretStr | None = Non
                                                       "description": "Not in the audit trail."}})
     async def lineage(event_id: str) -> JSONResponse:
         if not 1 <= len(event_id) <= 64:
-            raise ApiError(422, "event_id must be 1 to 64 characters")
+            raise Invalid("event_id must be 1 to 64 characters")
         try:
             view = await run_in_threadpool(observatory.lineage, event_id)
         except AuditIndexError as exc:
-            raise ApiError(503, f"the audit index is unavailable: {exc}",
-                           headers={"Retry-After": "5"}) from None
+            raise Busy(f"the audit index is unavailable: {exc}", retry_after_s=5) from None
         if view is None:
-            raise ApiError(404, "no audit document for this event id")
+            raise Missing("no audit document for this event id")
         return JSONResponse(view.model_dump(mode="json"), headers=_NO_STORE)
 
     @router.get("/search", dependencies=operator, responses=_ERRORS,
@@ -118,8 +118,7 @@ def make_router(observatory: Observatory, operator_token: SecretStr | None = Non
         try:
             found = await run_in_threadpool(observatory.search, q, limit)
         except AuditIndexError as exc:
-            raise ApiError(503, f"the audit index is unavailable: {exc}",
-                           headers={"Retry-After": "5"}) from None
+            raise Busy(f"the audit index is unavailable: {exc}", retry_after_s=5) from None
         return JSONResponse([r.model_dump(mode="json") for r in found], headers=_NO_STORE)
 
     @router.get("/posters/{asset_id}", dependencies=operator, response_class=Response,
@@ -131,10 +130,10 @@ def make_router(observatory: Observatory, operator_token: SecretStr | None = Non
                 summary="A poster from the catalogue (GridFS)")
     async def poster(asset_id: str) -> Response:
         if not 1 <= len(asset_id) <= 128:
-            raise ApiError(422, "asset_id must be 1 to 128 characters")
+            raise Invalid("asset_id must be 1 to 128 characters")
         found = await run_in_threadpool(observatory.poster, asset_id)
         if found is None:
-            raise ApiError(404, "no such asset")
+            raise Missing("no such asset")
         content_type, data = found
         return Response(data, media_type=content_type,
                         headers={"Cache-Control": "private, max-age=3600"})

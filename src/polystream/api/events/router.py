@@ -8,13 +8,14 @@ from uuid import UUID
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 
-from polystream.api.auth import MaybePrincipal, Principal, unauthorized
+from polystream.api.auth import MaybePrincipal, Principal
 from polystream.api.commands import owner_digest
 from polystream.api.deps import ApiRuntime, Runtime
-from polystream.api.errors import ApiError, ErrorBody, FieldProblem
+from polystream.api.errors import ErrorBody, FieldProblem
 from polystream.api.events.schemas import EventStatus
 from polystream.api.events.service import ReceiptsUnavailable, read_status
 from polystream.api.ownership import not_found
+from polystream.api.refusals import Busy, Invalid, Unauthenticated
 from polystream.domain.events import EVENT_TYPES
 
 router = APIRouter(tags=["events"])
@@ -49,7 +50,7 @@ async def event_status(
     ] = None,
 ) -> JSONResponse:
     if type is not None and type not in EVENT_TYPES:
-        raise ApiError(422, "unknown event type", [
+        raise Invalid("unknown event type", [
             FieldProblem(field="query.type", message="not a known event type",
                          type="unknown_event_type")
         ])
@@ -57,21 +58,19 @@ async def event_status(
     try:
         status = await read_status(runtime.deps.receipts, event_id, type)
     except ReceiptsUnavailable:
-        raise ApiError(503, "the receipt store is unavailable; retry later",
-                       headers={"Retry-After": "1"}) from None
+        raise Busy("the receipt store is unavailable; retry later", retry_after_s=1) from None
     return JSONResponse(status.model_dump(mode="json"), headers={"Cache-Control": "no-store"})
 
 
 async def _check_owner(runtime: ApiRuntime, principal: Principal | None, event_id: UUID) -> None:
     if principal is None:
-        raise unauthorized("login required: send 'Authorization: Bearer <access_token>' "
+        raise Unauthenticated("login required: send 'Authorization: Bearer <access_token>' "
                            "from POST /auth/login")
     if principal.operator:
         return
     try:
         owner = await runtime.lookup(runtime.deps.receipts.owner_of, event_id)
     except Exception:
-        raise ApiError(503, "the receipt store is unavailable; retry later",
-                       headers={"Retry-After": "1"}) from None
+        raise Busy("the receipt store is unavailable; retry later", retry_after_s=1) from None
     if owner is None or principal.user_id is None or owner != owner_digest(principal.user_id):
         raise not_found()

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Path
 from fastapi.responses import JSONResponse
 
 from polystream.api.auth import Operator
-from polystream.api.commands import Options, command_responses, command_route
+from polystream.api.command_http import Options, answer, command_responses, command_route
 from polystream.api.deps import Runtime
 from polystream.api.errors import ErrorBody
 from polystream.api.flags import service
@@ -35,4 +35,4 @@ async def set_flag(
     runtime: Runtime,
     options: Options,
 ) -> JSONResponse:
-    return await service.set_flag(runtime, name, body, options)
+    return answer(await service.set_flag(runtime, name, body, options))

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi.responses import JSONResponse
-
-from polystream.api.commands import Command, CommandOptions, submit
+from polystream.api.commands import Command, CommandOptions, CommandResult, submit
 from polystream.api.deps import ApiRuntime
 from polystream.api.flags.schemas import SetFlag
 from polystream.domain.events import FlagSet
@@ -12,7 +10,7 @@ from polystream.domain.events import FlagSet
 
 async def set_flag(
     runtime: ApiRuntime, name: str, body: SetFlag, options: CommandOptions
-) -> JSONResponse:
+) -> CommandResult:
     payload = {"name": name, "value": body.value, "scope": body.scope}
     return await submit(
         runtime, options, Command(FlagSet, payload, where={"name": "path.name"})

@@ -22,10 +22,10 @@ from uuid6 import uuid7
 from polystream.api.auth import STORE_DOWN, Principal
 from polystream.api.commands import publish
 from polystream.api.deps import ApiRuntime
-from polystream.api.errors import ApiError
 from polystream.api.login.schemas import AccessToken, Login
 from polystream.api.login.store import LoginSession
 from polystream.api.login.tokens import account_key, new_token, token_digest
+from polystream.api.refusals import Busy, TooMany, Unauthenticated
 from polystream.domain.events import (
     Device,
     DeviceKind,
@@ -66,13 +66,13 @@ async def _check_rate(runtime: ApiRuntime, email: str, address: str) -> None:
     except Exception as exc:
         # Without the counters there is no brute-force protection: refuse rather than
         # verify passwords unthrottled.
-        raise ApiError(503, STORE_DOWN, headers={"Retry-After": "1"}) from exc
+        raise Busy(STORE_DOWN, retry_after_s=1) from exc
     for (count, retry), limit in (
         (by_address, api.login_attempts_per_address),
         (by_account, api.login_attempts_per_account),
     ):
         if count > limit:
-            raise ApiError(429, TOO_MANY, headers={"Retry-After": str(retry)})
+            raise TooMany(TOO_MANY, retry_after_s=retry)
 
 
 async def login(runtime: ApiRuntime, body: Login, client_host: str | None) -> AccessToken:
@@ -81,7 +81,7 @@ async def login(runtime: ApiRuntime, body: Login, client_host: str | None) -> Ac
     await _check_rate(runtime, email, address)
     accounts = runtime.deps.accounts
     if accounts is None:
-        raise ApiError(503, ACCOUNTS_DOWN, headers={"Retry-After": "5"})
+        raise Busy(ACCOUNTS_DOWN, retry_after_s=5)
     try:
         # PostgreSQL text cannot hold NUL, so no account has such an email; asking would be
         # an error of the store, not a failed login.
@@ -90,12 +90,11 @@ async def login(runtime: ApiRuntime, body: Login, client_host: str | None) -> Ac
         )
     except Exception as exc:
         log.warning("login: account lookup failed: %s", type(exc).__name__)
-        raise ApiError(503, ACCOUNTS_DOWN, headers={"Retry-After": "5"}) from exc
+        raise Busy(ACCOUNTS_DOWN, retry_after_s=5) from exc
     password = body.password.get_secret_value()
     stored_hash = credentials.password_hash if credentials is not None else None
     if not await runtime.verify_password(stored_hash, password) or credentials is None:
-        raise ApiError(401, LOGIN_FAILED,
-                       headers={"WWW-Authenticate": 'Bearer realm="polystream"'})
+        raise Unauthenticated(LOGIN_FAILED)
     ttl = runtime.settings.api.session_ttl_s
     token = new_token()
     digest = token_digest(token)
@@ -107,7 +106,7 @@ async def login(runtime: ApiRuntime, body: Login, client_host: str | None) -> Ac
         await asyncio.to_thread(runtime.deps.login_attempts.clear,
                                 f"acct:{account_key(email)}")
     except Exception as exc:
-        raise ApiError(503, STORE_DOWN, headers={"Retry-After": "1"}) from exc
+        raise Busy(STORE_DOWN, retry_after_s=1) from exc
     device = body.device or Device(kind=DeviceKind.WEB, device_id=str(uuid7()))
     event = new_event(
         SessionLoginStarted(
@@ -122,7 +121,7 @@ async def login(runtime: ApiRuntime, body: Login, client_host: str | None) -> Ac
     )
     try:
         await publish(runtime, event)
-    except ApiError:
+    except Busy:
         await asyncio.to_thread(sessions.revoke, digest)
         raise
     return AccessToken(access_token=token, expires_in=ttl)
@@ -144,7 +143,7 @@ async def _sessions_call(call: Callable[[str], T], arg: str) -> T:
     try:
         return await asyncio.to_thread(call, arg)
     except Exception as exc:
-        raise ApiError(503, STORE_DOWN, headers={"Retry-After": "1"}) from exc
+        raise Busy(STORE_DOWN, retry_after_s=1) from exc
 
 
 async def logout(runtime: ApiRuntime, principal: Principal) -> None:

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Query
 
 from polystream.api.auth import CurrentUser
 from polystream.api.deps import ApiRuntime, Runtime
-from polystream.api.errors import ApiError, ErrorBody
+from polystream.api.errors import ErrorBody
 from polystream.api.me.schemas import (
     ContinueWatching,
     ContinueWatchingItem,
@@ -23,6 +23,7 @@ from polystream.api.me.schemas import (
     RatingView,
     SubscriptionView,
 )
+from polystream.api.refusals import Busy, Missing
 from polystream.domain.reads import AccountReader
 
 router = APIRouter(tags=["me"])
@@ -50,14 +51,12 @@ async def _read(name: str, call: Callable[[], T]) -> T:
     try:
         return await asyncio.wait_for(asyncio.to_thread(call), READ_TIMEOUT_S)
     except Exception as exc:
-        raise ApiError(503, f"the {name} store is unavailable; retry later",
-                       headers={"Retry-After": "5"}) from exc
+        raise Busy(f"the {name} store is unavailable; retry later", retry_after_s=5) from exc
 
 
 def _accounts(runtime: ApiRuntime) -> AccountReader:
     if runtime.deps.accounts is None:
-        raise ApiError(503, "the account store is unavailable; retry later",
-                       headers={"Retry-After": "5"})
+        raise Busy("the account store is unavailable; retry later", retry_after_s=5)
     return runtime.deps.accounts
 
 
@@ -76,7 +75,7 @@ async def me(principal: CurrentUser, runtime: Runtime) -> Profile:
     user_id = principal.user_id or ""
     user = await _read("account", lambda: accounts.get_user(user_id))
     if user is None or user.erased:
-        raise ApiError(404, "not found")
+        raise Missing("not found")
     prefs = await _read("account", lambda: accounts.get_preferences(user_id))
     return Profile(
         user_id=user.user_id, email=user.email or "", display_name=user.display_name or "",
@@ -99,7 +98,7 @@ async def my_subscription(principal: CurrentUser, runtime: Runtime) -> Subscript
     user_id = principal.user_id or ""
     found = await _read("account", lambda: accounts.get_subscriptions(user_id))
     if not found:
-        raise ApiError(404, "no subscription")
+        raise Missing("no subscription")
     active = [s for s in found if s.status.value == "active"]
     s = active[-1] if active else found[-1]
     return SubscriptionView(
@@ -148,8 +147,7 @@ async def continue_watching(
 ) -> ContinueWatching:
     live = runtime.deps.live
     if live is None:
-        raise ApiError(503, "the live store is unavailable; retry later",
-                       headers={"Retry-After": "5"})
+        raise Busy("the live store is unavailable; retry later", retry_after_s=5)
     user_id = principal.user_id or ""
     found = await _read("live", lambda: live.continue_watching(user_id, limit))
     return ContinueWatching(items=[ContinueWatchingItem(

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Path
 from fastapi.responses import JSONResponse
 
 from polystream.api.auth import CurrentUser
-from polystream.api.commands import Options, command_route, user_responses
+from polystream.api.command_http import Options, answer, command_route, user_responses
 from polystream.api.deps import Runtime
 from polystream.api.errors import ErrorBody
 from polystream.api.ownership import check_stream_limit, check_viewing_session, own_user_id
@@ -44,7 +44,7 @@ async def start_playback(
 ) -> JSONResponse:
     user_id = own_user_id(principal, body.user_id)
     await check_stream_limit(runtime, user_id)
-    return await service.start(runtime, user_id, body, options)
+    return answer(await service.start(runtime, user_id, body, options))
 
 
 @command_route(
@@ -58,7 +58,7 @@ async def playback_progress(
 ) -> JSONResponse:
     user_id = own_user_id(principal, body.user_id)
     await check_viewing_session(runtime, principal, session_id)
-    return await service.progress(runtime, user_id, session_id, body, options)
+    return answer(await service.progress(runtime, user_id, session_id, body, options))
 
 
 @command_route(
@@ -72,4 +72,4 @@ async def stop_playback(
 ) -> JSONResponse:
     user_id = own_user_id(principal, body.user_id)
     await check_viewing_session(runtime, principal, session_id)
-    return await service.stop(runtime, user_id, session_id, body, options)
+    return answer(await service.stop(runtime, user_id, session_id, body, options))

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi.responses import JSONResponse
 from uuid6 import uuid7
 
-from polystream.api.commands import Command, CommandOptions, submit
+from polystream.api.commands import Command, CommandOptions, CommandResult, submit
 from polystream.api.deps import ApiRuntime
 from polystream.api.playback.schemas import PlaybackHeartbeat, StartPlayback, StopPlayback
 from polystream.domain.events import PlaybackProgress, PlaybackStarted, PlaybackStopped
@@ -15,7 +14,7 @@ _SESSION_IN_PATH = {"viewing_session_id": "path.session_id"}
 
 async def start(
     runtime: ApiRuntime, user_id: str, body: StartPlayback, options: CommandOptions
-) -> JSONResponse:
+) -> CommandResult:
     session_id = str(uuid7())
     payload = {"viewing_session_id": session_id, **body.model_dump(), "user_id": user_id}
     return await submit(
@@ -28,7 +27,7 @@ async def start(
 async def progress(
     runtime: ApiRuntime, user_id: str, session_id: str, body: PlaybackHeartbeat,
     options: CommandOptions,
-) -> JSONResponse:
+) -> CommandResult:
     payload = {"viewing_session_id": session_id, **body.model_dump(), "user_id": user_id}
     return await submit(
         runtime, options, Command(PlaybackProgress, payload, where=_SESSION_IN_PATH)
@@ -37,7 +36,7 @@ async def progress(
 
 async def stop(
     runtime: ApiRuntime, user_id: str, session_id: str, body: StopPlayback, options: CommandOptions
-) -> JSONResponse:
+) -> CommandResult:
     payload = {"viewing_session_id": session_id, **body.model_dump(), "user_id": user_id}
     return await submit(
         runtime, options, Command(PlaybackStopped, payload, where=_SESSION_IN_PATH)

@@ -6,7 +6,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from polystream.api.auth import CurrentUser
-from polystream.api.commands import Options, command_route, user_responses
+from polystream.api.command_http import Options, answer, command_route, user_responses
 from polystream.api.deps import Runtime
 from polystream.api.fields import TitleIdPath, UserIdPath
 from polystream.api.ownership import own_user_id
@@ -32,7 +32,7 @@ async def rate_title(
     runtime: Runtime, options: Options,
 ) -> JSONResponse:
     own_user_id(principal, user_id)
-    return await service.rate(runtime, title_id, user_id, body, options)
+    return answer(await service.rate(runtime, title_id, user_id, body, options))
 
 
 @command_route(
@@ -45,4 +45,4 @@ async def unrate_title(
     options: Options,
 ) -> JSONResponse:
     own_user_id(principal, user_id)
-    return await service.unrate(runtime, title_id, user_id, options)
+    return answer(await service.unrate(runtime, title_id, user_id, options))

@@ -8,9 +8,10 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Header, Query
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
-from polystream.api.errors import ApiError, FieldProblem
+from polystream.api.errors import FieldProblem
 from polystream.api.fields import TitleIdPath
 from polystream.api.reads import Reads, only_params, read_errors, read_responses
+from polystream.api.refusals import Invalid, InvalidCursor
 from polystream.api.titles.schemas import RelatedTitles, TitlePage
 from polystream.domain.events import Genre, TitleKind, TitleUpserted
 from polystream.domain.events.vocabulary import MaturityRating
@@ -70,14 +71,14 @@ async def browse_titles(
         query = TitleQuery(kind=kind, genre=genre, year_from=year_from, year_to=year_to,
                            max_maturity=max_maturity, text=q, sort=sort, limit=limit)
     except ValueError as exc:
-        raise ApiError(422, "the request is invalid",
+        raise Invalid("the request is invalid",
                        [FieldProblem(field="query", message=str(exc), type="value_error")]
                        ) from None
     if cursor is not None:
         try:
             query = decode_cursor(cursor, query)
         except BadCursor as exc:
-            raise ApiError(400, "invalid cursor", [
+            raise InvalidCursor("invalid cursor", [
                 FieldProblem(field="query.cursor", message=str(exc), type="cursor")]) from None
     with read_errors():
         return _json(await reads.browse(query))

@@ -6,7 +6,13 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from polystream.api.auth import CurrentUser
-from polystream.api.commands import Options, command_responses, command_route, user_responses
+from polystream.api.command_http import (
+    Options,
+    answer,
+    command_responses,
+    command_route,
+    user_responses,
+)
 from polystream.api.deps import Runtime
 from polystream.api.fields import UserIdPath
 from polystream.api.ownership import own_user_id
@@ -43,7 +49,8 @@ _AUTH_NOTE = (
     "(`POST /auth/login`) once the account exists; `GET /me` gives its id.",
 )
 async def register_user(body: RegisterUser, runtime: Runtime, options: Options) -> JSONResponse:
-    return await service.register(runtime, body, options)
+    return JSONResponse((await service.register(runtime, body, options)).model_dump(mode="json"),
+                        202)
 
 
 @command_route(
@@ -56,7 +63,7 @@ async def update_profile(
     options: Options,
 ) -> JSONResponse:
     own_user_id(principal, user_id)
-    return await service.update_profile(runtime, user_id, body, options)
+    return answer(await service.update_profile(runtime, user_id, body, options))
 
 
 @command_route(
@@ -69,7 +76,7 @@ async def set_preferences(
     options: Options,
 ) -> JSONResponse:
     own_user_id(principal, user_id)
-    return await service.set_preferences(runtime, user_id, body, options)
+    return answer(await service.set_preferences(runtime, user_id, body, options))
 
 
 @command_route(
@@ -81,4 +88,4 @@ async def set_preferences(
     "docs/events.md, `user.erased`). Irreversible; the email is free for a new account.",
 )
 async def erase_me(principal: CurrentUser, runtime: Runtime, options: Options) -> JSONResponse:
-    return await service.erase_me(runtime, own_user_id(principal, None), options)
+    return answer(await service.erase_me(runtime, own_user_id(principal, None), options))
