@@ -45,7 +45,7 @@ from polystream.domain.events import (
 )
 from polystream.observe.logs import bind
 from polystream.observe.metrics import COMMANDS
-from polystream.observe.tracing import event_headers, trace_id_of
+from polystream.observe.tracing import current_trace_id, event_headers, publish_span, trace_id_of
 
 log = logging.getLogger("polystream.api.commands")
 
@@ -93,7 +93,9 @@ def command_options(
         # An unparsable preference is ignored, as RFC 7240 asks.
         wait_s = float(match.group(1)) if match else None
     wait_s = min(wait_s or 0.0, runtime.settings.api.wait_max_s)
-    trace_id = trace_id_of(traceparent) or new_trace_id()
+    # The request span's trace id (the header's when valid) when spans are exported, so the
+    # API's spans and the event share it; a fresh one otherwise.
+    trace_id = trace_id_of(traceparent) or current_trace_id() or new_trace_id()
     return CommandOptions(wait_s=wait_s, trace_id=trace_id)
 
 
@@ -171,18 +173,20 @@ async def publish(runtime: ApiRuntime, event: AnyEvent, owner: str | None = None
             [FieldProblem(field="body", message=exc.reason, type="too_large")],
         ) from None
     timeout = runtime.settings.api.publish_timeout_s
+    topic = topic_of(event.type).value
     try:
-        future = runtime.deps.publisher.publish(
-            topic_of(event.type).value, event.key, raw,
-            event_headers(event.trace_id, str(event.event_id)))
-        # The owner's key is written while Kafka acknowledges, so it costs no extra latency.
-        owned = (asyncio.ensure_future(_record_owner(runtime, event, owner))
-                 if owner is not None else None)
-        try:
-            await asyncio.wait_for(asyncio.wrap_future(future), timeout)
-        finally:
-            if owned is not None:
-                await owned
+        with publish_span(topic, event.type) as span_id:
+            future = runtime.deps.publisher.publish(
+                topic, event.key, raw, event_headers(event.trace_id, str(event.event_id),
+                                                     span_id))
+            # The owner's key is written while Kafka acknowledges: no extra latency.
+            owned = (asyncio.ensure_future(_record_owner(runtime, event, owner))
+                     if owner is not None else None)
+            try:
+                await asyncio.wait_for(asyncio.wrap_future(future), timeout)
+            finally:
+                if owned is not None:
+                    await owned
     except BusError as exc:  # PublishError, or any other refusal of the bus
         COMMANDS.labels(event.type, "failed").inc()
         log.error("publish of %s %s failed: %s", event.type, event.event_id, exc)
