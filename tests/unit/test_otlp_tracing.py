@@ -85,8 +85,8 @@ def test_without_an_endpoint_no_provider_no_exporter_and_no_span() -> None:
     with tracing.request_span("POST", tracing.traceparent(TRACE_A)) as span:
         assert span is None
         assert tracing.current_trace_id() is None
-    with tracing.publish_span("t", "x") as span_id:
-        assert span_id is None
+    with tracing.publish_span("t", "x") as published:
+        assert published is None
 
 
 def test_a_process_without_an_endpoint_never_imports_the_trace_sdk() -> None:
@@ -113,9 +113,10 @@ def test_with_an_endpoint_the_batch_span_is_exported_with_links() -> None:
         assert len(_exporter_threads()) == 1
         span_a, span_b = "1" * 16, "2" * 16
         loop, handler = _loop([
-            tracing.event_headers(TRACE_A, "e1", span_a),
-            tracing.event_headers(TRACE_A, "e2", span_a),  # the same context: one link
-            tracing.event_headers(TRACE_B, "e3", span_b),
+            tracing.event_headers(TRACE_A, "e1", (span_a, True)),
+            tracing.event_headers(TRACE_A, "e2", (span_a, True)),  # the same context: one link
+            tracing.event_headers(TRACE_B, "e3", (span_b, True)),
+            tracing.event_headers(TRACE_B, "e4", ("3" * 16, False)),  # not sampled: no link
             {"traceparent": b"not a traceparent"},  # no link, no failure
             {},
         ])
@@ -128,9 +129,9 @@ def test_with_an_endpoint_the_batch_span_is_exported_with_links() -> None:
         assert span.name == "test process"
         assert sorted(span.links) == [(TRACE_A, span_a), (TRACE_B, span_b)]
         assert span.trace_id not in (TRACE_A, TRACE_B)
-        assert span.attributes["messaging.batch.message_count"] == 5
-        assert span.attributes["polystream.events"] == 5
-        assert span.attributes["polystream.outcome.stored"] == 5
+        assert span.attributes["messaging.batch.message_count"] == 6
+        assert span.attributes["polystream.events"] == 6
+        assert span.attributes["polystream.outcome.stored"] == 6
         assert span.attributes["polystream.committed"] is True
     finally:
         receiver.close()
@@ -145,8 +146,8 @@ def test_the_request_span_continues_the_callers_trace_and_parents_the_publish() 
         with tracing.request_span("POST", f"00-{TRACE_A.upper()}-{caller}-01") as span:
             assert span is not None
             assert tracing.current_trace_id() == TRACE_A
-            with tracing.publish_span("polystream.users", "user.registered") as span_id:
-                assert span_id is not None
+            with tracing.publish_span("polystream.users", "user.registered") as published:
+                assert published is not None and published[1] is True
         with tracing.request_span("GET", "00-garbage") as span:
             fresh = tracing.current_trace_id()
         assert fresh is not None and fresh != TRACE_A
@@ -155,7 +156,7 @@ def test_the_request_span_continues_the_callers_trace_and_parents_the_publish() 
         server, publish = by_name["POST"], by_name["publish polystream.users"]
         assert (server.trace_id, server.parent_span_id) == (TRACE_A, caller)
         assert (publish.trace_id, publish.parent_span_id, publish.span_id) == (
-            TRACE_A, server.span_id, span_id)
+            TRACE_A, server.span_id, published[0])
         assert by_name["GET"].parent_span_id == ""
     finally:
         receiver.close()

@@ -175,10 +175,9 @@ async def publish(runtime: ApiRuntime, event: AnyEvent, owner: str | None = None
     timeout = runtime.settings.api.publish_timeout_s
     topic = topic_of(event.type).value
     try:
-        with publish_span(topic, event.type) as span_id:
+        with publish_span(topic, event.type) as span:
             future = runtime.deps.publisher.publish(
-                topic, event.key, raw, event_headers(event.trace_id, str(event.event_id),
-                                                     span_id))
+                topic, event.key, raw, event_headers(event.trace_id, str(event.event_id), span))
             # The owner's key is written while Kafka acknowledges: no extra latency.
             owned = (asyncio.ensure_future(_record_owner(runtime, event, owner))
                      if owner is not None else None)

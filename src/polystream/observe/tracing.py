@@ -75,15 +75,19 @@ def new_span_id() -> str:
     return os.urandom(8).hex()
 
 
-def traceparent(trace_id: str, span_id: str | None = None) -> str:
-    """A sampled ``traceparent`` of ``trace_id`` with a fresh (or the given) parent span."""
-    return f"00-{trace_id}-{span_id or new_span_id()}-01"
+def traceparent(trace_id: str, span_id: str | None = None, sampled: bool = True) -> str:
+    """A ``traceparent`` of ``trace_id`` with a fresh (or the given) parent span."""
+    return f"00-{trace_id}-{span_id or new_span_id()}-{'01' if sampled else '00'}"
 
 
-def event_headers(trace_id: str, event_id: str, span_id: str | None = None) -> dict[str, bytes]:
+def event_headers(trace_id: str, event_id: str,
+                  publish: tuple[str, bool] | None = None) -> dict[str, bytes]:
     """Kafka headers of one published event: the consumers log both without decoding it.
-    ``span_id``: the publishing span, when spans are exported (the consumers link to it)."""
-    return {TRACEPARENT: traceparent(trace_id, span_id).encode(), EVENT_ID: event_id.encode()}
+    ``publish``: the publishing span's id and whether it was sampled, when spans are exported
+    (the consumers link to it, sampled ones only)."""
+    span_id, sampled = publish if publish is not None else (None, True)
+    return {TRACEPARENT: traceparent(trace_id, span_id, sampled).encode(),
+            EVENT_ID: event_id.encode()}
 
 
 def log_consumed(consumer: str, records: Sequence[Record]) -> None:
@@ -161,9 +165,9 @@ def current_trace_id() -> str | None:
 
 
 @contextmanager
-def publish_span(topic: str, event_type: str) -> Iterator[str | None]:
-    """A PRODUCER span around one publish; yields its span id for the Kafka header (None when
-    tracing is off: the header then gets a random parent span id, as before)."""
+def publish_span(topic: str, event_type: str) -> Iterator[tuple[str, bool] | None]:
+    """A PRODUCER span around one publish; yields its span id and sampled flag for the Kafka
+    header (None when tracing is off: the header then gets a random parent span id)."""
     if _tracer is None:
         yield None
         return
@@ -172,12 +176,14 @@ def publish_span(topic: str, event_type: str) -> Iterator[str | None]:
             attributes={"messaging.system": "kafka", "messaging.operation.type": "send",
                         "messaging.destination.name": topic,
                         "polystream.event_type": event_type}) as span:
-        yield trace.format_span_id(span.get_span_context().span_id)
+        ctx = span.get_span_context()
+        yield trace.format_span_id(ctx.span_id), ctx.trace_flags.sampled
 
 
 def links_of(records: Sequence[Record]) -> list[Link]:
-    """One link per distinct trace context the records carry (a record without one, or with an
-    invalid one, adds none)."""
+    """One link per distinct sampled trace context the records carry. A record without one, or
+    with an invalid one, adds none; nor does an unsampled one (its trace is not recorded, so
+    the sampler set in the API — ``OTEL_TRACES_SAMPLER`` — also bounds the links' cost)."""
     seen: set[bytes] = set()
     links: list[Link] = []
     for rec in records:
@@ -186,7 +192,7 @@ def links_of(records: Sequence[Record]) -> list[Link]:
             continue
         seen.add(raw)
         parts = _parts(raw.decode("ascii", "replace"))
-        if parts is not None:
+        if parts is not None and parts[2] & 0x01:
             links.append(Link(_span_context(parts)))
     return links
 
