@@ -7,6 +7,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator, Mapping, Sequence
 
 import pytest
@@ -171,3 +172,17 @@ def test_endpoint_and_headers_settings() -> None:
         otlp.parse_headers("api-key")
     with pytest.raises(ValidationError):
         ObservabilitySettings(otlp_endpoint="collector:4318")
+
+
+def test_shutdown_waits_at_most_its_timeout_for_a_slow_collector() -> None:
+    flushed = threading.Event()
+
+    def slow_flush() -> None:
+        time.sleep(30)
+        flushed.set()
+
+    tracing.install(trace.NoOpTracer(), slow_flush, 0.2)
+    started = time.monotonic()
+    tracing.shutdown()
+    assert time.monotonic() - started < 10
+    assert not tracing.enabled() and not flushed.is_set()

@@ -67,7 +67,8 @@ def configure(settings: ObservabilitySettings, role: str) -> bool:
     provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(
         endpoint=traces_url(settings.otlp_endpoint), headers=headers,
         timeout=settings.otlp_timeout_s)))
-    tracing.install(provider.get_tracer("polystream", __version__), provider.shutdown)
+    tracing.install(provider.get_tracer("polystream", __version__), provider.shutdown,
+                    settings.otlp_timeout_s)
     # uvicorn leaves through the interpreter's exit; the workers call `tracing.shutdown`
     # themselves before os._exit. A second call is a no-op.
     atexit.register(tracing.shutdown)

@@ -29,6 +29,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 
@@ -49,6 +50,7 @@ log = logging.getLogger("polystream.trace")
 #: Set by `observe.otlp.configure` when spans are exported; None = tracing off.
 _tracer: Tracer | None = None
 _shutdown: Callable[[], None] | None = None
+_shutdown_timeout_s = 5.0
 
 
 def _parts(traceparent: str | None) -> tuple[str, str, int] | None:
@@ -107,10 +109,10 @@ def log_consumed(consumer: str, records: Sequence[Record]) -> None:
 # ------------------------------------------------------------------------------ spans
 
 
-def install(tracer: Tracer, shutdown: Callable[[], None]) -> None:
+def install(tracer: Tracer, shutdown: Callable[[], None], shutdown_timeout_s: float) -> None:
     """Turn span export on for this process (`observe.otlp.configure` calls it)."""
-    global _tracer, _shutdown
-    _tracer, _shutdown = tracer, shutdown
+    global _tracer, _shutdown, _shutdown_timeout_s
+    _tracer, _shutdown, _shutdown_timeout_s = tracer, shutdown, shutdown_timeout_s
 
 
 def enabled() -> bool:
@@ -118,15 +120,28 @@ def enabled() -> bool:
 
 
 def shutdown() -> None:
-    """Export what is queued and turn tracing off. Processes that leave through ``os._exit``
-    call it first (the SDK's own atexit hook would not run)."""
+    """Export what is queued and turn tracing off, waiting at most the export timeout.
+    Processes that leave through ``os._exit`` call it first (the SDK's own atexit hook would
+    not run)."""
     global _tracer, _shutdown
     done, _tracer, _shutdown = _shutdown, None, None
-    if done is not None:
+    if done is None:
+        return
+
+    def flush() -> None:
         try:
             done()
-        except Exception as exc:  # an unreachable collector must not hold the exit
+        except Exception as exc:
             log.warning("tracing: flushing the last spans failed: %s", exc)
+
+    # The SDK's shutdown may wait 30 s for an unreachable collector; a stopping worker must
+    # not (its supervisor's grace period is shorter), so the wait is bounded here.
+    flusher = threading.Thread(target=flush, name="otlp-flush", daemon=True)
+    flusher.start()
+    flusher.join(_shutdown_timeout_s)
+    if flusher.is_alive():
+        log.warning("tracing: the last spans were not exported within %gs",
+                    _shutdown_timeout_s)
 
 
 def _span_context(parts: tuple[str, str, int]) -> SpanContext:
