@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import quote, urlencode, urlsplit
 
-from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SslMode = Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"]
@@ -273,6 +273,12 @@ class ObservabilitySettings(BaseModel):
     # The processes are named <service name>-api, -sink-postgres, -auditor, ... in the traces.
     otlp_service_name: str = Field("polystream", min_length=1, max_length=64)
     otlp_timeout_s: float = Field(10.0, gt=0, le=60)
+
+    @field_validator("otlp_endpoint", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        # `POLYSTREAM_OBSERVABILITY__OTLP_ENDPOINT=` (an emptied line of .env) means off.
+        return None if isinstance(value, str) and not value.strip() else value
 
 
 class StackSettings(BaseModel):

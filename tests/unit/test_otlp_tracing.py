@@ -172,6 +172,7 @@ def test_endpoint_and_headers_settings() -> None:
         otlp.parse_headers("api-key")
     with pytest.raises(ValidationError):
         ObservabilitySettings(otlp_endpoint="collector:4318")
+    assert ObservabilitySettings(otlp_endpoint=" ").otlp_endpoint is None
 
 
 def test_shutdown_waits_at_most_its_timeout_for_a_slow_collector() -> None:
