@@ -23,6 +23,7 @@ from polystream.bootstrap import open_audit_index, receipt_log
 from polystream.bus.kafka import KafkaEventPublisher
 from polystream.bus.topology import topic_of
 from polystream.domain.events import EVENT_TYPES
+from polystream.observe import otlp
 from polystream.observe.stack import stack_observatory
 from polystream.reads.catalog import MongoCatalogReads
 from polystream.reads.live import LiveReads
@@ -124,4 +125,7 @@ def create_app_from_settings(settings: Settings) -> FastAPI:
 
 def app_factory() -> FastAPI:
     """For ``uvicorn --factory polystream.bootstrap_api:app_factory``."""
-    return create_app_from_settings(load_settings())
+    settings = load_settings()
+    # Before the app is built: `create_app` adds the request spans only when tracing is on.
+    otlp.configure(settings.observability, "api")
+    return create_app_from_settings(settings)

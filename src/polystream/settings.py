@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import quote, urlencode, urlsplit
 
-from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SslMode = Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"]
@@ -263,6 +263,22 @@ class ObservabilitySettings(BaseModel):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     # JSON lines for log shippers; "console" for humans. Unset = console in dev, else json.
     log_format: Literal["json", "console"] | None = None
+    # OTLP/HTTP (protobuf) collector that receives the spans, e.g. http://127.0.0.1:4318
+    # (``/v1/traces`` is added unless the path already ends with it). Unset = no spans: no
+    # tracer provider, no exporter thread; the trace id still travels in headers and logs.
+    otlp_endpoint: str | None = Field(None, pattern=r"^https?://[^\s/]+(/\S*)?$")
+    # ``key=value`` pairs, comma-separated (the OTEL_EXPORTER_OTLP_HEADERS format): an API key
+    # of a hosted collector, so a secret.
+    otlp_headers: SecretStr | None = None
+    # The processes are named <service name>-api, -sink-postgres, -auditor, ... in the traces.
+    otlp_service_name: str = Field("polystream", min_length=1, max_length=64)
+    otlp_timeout_s: float = Field(10.0, gt=0, le=60)
+
+    @field_validator("otlp_endpoint", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        # `POLYSTREAM_OBSERVABILITY__OTLP_ENDPOINT=` (an emptied line of .env) means off.
+        return None if isinstance(value, str) and not value.strip() else value
 
 
 class StackSettings(BaseModel):

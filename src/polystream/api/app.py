@@ -34,10 +34,12 @@ from polystream.api.openapi_doc import install_openapi
 from polystream.api.playback.router import router as playback_router
 from polystream.api.rankings.router import router as rankings_router
 from polystream.api.ratings.router import router as ratings_router
+from polystream.api.request_spans import RequestSpans
 from polystream.api.titles.router import router as titles_router
 from polystream.api.users.router import router as users_router
 from polystream.bus.ports import PublishError
 from polystream.domain.events import MAX_ASSET_BYTES, MAX_EVENT_BYTES
+from polystream.observe import tracing
 
 log = logging.getLogger("polystream.api")
 
@@ -126,6 +128,9 @@ def create_app(deps: ApiDeps) -> FastAPI:
     )
     app.add_middleware(RequestDeadline, timeout_s=api_settings.request_timeout_s)
     app.add_middleware(AccessLog)
+    if tracing.enabled():
+        # Outermost: the span covers the guard's refusals and the access log's line.
+        app.add_middleware(RequestSpans)
     for router in (
         login_router,
         me_router,

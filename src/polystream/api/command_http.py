@@ -19,7 +19,7 @@ from polystream.api.deps import Runtime
 from polystream.api.errors import ErrorBody
 from polystream.api.events.schemas import CommandAccepted, CommandOutcome
 from polystream.domain.events import new_trace_id
-from polystream.observe.tracing import trace_id_of
+from polystream.observe.tracing import current_trace_id, trace_id_of
 
 # RFC 7240 preference "wait=<seconds>", possibly among others ("respond-async, wait=5").
 _PREFER_WAIT = re.compile(r"(?:^|[,;]\s*)wait\s*=\s*\"?([0-9]+(?:\.[0-9]+)?)\"?", re.IGNORECASE)
@@ -53,7 +53,9 @@ def command_options(
         # An unparsable preference is ignored, as RFC 7240 asks.
         wait_s = float(match.group(1)) if match else None
     wait_s = min(wait_s or 0.0, runtime.settings.api.wait_max_s)
-    trace_id = trace_id_of(traceparent) or new_trace_id()
+    # The request span's trace id (the header's when valid) when spans are exported, so the
+    # API's spans and the event share it; a fresh one otherwise.
+    trace_id = trace_id_of(traceparent) or current_trace_id() or new_trace_id()
     return CommandOptions(wait_s=wait_s, trace_id=trace_id)
 
 

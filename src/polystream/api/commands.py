@@ -38,7 +38,7 @@ from polystream.domain.events import (
 )
 from polystream.observe.logs import bind
 from polystream.observe.metrics import COMMANDS
-from polystream.observe.tracing import event_headers
+from polystream.observe.tracing import event_headers, publish_span
 
 log = logging.getLogger("polystream.api.commands")
 
@@ -119,18 +119,19 @@ async def publish(runtime: ApiRuntime, event: AnyEvent, owner: str | None = None
         raise TooLarge("the event would be too large", [
             FieldProblem(field="body", message=exc.reason, type="too_large")]) from None
     timeout = runtime.settings.api.publish_timeout_s
+    topic = topic_of(event.type).value
     try:
-        future = runtime.deps.publisher.publish(
-            topic_of(event.type).value, event.key, raw,
-            event_headers(event.trace_id, str(event.event_id)))
-        # The owner's key is written while Kafka acknowledges, so it costs no extra latency.
-        owned = (asyncio.ensure_future(_record_owner(runtime, event, owner))
-                 if owner is not None else None)
-        try:
-            await asyncio.wait_for(asyncio.wrap_future(future), timeout)
-        finally:
-            if owned is not None:
-                await owned
+        with publish_span(topic, event.type) as span:
+            future = runtime.deps.publisher.publish(
+                topic, event.key, raw, event_headers(event.trace_id, str(event.event_id), span))
+            # The owner's key is written while Kafka acknowledges: no extra latency.
+            owned = (asyncio.ensure_future(_record_owner(runtime, event, owner))
+                     if owner is not None else None)
+            try:
+                await asyncio.wait_for(asyncio.wrap_future(future), timeout)
+            finally:
+                if owned is not None:
+                    await owned
     except BusError as exc:  # PublishError, or any other refusal of the bus
         COMMANDS.labels(event.type, "failed").inc()
         log.error("publish of %s %s failed: %s", event.type, event.event_id, exc)

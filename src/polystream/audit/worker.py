@@ -55,6 +55,7 @@ from polystream.bus.ports import BulkEventPublisher, EventConsumer, Record
 from polystream.bus.topology import Topic
 from polystream.domain.errors import InvalidEvent
 from polystream.domain.events import Receipt, ReceiptStatus, Sink, UserErased, decode
+from polystream.observe.tracing import note_batch
 from polystream.receipts import ReceiptLog
 from polystream.runtime.deadletters import DeadLetters
 from polystream.runtime.loop import BatchContext, ConsumerLoop, LoopConfig, NotDurable
@@ -194,6 +195,10 @@ class AuditHandler:
             return
         try:
             self._process(records, self.stats)
+            s = self.stats
+            note_batch({"events": s.events, "receipts": s.receipts,
+                        "dead_letters": s.dead_letters, "invalid": s.invalid,
+                        "dead_lettered": s.dead_lettered, "retried_items": s.retried_items})
         except (AuditIndexError, StoreError) as exc:
             # Unavailable index, or anything else that stops the batch from being durable:
             # the loop rewinds and tries again later. Refusals of single items never get here.

@@ -23,7 +23,7 @@ from polystream.bus.admin import ensure_topics
 from polystream.bus.ports import BusError
 from polystream.bus.topology import topic_specs
 from polystream.domain.events import Sink
-from polystream.observe import logs
+from polystream.observe import logs, otlp
 from polystream.observe.lag import LagGauges
 from polystream.observe.metrics import start_worker_metrics
 from polystream.runtime.logs import quiet_client_logs
@@ -64,6 +64,13 @@ def _role(sink: Sink, settings: Settings, config: WorkerConfig, fold_s: float) -
         return bootstrap.sink_worker(sink, settings, config)
 
     return Role(f"sink {sink.value}" if sink is not Sink.AUDIT else "auditor", build)
+
+
+def _trace_role(sinks: list[Sink]) -> str:
+    """The process's name in the traces (``<service name>-sink-postgres``)."""
+    if len(sinks) > 1:
+        return "workers"
+    return "auditor" if sinks[0] is Sink.AUDIT else f"sink-{sinks[0].value}"
 
 
 def _child_options(batch_size: int, linger_ms: int, fold_ms: int, metrics_port: int,
@@ -124,6 +131,7 @@ def worker(
             "workers starting, one process each: %s (Ctrl-C stops)",
             ", ".join(s.value for s in sinks))
         exit_process(children.run())
+    otlp.configure(obs, _trace_role(sinks))
     if start_worker_metrics(obs.metrics_host, port) and obs.lag_refresh_s > 0:
         # Only a process that serves metrics pays for the lag queries.
         LagGauges(settings, sinks, obs.lag_refresh_s).start()

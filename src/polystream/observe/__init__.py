@@ -6,6 +6,7 @@
   `history.Recorder` turns successive snapshots into rates and stall warnings. Nothing there
   knows about HTTP.
 * Operations: Prometheus metrics of the API and the workers' /metrics server (`metrics.py`),
-  consumer-lag gauges and `polystream lag` (`lag.py`), structlog set-up (`logs.py`) and the W3C
-  trace context carried from the HTTP request through Kafka (`tracing.py`).
+  consumer-lag gauges and `polystream lag` (`lag.py`), structlog set-up (`logs.py`), the W3C
+  trace context carried from the HTTP request through Kafka and the spans (`tracing.py`),
+  exported over OTLP when an endpoint is set (`otlp.py`).
 """

@@ -35,7 +35,7 @@ from typing import Protocol
 from prometheus_client import Counter, Gauge, Histogram
 
 from polystream.bus.ports import BulkEventPublisher, BusError, EventConsumer, PublishError, Record
-from polystream.observe.tracing import log_consumed
+from polystream.observe.tracing import batch_span, log_consumed, note_batch
 from polystream.runtime.retry import Backoff
 
 log = logging.getLogger(__name__)
@@ -177,6 +177,14 @@ class ConsumerLoop:
         self._forget_revoked()
         if not records and not self.handler.wants_idle_call():
             return result
+        # The batch's span (when spans are exported) is current while the handler runs.
+        with batch_span(self.name, records):
+            self._process(records, result)
+            note_batch({"committed": result.committed})
+        return result
+
+    def _process(self, records: Sequence[Record], result: StepResult) -> None:
+        cfg = self.loop_config
         started = time.perf_counter()
         if records:
             RECORDS.labels(self.name).inc(len(records))
@@ -196,7 +204,7 @@ class ConsumerLoop:
                         len(records), self._backoff.delay, exc)
             self._rewind()
             self._backoff.wait(self._stop)
-            return result
+            return
         try:
             self._commit()
         except BusError as exc:
@@ -205,12 +213,11 @@ class ConsumerLoop:
             REWINDS.labels(self.name, "commit_refused").inc()
             log.warning("%s: commit refused, records will be redelivered: %s", self.name, exc)
             self._rewind()
-            return result
+            return
         result.committed = True
         self._backoff.reset()
         BATCHES.labels(self.name).inc()
         BATCH_SECONDS.labels(self.name).observe(time.perf_counter() - started)
-        return result
 
     # ---------------------------------------------------------------------- offsets
 

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Protocol
 
+from polystream.observe import tracing
 from polystream.runtime.retry import Backoff, ConfigurationError, retry_until_stopped
 
 log = logging.getLogger("polystream.worker")
@@ -123,6 +124,7 @@ class Supervisor:
 
 def exit_process(code: int) -> None:
     """Leave without interpreter finalisation (see the module docstring)."""
+    tracing.shutdown()  # the last batches' spans: os._exit skips the exporter's own exit hook
     logging.shutdown()
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(Exception):  # a closed pipe must not keep us here

@@ -45,6 +45,7 @@ from polystream.domain.events import (
     event_types_for,
     peek_type,
 )
+from polystream.observe.tracing import note_batch
 from polystream.receipts import ReceiptLog
 from polystream.runtime.deadletters import DeadLetters
 from polystream.runtime.loop import BatchContext, ConsumerLoop, LoopConfig, NotDurable
@@ -307,6 +308,9 @@ class SinkHandler:
         self._unsettled = receipts
         self._unsettled_json = encoded
         DEFERRED.labels(self.sink.value).set(len(self._deferred))
+        note_batch({"events": len(fresh), "deferred": len(self._deferred),
+                    "ignored": stats.ignored, "invalid": stats.skipped_invalid,
+                    **{f"outcome.{status}": n for status, n in stats.applied.items()}})
         if self._deferred and now - self._last_report >= 10.0:
             self._last_report = now
             log.info("sink %s: %d event(s) waiting for other topics; %d decided now",
