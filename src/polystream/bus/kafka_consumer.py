@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from types import MappingProxyType
 from typing import Any
 
@@ -250,22 +250,22 @@ class KafkaEventConsumer:
         return [answers[m] for m in marks]
 
     def pause(self, partitions: Sequence[tuple[str, int]]) -> None:
-        owned = set(self.assignment())
-        tps = [TopicPartition(t, p) for t, p in partitions if (t, p) in owned]
-        if tps:
-            try:
-                self._consumer.pause(tps)
-            except (KafkaException, RuntimeError) as exc:
-                raise BusError(f"pause for {self._group_id}: {exc}") from exc
+        self._on_owned(partitions, self._consumer.pause, "pause")
 
     def resume(self, partitions: Sequence[tuple[str, int]]) -> None:
+        self._on_owned(partitions, self._consumer.resume, "resume")
+
+    def _on_owned(self, partitions: Sequence[tuple[str, int]],
+                  action: Callable[[list[TopicPartition]], None], name: str) -> None:
+        """``action`` on those of ``partitions`` this member still owns (a rebalance may
+        have taken the others since the caller looked)."""
         owned = set(self.assignment())
         tps = [TopicPartition(t, p) for t, p in partitions if (t, p) in owned]
         if tps:
             try:
-                self._consumer.resume(tps)
+                action(tps)
             except (KafkaException, RuntimeError) as exc:
-                raise BusError(f"resume for {self._group_id}: {exc}") from exc
+                raise BusError(f"{name} for {self._group_id}: {exc}") from exc
 
     def close(self) -> None:
         """Leave the group (on_revoke runs for what this member owned) so the partitions move at
