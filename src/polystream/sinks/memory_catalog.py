@@ -44,10 +44,6 @@ from polystream.sinks.catalog_layout import (
     plan_writes,
 )
 
-# ---------------------------------------------------------------------------------------
-# The in-memory store
-# ---------------------------------------------------------------------------------------
-
 
 class InMemoryCatalogStore:
     """The catalog store in dicts: the embedded adapter, same semantics as MongoDB.
