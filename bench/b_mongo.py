@@ -16,9 +16,10 @@ from pymongo import MongoClient
 
 from bench import data
 from bench.core import Sample, Stopwatch, Variant, batches
+from polystream.domain.catalog import Document, title_document
 from polystream.domain.events import Envelope
 from polystream.settings import Settings
-from polystream.sinks.memory_catalog import TITLES, Document, title_document
+from polystream.sinks.catalog_layout import TITLES
 from polystream.sinks.mongo import INDEXES, MongoCatalogStore
 
 BATCH: Final = 500

@@ -22,13 +22,9 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from polystream.sinks.memory_catalog import (
-    ASSET_CHUNKS,
-    ASSET_FILES,
-    CHUNK_SIZE,
-    TITLES,
-    InMemoryCatalogStore,
-)
+from polystream.domain.catalog import CHUNK_SIZE, chunked
+from polystream.sinks.catalog_layout import ASSET_CHUNKS, ASSET_FILES, TITLES
+from polystream.sinks.memory_catalog import InMemoryCatalogStore
 from polystream.verify import Difference, Scope
 
 if TYPE_CHECKING:
@@ -67,8 +63,7 @@ def memory_inventory(store: InMemoryCatalogStore) -> Inventory:
     for doc in inv.files:
         found = store.get_asset(str(doc["_id"]))
         data = found[1] if found is not None else b""
-        inv.chunks += [Chunk(str(doc["_id"]), n, data[start:start + CHUNK_SIZE])
-                       for n, start in enumerate(range(0, len(data), CHUNK_SIZE))]
+        inv.chunks += [Chunk(str(doc["_id"]), n, part) for n, part in enumerate(chunked(data))]
     return inv
 
 

@@ -12,13 +12,13 @@ from uuid import uuid4
 
 import pytest
 
+from polystream.audit.dead_letters import dead_letter_document
 from polystream.audit.documents import (
     DocKind,
     EventDoc,
     LineageUpdate,
     bucket_of,
     coalesce,
-    dead_letter_document,
     event_document,
     lineage_entry,
     lineage_update,

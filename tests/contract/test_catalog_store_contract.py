@@ -26,6 +26,7 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 from pymongo import MongoClient
 
+from polystream.domain.catalog import AssetInfo, Direction, Edge
 from polystream.domain.events import (
     MAX_ASSET_BYTES,
     AssetKind,
@@ -44,8 +45,9 @@ from polystream.domain.examples import (
     movie_title,
 )
 from polystream.settings import MongoSettings, Settings
-from polystream.sinks.memory_catalog import AssetInfo, Direction, Edge, InMemoryCatalogStore
-from polystream.sinks.mongo import INDEXES, MongoCatalogReader, MongoCatalogStore
+from polystream.sinks.memory_catalog import InMemoryCatalogStore
+from polystream.sinks.mongo import INDEXES, MongoCatalogStore
+from polystream.sinks.mongo_reader import MongoCatalogReader
 from polystream.sinks.ports import Outcome
 from polystream.store_errors import PermanentStoreError, TransientStoreError
 

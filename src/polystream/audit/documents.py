@@ -1,6 +1,9 @@
 """The audit documents: what is indexed for each record the auditor reads, and how writes merge.
 
 Pure functions only (no I/O), shared by every `AuditIndex` implementation and by the worker.
+Dead-letter documents are built in `audit.dead_letters`, times and buckets are in
+`audit.buckets`, and the read models in `audit.records` (the last two are re-exported here,
+where most callers look for them).
 
 One document per event, ``_id`` = event id::
 
@@ -34,24 +37,34 @@ Privacy rules (also in docs/audit.md):
 
 from __future__ import annotations
 
-import base64
-import contextlib
 import copy
 import hashlib
-import hmac
-import json
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from enum import StrEnum
 from typing import Any, Final
-from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field
-
+from polystream.audit.buckets import (
+    UNDATED,
+    bucket_end,
+    bucket_for_event,
+    bucket_month,
+    bucket_of,
+    epoch_ms,
+    iso,
+    parse_iso,
+)
+from polystream.audit.records import (
+    AuditRecord,
+    DeadLetterInfo,
+    DocKind,
+    LineageEntry,
+    decode_cursor,
+    encode_cursor,
+    tokens,
+)
 from polystream.bus.ports import Record
-from polystream.bus.topology import DeadLetterHeader
 from polystream.domain.events import (
     REDACTED,
     AnyEvent,
@@ -60,15 +73,6 @@ from polystream.domain.events import (
     find_card_data,
     pseudonymise,
 )
-
-
-class DocKind(StrEnum):
-    EVENT = "event"
-    DEAD_LETTER = "dead_letter"
-
-
-#: Bucket of documents whose time cannot be known from their id (never deleted by retention).
-UNDATED: Final = "undated"
 
 #: Payload fields copied to top-level keyword fields, so filters never look inside the payload.
 EXTRACTED_IDS: Final = ("user_id", "title_id", "subscription_id", "payment_id", "session_id")
@@ -97,75 +101,8 @@ MAX_AUDITED_STRING: Final = 4096
 #: Bound of the free-text field, so a big catalog snapshot stays a small document.
 MAX_TEXT_CHARS: Final = 16_384
 
-_ID_SHAPE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
-_TYPE_SHAPE = re.compile(r"^[a-z]+(?:\.[a-z_]+)+$")
-_SOURCE_SHAPE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:/@-]{0,127}$")
-_TOPIC_SHAPE = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
-_WORD = re.compile(r"\w+")
-_ROUTING: Final = ("event_id", "type", "schema_version", "source")
-
-
-# ---------------------------------------------------------------------------------------
-# time and buckets
-# ---------------------------------------------------------------------------------------
-
-
-def iso(moment: datetime) -> str:
-    """One fixed UTC format everywhere, so stored times also compare correctly as strings
-    (the lineage merge relies on it)."""
-    if moment.tzinfo is None:
-        raise ValueError("naive datetime")
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def parse_iso(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
-
-
-def epoch_ms(moment: datetime) -> int:
-    # Integer arithmetic: float timestamps lose the last microsecond digits.
-    delta = moment - datetime(1970, 1, 1, tzinfo=UTC)
-    return (delta.days * 86_400 + delta.seconds) * 1000 + delta.microseconds // 1000
-
-
-def bucket_of(moment: datetime) -> str:
-    moment = moment.astimezone(UTC)
-    return f"{moment.year:04d}.{moment.month:02d}"
-
-
-def bucket_for_event(event_id: UUID | str) -> str:
-    """The month an event's documents live in, from its id alone.
-
-    Receipts carry only the event id, and must land in the same index as the event (``_id``
-    is unique per index, not per alias). UUIDv7 ids carry their creation time, so the bucket
-    is that month: stable across replays, known to receipts and events alike. Ids without a
-    time (not produced by this system) go to the undated bucket.
-    """
-    try:
-        uid = event_id if isinstance(event_id, UUID) else UUID(str(event_id))
-    except ValueError:
-        return UNDATED
-    if uid.version != 7:
-        return UNDATED
-    return bucket_of(datetime.fromtimestamp((uid.int >> 80) / 1000, UTC))
-
-
-def bucket_month(bucket: str) -> tuple[int, int] | None:
-    """(year, month) of a bucket name, None for the undated one or anything else."""
-    match = re.fullmatch(r"([0-9]{4})\.([0-9]{2})", bucket)
-    if match is None:
-        return None
-    year, month = int(match[1]), int(match[2])
-    return (year, month) if 1 <= month <= 12 else None
-
-
-def bucket_end(bucket: str) -> datetime | None:
-    """The first instant after the bucket's month."""
-    ym = bucket_month(bucket)
-    if ym is None:
-        return None
-    year, month = ym
-    return datetime(year + month // 12, month % 12 + 1, 1, tzinfo=UTC)
+#: What an id found in a payload must look like to be copied to a keyword field.
+ID_SHAPE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 
 
 # ---------------------------------------------------------------------------------------
@@ -234,7 +171,7 @@ def _strings(value: Any) -> Iterator[str]:
             stack.extend(reversed(item))
 
 
-def _text(*parts: Any) -> str:
+def free_text(*parts: Any) -> str:
     # Parts are joined by newlines, not spaces: short numbers of separate fields (a last4, a
     # position) must never read as one long card-like number to a scan of the index.
     words: list[str] = []
@@ -251,21 +188,21 @@ def _text(*parts: Any) -> str:
     return "\n".join(words)
 
 
-def _extract_ids(payload: Mapping[str, Any]) -> dict[str, str]:
+def extract_ids(payload: Mapping[str, Any]) -> dict[str, str]:
     found: dict[str, str] = {}
     for name in EXTRACTED_IDS:
         value = payload.get(name)
-        if isinstance(value, str) and _ID_SHAPE.match(value):
+        if isinstance(value, str) and ID_SHAPE.match(value):
             found[name] = value
     if "title_id" not in found:
         value = payload.get("from_title_id")
-        if isinstance(value, str) and _ID_SHAPE.match(value):
+        if isinstance(value, str) and ID_SHAPE.match(value):
             found["title_id"] = value
     scope = payload.get("scope")
     if "user_id" not in found and isinstance(scope, str) and scope.startswith("user:"):
         # A per-user flag is about that user: their erasure must reach it too.
         user = scope[5:]
-        if _ID_SHAPE.match(user):
+        if ID_SHAPE.match(user):
             found["user_id"] = user
     return found
 
@@ -276,7 +213,7 @@ def lineage_entry(
 ) -> dict[str, Any]:
     return {
         "status": str(status),
-        "reason": _safe_reason(reason),
+        "reason": safe_reason(reason),
         "processed_at": iso(processed_at),
         "event_type": event_type,
     }
@@ -304,9 +241,9 @@ def event_document(
         "key": env.key,
         "source": env.source,
         "trace_id": env.trace_id,
-        **_extract_ids(payload),
+        **extract_ids(payload),
         "payload": payload,
-        "text": _text(payload),
+        "text": free_text(payload),
     }
     if record is not None:
         fields.update(topic=record.topic, partition=record.partition, offset=record.offset)
@@ -323,167 +260,13 @@ def lineage_update(receipt: Receipt) -> LineageUpdate:
     return LineageUpdate(event_id, bucket_for_event(receipt.event_id), {receipt.sink.value: entry})
 
 
-def _safe_reason(text: str | None, limit: int = 1000) -> str | None:
+def safe_reason(text: str | None, limit: int = 1000) -> str | None:
     """Reasons are meant to hold no field values; this makes sure none that looks like card
     data is ever indexed."""
     if text is None:
         return None
     text = text[:limit]
     return "<withheld: looked like card data>" if find_card_data(text) else text
-
-
-def _header(record: Record, name: DeadLetterHeader, limit: int = 1000) -> str | None:
-    raw = record.headers.get(name.value)
-    if raw is None:
-        return None
-    return _safe_reason(raw.decode("utf-8", errors="replace"), limit)
-
-
-def _int_or_none(text: str | None) -> int | None:
-    return int(text) if text is not None and text.isdigit() and len(text) < 19 else None
-
-
-def shape(value: Any, depth: int = 0) -> Any:
-    """The structure of a JSON value without its values: keys kept (unless they look like card
-    data), scalars replaced by their type (and string length). Bounded in depth and width,
-    since dead letters are attacker-controlled input."""
-    if isinstance(value, dict):
-        if depth >= 5:
-            return "<object>"
-        out: dict[str, Any] = {}
-        for index, (key, item) in enumerate(value.items()):
-            if index >= 50:
-                out["<more keys>"] = len(value) - 50
-                break
-            name = str(key)[:64]
-            if find_card_data({name: None}):
-                # A card field's name ("cvv") or a key that is itself a card number: neither
-                # may appear in the audit (the reason header already says what was wrong).
-                name = f"<key {index}>"
-            out[name] = shape(item, depth + 1)
-        return out
-    if isinstance(value, list):
-        if depth >= 5:
-            return "<array>"
-        items = [shape(item, depth + 1) for item in value[:5]]
-        if len(value) > 5:
-            items.append(f"<{len(value) - 5} more items>")
-        return items
-    if isinstance(value, bool) or value is None:
-        return value
-    if isinstance(value, (int, float)):
-        return "<number>"
-    return f"<string:{len(str(value))}>"
-
-
-def _envelope_hints(data: Mapping[str, Any]) -> dict[str, Any]:
-    """Routing fields of a would-be event, kept only when they have their expected shape (so
-    they cannot smuggle anything)."""
-    hints: dict[str, Any] = {}
-    value = data.get("event_id")
-    if isinstance(value, str):
-        with contextlib.suppress(ValueError):
-            hints["event_id"] = str(UUID(value))
-    value = data.get("type")
-    if isinstance(value, str) and len(value) <= 64 and _TYPE_SHAPE.match(value):
-        hints["type"] = value
-    value = data.get("schema_version")
-    if type(value) is int and 0 <= value < 1_000_000:
-        hints["schema_version"] = value
-    value = data.get("source")
-    if isinstance(value, str) and _SOURCE_SHAPE.match(value):
-        hints["source"] = value
-    value = data.get("occurred_at")
-    if isinstance(value, str) and len(value) <= 40:
-        try:
-            moment = parse_iso(value)
-            hints["event_occurred_at"] = iso(moment)
-        except ValueError:
-            pass
-    payload = data.get("payload")
-    if isinstance(payload, dict):
-        ids = _extract_ids(payload)
-        hints.update({name: ids[name] for name in EXTRACTED_IDS if name in ids
-                      and not find_card_data(ids[name])})
-    return hints
-
-
-def dead_letter_document(record: Record, *, secret: bytes) -> EventDoc:
-    """The document of one record of the dead-letter topic."""
-    topic = _header(record, DeadLetterHeader.TOPIC, 249)
-    partition = _int_or_none(_header(record, DeadLetterHeader.PARTITION, 20))
-    offset = _int_or_none(_header(record, DeadLetterHeader.OFFSET, 20))
-    consumer = _header(record, DeadLetterHeader.CONSUMER, 64)
-    if (topic is not None and _TOPIC_SHAPE.match(topic) and partition is not None
-            and offset is not None and consumer is not None and _ID_SHAPE.match(consumer)):
-        doc_id = f"dl:{topic}:{partition}:{offset}:{consumer}"
-    else:
-        # No (usable) origin headers: the dead-letter record's own position is stable too.
-        doc_id = f"dl:{record.topic}:{record.partition}:{record.offset}"
-    value = record.value or b""
-    hints: dict[str, Any] = {}
-    preview: Any = None
-    try:
-        data = json.loads(value)
-    except (ValueError, RecursionError):
-        data = None
-    if isinstance(data, dict):
-        hints = _envelope_hints(data)
-        preview = shape(data)
-        # Routing fields that passed their shape check are shown as they are: they say what
-        # the record was meant to be and cannot carry anything else.
-        preview.update({name: hints[name] for name in _ROUTING if name in hints})
-        if "event_occurred_at" in hints and "occurred_at" in preview:
-            preview["occurred_at"] = hints["event_occurred_at"]
-    elif data is not None:
-        preview = shape(data)
-    event_type = _header(record, DeadLetterHeader.EVENT_TYPE, 64) or hints.get("type")
-    info = {
-        "reason": _header(record, DeadLetterHeader.REASON, 64),
-        "detail": _header(record, DeadLetterHeader.DETAIL),
-        "consumer": consumer,
-        "original_topic": topic,
-        "original_partition": partition,
-        "original_offset": offset,
-        "event_type": event_type,
-        "event_occurred_at": hints.get("event_occurred_at"),
-        "size_bytes": len(value),
-        # Keyed: a plain hash of a short record ({"password": "..."}) could be brute-forced.
-        "hmac_sha256": hmac.new(secret, value, hashlib.sha256).hexdigest(),
-        "preview": preview,
-    }
-    occurred = (datetime.fromtimestamp(record.timestamp_ms / 1000, UTC)
-                if record.timestamp_ms > 0 else None)
-    fields: dict[str, Any] = {
-        "doc_id": doc_id,
-        "kind": DocKind.DEAD_LETTER.value,
-        "type": event_type,
-        "topic": record.topic,
-        "partition": record.partition,
-        "offset": record.offset,
-        "dead_letter": info,
-        "text": _text(info["reason"], info["detail"], event_type, consumer, topic),
-    }
-    if occurred is not None:
-        fields["occurred_at"] = iso(occurred)
-    for name in ("event_id", "schema_version", "source", *EXTRACTED_IDS):
-        if name in hints:
-            fields[name] = hints[name]
-    fields = {name: value for name, value in fields.items() if value is not None}
-    bucket = bucket_of(occurred) if occurred is not None else UNDATED
-    return EventDoc(doc_id, bucket, fields)
-
-
-def minimal_dead_letter_document(doc: EventDoc) -> EventDoc:
-    """A dead-letter document cut down to what any mapping accepts, for when the index refused
-    the full one: dead letters cannot be dead-lettered again, and must not be lost."""
-    info = doc.fields.get("dead_letter") or {}
-    keep = {"doc_id", "kind", "topic", "partition", "offset", "occurred_at"}
-    fields = {name: value for name, value in doc.fields.items() if name in keep}
-    fields["dead_letter"] = {
-        name: info.get(name) for name in ("reason", "size_bytes", "hmac_sha256")
-    }
-    return EventDoc(doc.doc_id, doc.bucket, fields)
 
 
 def anonymised(doc: EventDoc) -> EventDoc:
@@ -594,86 +377,42 @@ def coalesce(first: IndexItem, second: IndexItem) -> IndexItem:
     return LineageUpdate(first.doc_id, first.bucket, lineage)
 
 
-# ---------------------------------------------------------------------------------------
-# reading documents
-# ---------------------------------------------------------------------------------------
-
-
-class LineageEntry(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
-    status: str
-    reason: str | None = None
-    processed_at: datetime
-    event_type: str | None = None
-
-
-class DeadLetterInfo(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
-    reason: str | None = None
-    detail: str | None = None
-    consumer: str | None = None
-    original_topic: str | None = None
-    original_partition: int | None = None
-    original_offset: int | None = None
-    event_type: str | None = None
-    event_occurred_at: datetime | None = None
-    size_bytes: int | None = None
-    hmac_sha256: str | None = None
-    preview: Any = None
-
-
-class AuditRecord(BaseModel):
-    """One audit document as readers see it (the free-text field is left out)."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    doc_id: str
-    kind: DocKind | None = Field(
-        None, description="None while only receipts of the event have been indexed.")
-    event_id: str | None = None
-    type: str | None = None
-    schema_version: int | None = None
-    occurred_at: datetime | None = None
-    key: str | None = None
-    source: str | None = None
-    trace_id: str | None = None
-    user_id: str | None = None
-    title_id: str | None = None
-    subscription_id: str | None = None
-    payment_id: str | None = None
-    session_id: str | None = None
-    topic: str | None = None
-    partition: int | None = None
-    offset: int | None = None
-    indexed_at: datetime | None = None
-    payload: dict[str, Any] | None = None
-    lineage: dict[str, LineageEntry] = Field(default_factory=dict)
-    dead_letter: DeadLetterInfo | None = None
-    erased: bool = False
-    dead_letters: list[AuditRecord] = Field(
-        default_factory=list, description="Dead letters naming this event (get only).")
-
-
-def tokens(text: str) -> set[str]:
-    """Words as the in-process indexes compare them (close to OpenSearch's standard analyzer
-    for ordinary words)."""
-    return {word.lower() for word in _WORD.findall(text)}
-
-
-def encode_cursor(sort_key: tuple[int, str]) -> str:
-    return base64.urlsafe_b64encode(json.dumps(list(sort_key)).encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> tuple[int, str]:
-    """Raises ValueError for anything `encode_cursor` did not produce."""
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        value = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ValueError("not a cursor") from exc
-    if (not isinstance(value, list) or len(value) != 2 or type(value[0]) is not int
-            or not isinstance(value[1], str)):
-        raise ValueError("not a cursor")
-    return value[0], value[1]
+__all__ = [
+    "ANONYMISED_AWAY",
+    "DOC_FIELDS",
+    "EXTRACTED_IDS",
+    "ID_SHAPE",
+    "PRESERVED",
+    "UNDATED",
+    "AuditRecord",
+    "DeadLetterInfo",
+    "DocKind",
+    "EventDoc",
+    "IndexItem",
+    "Lineage",
+    "LineageEntry",
+    "LineageUpdate",
+    "anonymise_fields",
+    "anonymised",
+    "apply_item",
+    "bucket_end",
+    "bucket_for_event",
+    "bucket_month",
+    "bucket_of",
+    "coalesce",
+    "decode_cursor",
+    "encode_cursor",
+    "epoch_ms",
+    "erasure_key",
+    "event_document",
+    "extract_ids",
+    "free_text",
+    "iso",
+    "lineage_entry",
+    "lineage_rank",
+    "lineage_update",
+    "merged_lineage",
+    "parse_iso",
+    "safe_reason",
+    "tokens",
+]

@@ -38,16 +38,15 @@ from pathlib import Path
 from prometheus_client import Counter
 from pydantic import ValidationError
 
+from polystream.audit.dead_letters import dead_letter_document, minimal_dead_letter_document
 from polystream.audit.documents import (
     EventDoc,
     IndexItem,
     LineageUpdate,
     anonymised,
     coalesce,
-    dead_letter_document,
     event_document,
     lineage_update,
-    minimal_dead_letter_document,
 )
 from polystream.audit.fold import ReceiptFold
 from polystream.audit.ports import AuditIndex, AuditIndexError, AuditIndexUnavailable

@@ -7,8 +7,8 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any, Protocol
 
+from polystream.domain.catalog import AssetInfo
 from polystream.observe.model import StoreStatus
-from polystream.sinks.memory_catalog import AssetInfo
 
 
 class BusProbe(Protocol):

@@ -13,30 +13,24 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
-from datetime import UTC
 from typing import Any, Final, Protocol, Self
 
 from pymongo import ASCENDING, AsyncMongoClient
-from pymongo.asynchronous.collection import AsyncCollection
 
-from polystream.domain.events import AssetKind
-from polystream.reads.titles import TitleQuery, matches, mongo_filter, mongo_sort, sort_key
-from polystream.settings import MongoSettings
-from polystream.sinks.memory_catalog import (
-    ASSET_CHUNKS,
-    ASSET_FILES,
-    CHUNK_SIZE,
-    RELATIONS,
-    TITLES,
+from polystream.domain.catalog import (
     AssetInfo,
     Document,
     Edge,
-    InMemoryCatalogStore,
     asset_info_from_document,
+    chunked,
     edge_from_document,
     title_from_document,
 )
-from polystream.sinks.mongo import _translated
+from polystream.domain.events import AssetKind
+from polystream.reads.titles import TitleQuery, matches, mongo_filter, mongo_sort, sort_key
+from polystream.settings import MongoSettings
+from polystream.sinks.memory_catalog import InMemoryCatalogStore
+from polystream.sinks.mongo_common import AsyncCatalogCollections, client_options, translated
 from polystream.store_errors import StoreError
 
 #: Fields of a title in lists (browse pages, related titles); the detail has them all.
@@ -99,42 +93,22 @@ def latest_poster(assets: Iterable[AssetInfo]) -> AssetInfo | None:
 # --- MongoDB ---------------------------------------------------------------------------------
 
 
-class MongoCatalogReads:
-    def __init__(self, client: AsyncMongoClient[Document], database: str,
-                 *, owns_client: bool = False) -> None:
-        self._client = client
-        self._owns_client = owns_client
-        db = client.get_database(database)
-        self._titles: AsyncCollection[Document] = db[TITLES]
-        self._relations: AsyncCollection[Document] = db[RELATIONS]
-        self._files: AsyncCollection[Document] = db[ASSET_FILES]
-        self._chunks: AsyncCollection[Document] = db[ASSET_CHUNKS]
-
+class MongoCatalogReads(AsyncCatalogCollections):
     @classmethod
     def from_settings(cls, settings: MongoSettings, timeout_s: float) -> Self:
-        timeout_ms = int(timeout_s * 1000)
-        client: AsyncMongoClient[Document] = AsyncMongoClient(
-            settings.url,
-            serverSelectionTimeoutMS=timeout_ms,
-            connectTimeoutMS=timeout_ms,
-            socketTimeoutMS=timeout_ms,
-            tz_aware=True,
-            tzinfo=UTC,
-            appname="polystream-api-reads",
+        options = client_options(
+            timeout_s, socket_timeout_ms=int(timeout_s * 1000), appname="polystream-api-reads"
         )
+        client: AsyncMongoClient[Document] = AsyncMongoClient(settings.url, **options)
         return cls(client, settings.database, owns_client=True)
 
-    async def close(self) -> None:
-        if self._owns_client:
-            await self._client.close()
-
     async def title(self, title_id: str) -> Document | None:
-        with _translated("reading a title"):
+        with translated("reading a title"):
             doc = await self._titles.find_one({"_id": title_id})
         return None if doc is None else title_from_document(doc)
 
     async def browse(self, query: TitleQuery, limit: int) -> list[Document]:
-        with _translated("browsing titles"):
+        with translated("browsing titles"):
             docs = await (
                 self._titles.find(mongo_filter(query), _SUMMARY_PROJECTION)
                 .sort(mongo_sort(query.sort))
@@ -146,7 +120,7 @@ class MongoCatalogReads:
     async def summaries(self, title_ids: Sequence[str]) -> dict[str, Document]:
         if not title_ids:
             return {}
-        with _translated("reading titles"):
+        with translated("reading titles"):
             docs = await self._titles.find(
                 {"_id": {"$in": list(title_ids)}}, _SUMMARY_PROJECTION
             ).to_list()
@@ -157,7 +131,7 @@ class MongoCatalogReads:
         if not title_ids:
             return []
         ids = list(title_ids)
-        with _translated("reading relations"):
+        with translated("reading relations"):
             docs = await self._relations.find({
                 "removed": {"$ne": True},
                 "$or": [{"from_title_id": {"$in": ids}}, {"to_title_id": {"$in": ids}}],
@@ -165,7 +139,7 @@ class MongoCatalogReads:
         return [edge_from_document(doc) for doc in docs]
 
     async def poster(self, title_id: str) -> AssetInfo | None:
-        with _translated("listing assets"):
+        with translated("listing assets"):
             docs = await self._files.find({"metadata.title_id": title_id}).to_list()
         return latest_poster(asset_info_from_document(doc) for doc in docs)
 
@@ -173,7 +147,7 @@ class MongoCatalogReads:
         # One chunk per batch: the response starts after the first chunk, whatever the size.
         digest = hashlib.sha256()
         expected = 0
-        with _translated("reading an asset"):
+        with translated("reading an asset"):
             cursor = self._chunks.find({"files_id": info.asset_id}).sort("n", ASCENDING)
             async for chunk in cursor.batch_size(1):
                 if int(chunk["n"]) != expected:
@@ -188,7 +162,7 @@ class MongoCatalogReads:
             raise StoreError(f"asset {info.asset_id} is corrupt in the store")
 
     async def ping(self) -> None:
-        with _translated("pinging"):
+        with translated("pinging"):
             await self._client.admin.command("ping")
 
 
@@ -232,9 +206,8 @@ class MemoryCatalogReads:
         found = self._store.get_asset(info.asset_id)
         if found is None:
             raise StoreError(f"asset {info.asset_id} vanished")
-        data = found[1]
-        for start in range(0, len(data), CHUNK_SIZE):
-            yield data[start : start + CHUNK_SIZE]
+        for chunk in chunked(found[1]):
+            yield chunk
             await asyncio.sleep(0)
 
     async def ping(self) -> None:

@@ -35,12 +35,12 @@ from typing import Any, Final, Literal, TypeVar
 
 from prometheus_client import Counter
 
+from polystream.domain.catalog import AssetInfo, Document
 from polystream.domain.events import Genre
 from polystream.reads.catalog import CatalogReads, StoreUnavailable
 from polystream.reads.live import LiveReads
 from polystream.reads.titles import TitleQuery, encode_cursor, position_of
 from polystream.settings import ReadSettings
-from polystream.sinks.memory_catalog import AssetInfo, Document
 from polystream.store_errors import StoreError
 
 log = logging.getLogger("polystream.reads")

@@ -1,11 +1,12 @@
-"""The catalog store on MongoDB: the S2 sink's ``MongoCatalogStore`` and the API's reader.
+"""The catalog store on MongoDB: the S2 sink's ``MongoCatalogStore``.
 
 It runs on FerretDB 1.24 (the managed stack) and on real MongoDB (docker compose), so it
 keeps to what both do: ``find`` with ``$in``/``$or``/``$ne``, ``insert_many``, replace
 without upsert, ``count_documents``, single-field and compound indexes. No transactions,
 no ``$lookup``/``$facet``, no partial or TTL indexes.
 
-Layout (document shapes and rules live in :mod:`polystream.sinks.memory_catalog`):
+Layout (document shapes and rules live in :mod:`polystream.domain.catalog` and
+:mod:`polystream.domain.catalog_rules`; the asynchronous reader is in :mod:`.mongo_reader`):
 
 * ``titles``: one document per title, ``_id`` = title_id, the snapshot's fields (movies
   without ``seasons``, series without ``runtime_minutes``, series embedding seasons and
@@ -33,8 +34,8 @@ FerretDB 1.24 but not in a batch. Measured on FerretDB 1.24.2 (PostgreSQL backen
 * ``insert`` with ``ordered=False`` behaves like MongoDB: every document is tried, errors
   come back per op with the right index.
 
-So a batch is folded in memory first (:func:`plan_batch`: one outcome per event, the final
-document per key) and written with the operations that behave the same on both servers:
+So a batch is folded in memory first (the domain's ``plan_batch``: one outcome per event, the
+final document per key) and written with the operations that behave the same on both servers:
 
 1. ``insert_many(ordered=False)`` of every title and relation document, as if all keys
    were new: no read at all when they are (the common case of a catalog being loaded).
@@ -57,54 +58,57 @@ per replace), replays (all duplicates) ~300/s.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
-from datetime import UTC
 from typing import Any, Final, Self
 
 from bson import Binary
-from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, IndexModel, MongoClient, ReplaceOne
-from pymongo.asynchronous.collection import AsyncCollection
-from pymongo.asynchronous.database import AsyncDatabase
+from pymongo import ASCENDING, DESCENDING, IndexModel, MongoClient, ReplaceOne
 from pymongo.collection import Collection
 from pymongo.database import Database
-from pymongo.errors import (
-    BulkWriteError,
-    ConnectionFailure,
-    ExecutionTimeout,
-    PyMongoError,
-    WriteConcernError,
-    WTimeoutError,
-)
+from pymongo.errors import BulkWriteError
 
-from polystream.domain.events import AnyEvent, Genre, RelationKind, Sink, TitleKind
-from polystream.settings import MongoSettings
-from polystream.sinks.memory_catalog import (
-    ASSET_CHUNKS,
-    ASSET_FILES,
-    CHUNK_SIZE,
-    RELATIONS,
-    TITLES,
+from polystream.domain.catalog import (
     AssetInfo,
-    CatalogPlan,
-    CatalogState,
     Direction,
     Document,
     Edge,
-    Key,
     asset_info_from_document,
-    check_direction,
     check_page,
+    chunked,
     edge_from_document,
+    title_from_document,
+)
+from polystream.domain.catalog_rules import (
+    CatalogPlan,
+    CatalogState,
+    Key,
+    asset_guard,
     key_of,
     keys_of,
-    plan_batch,
     relation_guard,
-    title_from_document,
     title_guard,
 )
-from polystream.sinks.ports import Outcome
+from polystream.domain.events import AnyEvent, Genre, RelationKind, Sink, TitleKind
+from polystream.domain.outcomes import Outcome
+from polystream.settings import MongoSettings
+from polystream.sinks.catalog_layout import (
+    ASSET_CHUNKS,
+    ASSET_FILES,
+    RELATIONS,
+    TITLES,
+    plan_writes,
+)
+from polystream.sinks.mongo_common import (
+    EDGE_SORT,
+    TITLE_SORT,
+    assemble,
+    client_options,
+    edges_filter,
+    titles_filter,
+    titles_out,
+    translated,
+)
 from polystream.store_errors import StoreError, TransientStoreError
 
 # ---------------------------------------------------------------------------------------
@@ -137,115 +141,17 @@ INDEXES: Final[Mapping[str, tuple[IndexModel, ...]]] = {
     ),
 }
 
-_TITLE_SORT: Final = [("year", DESCENDING), ("_id", ASCENDING)]
-_EDGE_SORT: Final = [
-    ("weight", DESCENDING),
-    ("from_title_id", ASCENDING),
-    ("to_title_id", ASCENDING),
-    ("kind", ASCENDING),
-]
-_LIVE: Final[Document] = {"removed": {"$ne": True}}
-
 #: Rounds of "fold, write, read back" before a batch whose keys keep moving is given back to
 #: the worker as a transient failure (it retries the batch with backoff).
 _MAX_ROUNDS: Final = 4
 
-#: A socket that stays silent this long is a hung server: the batch fails as transient and is
-#: retried, instead of the worker waiting forever (pymongo's default is no timeout).
-_SOCKET_TIMEOUT_MS: Final = 60_000
-
 _DUPLICATE_KEY: Final = 11000
-
-
-def _client_options(settings: MongoSettings) -> dict[str, Any]:
-    timeout_ms = int(settings.server_selection_timeout_s * 1000)
-    return {
-        "serverSelectionTimeoutMS": timeout_ms,
-        "connectTimeoutMS": timeout_ms,
-        "socketTimeoutMS": _SOCKET_TIMEOUT_MS,
-        # Aware UTC datetimes back, like the ones events carry.
-        "tz_aware": True,
-        "tzinfo": UTC,
-        "appname": "polystream",
-    }
-
-
-@contextmanager
-def _translated(action: str) -> Iterator[None]:
-    """Driver errors become the project's: the worker retries transient ones, and must never
-    see a pymongo exception."""
-    try:
-        yield
-    except (ConnectionFailure, ExecutionTimeout, WTimeoutError, WriteConcernError) as exc:
-        # ConnectionFailure covers AutoReconnect, NetworkTimeout and
-        # ServerSelectionTimeoutError.
-        raise TransientStoreError(
-            f"MongoDB unavailable while {action}: {type(exc).__name__}: {exc}"
-        ) from exc
-    except PyMongoError as exc:
-        # Nothing here is caused by an event's content (documents are built from validated
-        # models), so an unexpected server error is retried and then pauses the sink: safer
-        # than skipping events, and visible as lag.
-        raise TransientStoreError(
-            f"MongoDB failed while {action}: {type(exc).__name__}: {exc}"
-        ) from exc
-
-
-# ---------------------------------------------------------------------------------------
-# Queries, shared by the synchronous store and the asynchronous reader
-# ---------------------------------------------------------------------------------------
-
-
-def _titles_filter(kind: TitleKind | str | None, genre: Genre | str | None) -> Document:
-    query: Document = dict(_LIVE)
-    if kind is not None:
-        query["kind"] = TitleKind(kind).value
-    if genre is not None:
-        query["genres"] = Genre(genre).value
-    return query
-
-
-def _edges_filter(title_id: str, direction: Direction, kind: RelationKind | str | None) -> Document:
-    check_direction(direction)
-    query: Document = dict(_LIVE)
-    if direction == "out":
-        query["from_title_id"] = title_id
-    elif direction == "in":
-        query["to_title_id"] = title_id
-    else:
-        query["$or"] = [{"from_title_id": title_id}, {"to_title_id": title_id}]
-    if kind is not None:
-        query["kind"] = RelationKind(kind).value
-    return query
-
-
-def _titles_out(docs: Sequence[Document]) -> list[Document]:
-    return [data for doc in docs if (data := title_from_document(doc)) is not None]
-
-
-def _assemble(file_doc: Document, chunks: Sequence[Document]) -> tuple[AssetInfo, bytes]:
-    """A GridFS file's bytes from its chunks, checked against the stored size and sha256.
-
-    Checked on every read because GridFS has no atomic write: bytes that are incomplete or
-    mixed up must fail loudly, not be served as an image.
-    """
-    info = asset_info_from_document(file_doc)
-    expected = (info.size_bytes + CHUNK_SIZE - 1) // CHUNK_SIZE
-    numbers = [int(chunk["n"]) for chunk in chunks]
-    data = b"".join(bytes(chunk["data"]) for chunk in chunks)
-    if (
-        numbers != list(range(expected))
-        or len(data) != info.size_bytes
-        or hashlib.sha256(data).hexdigest() != info.sha256
-    ):
-        raise StoreError(f"asset {info.asset_id} is corrupt in the store")
-    return info, data
 
 
 def _chunks(asset_id: str, data: bytes) -> list[Document]:
     return [
-        {"files_id": asset_id, "n": n, "data": Binary(data[start : start + CHUNK_SIZE])}
-        for n, start in enumerate(range(0, len(data), CHUNK_SIZE))
+        {"files_id": asset_id, "n": n, "data": Binary(part)}
+        for n, part in enumerate(chunked(data))
     ]
 
 
@@ -298,7 +204,9 @@ class MongoCatalogStore:
     @classmethod
     def from_settings(cls, settings: MongoSettings, **options: Any) -> Self:
         """A store owning its client; ``options`` are the constructor's keyword options."""
-        client: MongoClient[Document] = MongoClient(settings.url, **_client_options(settings))
+        client: MongoClient[Document] = MongoClient(
+            settings.url, **client_options(settings.server_selection_timeout_s)
+        )
         return cls(client, settings.database, owns_client=True, **options)
 
     @property
@@ -324,7 +232,7 @@ class MongoCatalogStore:
         query without the index it was designed for).
         """
         created: list[str] = []
-        with _translated("ensuring indexes"):
+        with translated("ensuring indexes"):
             for name, models in INDEXES.items():
                 collection = self._db[name]
                 existing = {ix["name"]: ix for ix in collection.list_indexes()}
@@ -355,7 +263,7 @@ class MongoCatalogStore:
         """
         outcomes: list[Outcome | None] = [None] * len(events)
         pending = list(range(len(events)))
-        with _translated("applying a batch"):
+        with translated("applying a batch"):
             for round_ in range(_MAX_ROUNDS):
                 batch = [events[index] for index in pending]
                 # First round: titles and relations are taken to be new and simply inserted;
@@ -365,7 +273,7 @@ class MongoCatalogStore:
                 # collection. Assets are always read first: their chunks must not be written
                 # next to an existing file's.
                 state = self._read_state(batch, assets_only=round_ == 0)
-                plan = plan_batch(batch, state)
+                plan = plan_writes(batch, state)
                 for index, outcome in zip(pending, plan.outcomes, strict=True):
                     outcomes[index] = outcome
                 moved = self._write(plan, state)
@@ -395,7 +303,7 @@ class MongoCatalogStore:
             for doc in self._files.find(
                 {"_id": {"$in": sorted(keys["asset"])}}, {"metadata.sha256": 1}
             ):
-                state.assets[doc["_id"]] = doc["metadata"]["sha256"]
+                state.assets[doc["_id"]] = asset_guard(doc)
         return state
 
     def _write(self, plan: CatalogPlan, state: CatalogState) -> set[Key]:
@@ -500,7 +408,7 @@ class MongoCatalogStore:
 
     def get_title(self, title_id: str) -> Document | None:
         """The title's current ``TitleUpserted`` payload (JSON form); None if absent/removed."""
-        with _translated("reading a title"):
+        with translated("reading a title"):
             doc = self._titles.find_one({"_id": title_id})
         return None if doc is None else title_from_document(doc)
 
@@ -513,20 +421,20 @@ class MongoCatalogStore:
     ) -> list[Document]:
         """Titles, newest year first, then by id."""
         check_page(limit, offset)
-        with _translated("listing titles"):
+        with translated("listing titles"):
             docs = list(
-                self._titles.find(_titles_filter(kind, genre))
-                .sort(_TITLE_SORT)
+                self._titles.find(titles_filter(kind, genre))
+                .sort(TITLE_SORT)
                 .skip(offset)
                 .limit(limit)
             )
-        return _titles_out(docs)
+        return titles_out(docs)
 
     def count_titles(
         self, kind: TitleKind | str | None = None, genre: Genre | str | None = None
     ) -> int:
-        with _translated("counting titles"):
-            return self._titles.count_documents(_titles_filter(kind, genre))
+        with translated("counting titles"):
+            return self._titles.count_documents(titles_filter(kind, genre))
 
     def related(
         self,
@@ -536,23 +444,23 @@ class MongoCatalogStore:
     ) -> list[Edge]:
         """Edges from (``out``), to (``in``) or either side of (``both``) a title, strongest
         first."""
-        query = _edges_filter(title_id, direction, kind)
-        with _translated("reading relations"):
-            docs = list(self._relations.find(query).sort(_EDGE_SORT))
+        query = edges_filter(title_id, direction, kind)
+        with translated("reading relations"):
+            docs = list(self._relations.find(query).sort(EDGE_SORT))
         return [edge_from_document(doc) for doc in docs]
 
     def get_asset(self, asset_id: str) -> tuple[AssetInfo, bytes] | None:
         """An asset's metadata and bytes (checked against its sha256); None if absent."""
-        with _translated("reading an asset"):
+        with translated("reading an asset"):
             file_doc = self._files.find_one({"_id": asset_id})
             if file_doc is None:
                 return None
             chunks = list(self._chunks.find({"files_id": asset_id}).sort("n", ASCENDING))
-        return _assemble(file_doc, chunks)
+        return assemble(file_doc, chunks)
 
     def list_assets(self, title_id: str) -> list[AssetInfo]:
         """A title's assets, by asset id."""
-        with _translated("listing assets"):
+        with translated("listing assets"):
             docs = list(self._files.find({"metadata.title_id": title_id}).sort("_id", ASCENDING))
         return [asset_info_from_document(doc) for doc in docs]
 
@@ -561,7 +469,7 @@ class MongoCatalogStore:
     def snapshot(self) -> dict[str, list[Document]]:
         """Every stored document, sorted by ``_id``; chunks summarised as one sha256 per file
         (the same shape as :meth:`InMemoryCatalogStore.snapshot`)."""
-        with _translated("taking a snapshot"):
+        with translated("taking a snapshot"):
             out = {
                 name: list(self._db[name].find().sort("_id", ASCENDING))
                 for name in (TITLES, RELATIONS, ASSET_FILES)
@@ -587,90 +495,4 @@ def _raise_unless_duplicates(exc: BulkWriteError) -> None:
         raise exc
 
 
-# ---------------------------------------------------------------------------------------
-# The asynchronous reader (for the API)
-# ---------------------------------------------------------------------------------------
-
-
-class MongoCatalogReader:
-    """The read side of the catalog store on pymongo's asyncio client, for the API.
-
-    Same methods and results as the read side of :class:`MongoCatalogStore`, awaited.
-    """
-
-    def __init__(
-        self, client: AsyncMongoClient[Document], database: str, *, owns_client: bool = False
-    ) -> None:
-        self._client = client
-        self._owns_client = owns_client
-        db: AsyncDatabase[Document] = client.get_database(database)
-        self._titles: AsyncCollection[Document] = db[TITLES]
-        self._relations: AsyncCollection[Document] = db[RELATIONS]
-        self._files: AsyncCollection[Document] = db[ASSET_FILES]
-        self._chunks: AsyncCollection[Document] = db[ASSET_CHUNKS]
-
-    @classmethod
-    def from_settings(cls, settings: MongoSettings) -> Self:
-        client: AsyncMongoClient[Document] = AsyncMongoClient(
-            settings.url, **_client_options(settings)
-        )
-        return cls(client, settings.database, owns_client=True)
-
-    async def close(self) -> None:
-        if self._owns_client:
-            await self._client.close()
-
-    async def get_title(self, title_id: str) -> Document | None:
-        with _translated("reading a title"):
-            doc = await self._titles.find_one({"_id": title_id})
-        return None if doc is None else title_from_document(doc)
-
-    async def list_titles(
-        self,
-        kind: TitleKind | str | None = None,
-        genre: Genre | str | None = None,
-        limit: int = 50,
-        offset: int = 0,
-    ) -> list[Document]:
-        check_page(limit, offset)
-        with _translated("listing titles"):
-            cursor = self._titles.find(_titles_filter(kind, genre)).sort(_TITLE_SORT)
-            docs = await cursor.skip(offset).limit(limit).to_list()
-        return _titles_out(docs)
-
-    async def count_titles(
-        self, kind: TitleKind | str | None = None, genre: Genre | str | None = None
-    ) -> int:
-        with _translated("counting titles"):
-            return await self._titles.count_documents(_titles_filter(kind, genre))
-
-    async def related(
-        self,
-        title_id: str,
-        direction: Direction = "out",
-        kind: RelationKind | str | None = None,
-    ) -> list[Edge]:
-        query = _edges_filter(title_id, direction, kind)
-        with _translated("reading relations"):
-            docs = await self._relations.find(query).sort(_EDGE_SORT).to_list()
-        return [edge_from_document(doc) for doc in docs]
-
-    async def get_asset(self, asset_id: str) -> tuple[AssetInfo, bytes] | None:
-        with _translated("reading an asset"):
-            file_doc = await self._files.find_one({"_id": asset_id})
-            if file_doc is None:
-                return None
-            chunks = await self._chunks.find({"files_id": asset_id}).sort("n", ASCENDING).to_list()
-        return _assemble(file_doc, chunks)
-
-    async def list_assets(self, title_id: str) -> list[AssetInfo]:
-        with _translated("listing assets"):
-            docs = (
-                await self._files.find({"metadata.title_id": title_id})
-                .sort("_id", ASCENDING)
-                .to_list()
-            )
-        return [asset_info_from_document(doc) for doc in docs]
-
-
-__all__ = ["INDEXES", "MongoCatalogReader", "MongoCatalogStore"]
+__all__ = ["INDEXES", "MongoCatalogStore"]
