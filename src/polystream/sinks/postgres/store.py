@@ -32,8 +32,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
-from dataclasses import fields
-from functools import partial
+from dataclasses import dataclass, field, fields
 from typing import Any, TypeVar, assert_never
 from uuid import UUID
 
@@ -306,38 +305,52 @@ def check_batch(events: Sequence[AnyEvent]) -> None:
         raise PermanentStoreError(*unfit)
 
 
+@dataclass
+class _Keys:
+    """The keys of every row the rules may read for a batch."""
+
+    user_ids: set[str] = field(default_factory=set)
+    emails: set[str] = field(default_factory=set)
+    subscription_ids: set[str] = field(default_factory=set)
+    subscribers: set[str] = field(default_factory=set)
+    payment_ids: set[str] = field(default_factory=set)
+    preference_users: set[str] = field(default_factory=set)
+    ratings: set[tuple[str, str]] = field(default_factory=set)
+
+    @classmethod
+    def of(cls, events: Sequence[AnyEvent]) -> _Keys:
+        keys = cls()
+        for event in events:
+            payload = account_payload(event)
+            keys.user_ids.add(payload.user_id)
+            match payload:
+                case ev.UserRegistered() | ev.UserProfileUpdated():
+                    if payload.email is not None:
+                        keys.emails.add(payload.email)
+                case ev.UserErased() | ev.PreferencesUpdated():
+                    keys.preference_users.add(payload.user_id)
+                case ev.SubscriptionStarted():
+                    keys.subscription_ids.add(payload.subscription_id)
+                    keys.subscribers.add(payload.user_id)
+                case (
+                    ev.SubscriptionPlanChanged()
+                    | ev.SubscriptionRenewed()
+                    | ev.SubscriptionCanceled()
+                ):
+                    keys.subscription_ids.add(payload.subscription_id)
+                case ev.PaymentSucceeded() | ev.PaymentFailed() | ev.PaymentRefunded():
+                    keys.payment_ids.add(payload.payment_id)
+                    keys.subscription_ids.add(payload.subscription_id)
+                case ev.RatingSubmitted() | ev.RatingRetracted():
+                    keys.ratings.add((payload.user_id, payload.title_id))
+                case _:
+                    assert_never(payload)
+        return keys
+
+
 def _load(conn: Connection, state: AccountState, events: Sequence[AnyEvent]) -> None:
     """Load into ``state`` every row the rules may read for ``events`` (see AccountRows)."""
-    user_ids: set[str] = set()
-    emails: set[str] = set()
-    subscription_ids: set[str] = set()
-    subscribers: set[str] = set()
-    payment_ids: set[str] = set()
-    preference_users: set[str] = set()
-    rating_keys: set[tuple[str, str]] = set()
-    for event in events:
-        payload = account_payload(event)
-        user_ids.add(payload.user_id)
-        match payload:
-            case ev.UserRegistered() | ev.UserProfileUpdated():
-                if payload.email is not None:
-                    emails.add(payload.email)
-            case ev.UserErased() | ev.PreferencesUpdated():
-                preference_users.add(payload.user_id)
-            case ev.SubscriptionStarted():
-                subscription_ids.add(payload.subscription_id)
-                subscribers.add(payload.user_id)
-            case (
-                ev.SubscriptionPlanChanged() | ev.SubscriptionRenewed() | ev.SubscriptionCanceled()
-            ):
-                subscription_ids.add(payload.subscription_id)
-            case ev.PaymentSucceeded() | ev.PaymentFailed() | ev.PaymentRefunded():
-                payment_ids.add(payload.payment_id)
-                subscription_ids.add(payload.subscription_id)
-            case ev.RatingSubmitted() | ev.RatingRetracted():
-                rating_keys.add((payload.user_id, payload.title_id))
-            case _:
-                assert_never(payload)
+    keys = _Keys.of(events)
 
     def load_user(row: Row) -> None:
         state.load_user(user_from_row(row), row[8])
@@ -348,13 +361,23 @@ def _load(conn: Connection, state: AccountState, events: Sequence[AnyEvent]) -> 
     def load_payment(row: Row) -> None:
         state.load_payment(payment_from_row(row), row[15])
 
+    def load_preferences(row: Row) -> None:
+        state.load_preferences(preferences_from_row(row))
+
+    def load_rating(row: Row) -> None:
+        # A retracted rating is a tombstone row: no stars, the retraction's time.
+        if row[2] is None:
+            state.load_retraction(row[0], row[1], row[5])
+        else:
+            state.load_rating(rating_from_row(row))
+
     lookups: list[tuple[str, set[str], Callable[[Row], None]]] = [
-        (sql.LOAD_USERS, user_ids, load_user),
-        (sql.LOAD_USERS_BY_EMAIL, emails, load_user),
-        (sql.LOAD_SUBSCRIPTIONS, subscription_ids, load_subscription),
-        (sql.LOAD_ACTIVE_SUBSCRIPTIONS, subscribers, load_subscription),
-        (sql.LOAD_PAYMENTS, payment_ids, load_payment),
-        (sql.LOAD_PREFERENCES, preference_users, partial(_load_preferences, state)),
+        (sql.LOAD_USERS, keys.user_ids, load_user),
+        (sql.LOAD_USERS_BY_EMAIL, keys.emails, load_user),
+        (sql.LOAD_SUBSCRIPTIONS, keys.subscription_ids, load_subscription),
+        (sql.LOAD_ACTIVE_SUBSCRIPTIONS, keys.subscribers, load_subscription),
+        (sql.LOAD_PAYMENTS, keys.payment_ids, load_payment),
+        (sql.LOAD_PREFERENCES, keys.preference_users, load_preferences),
     ]
     # Queued together in the pipeline: one round trip for all of them.
     event_ids = sql.plain(event.event_id for event in events)
@@ -365,34 +388,23 @@ def _load(conn: Connection, state: AccountState, events: Sequence[AnyEvent]) -> 
         )
     ]
     pending += [
-        (conn.execute(statement, (sql.texts(sorted(keys)),)), load)
-        for statement, keys, load in lookups
-        if keys
+        (conn.execute(statement, (sql.texts(sorted(wanted)),)), load)
+        for statement, wanted, load in lookups
+        if wanted
     ]
-    if rating_keys:
-        keys = sorted(rating_keys)
-        users, titles = sql.texts(u for u, _ in keys), sql.texts(t for _, t in keys)
+    if keys.ratings:
+        pairs = sorted(keys.ratings)
+        users, titles = sql.texts(u for u, _ in pairs), sql.texts(t for _, t in pairs)
         ratings = conn.execute(sql.LOAD_RATINGS, (users, titles))
-        pending.append((ratings, partial(_load_rating, state)))
+        pending.append((ratings, load_rating))
     for cursor, load in pending:
         for row in cursor.fetchall():
             load(row)
 
 
-def _load_preferences(state: AccountState, row: Row) -> None:
-    state.load_preferences(preferences_from_row(row))
-
-
-def _load_rating(state: AccountState, row: Row) -> None:
-    if row[2] is None:
-        state.load_retraction(row[0], row[1], row[5])
-    else:
-        state.load_rating(rating_from_row(row))
-
-
 def _fields(record: Any) -> tuple[Any, ...]:
     """A record's fields in order: the column order of its upsert (see ``batch_sql``)."""
-    return tuple(getattr(record, field.name) for field in fields(record))
+    return tuple(getattr(record, column.name) for column in fields(record))
 
 
 def _rating_row(state: AccountState, key: tuple[str, str]) -> tuple[Any, ...]:
