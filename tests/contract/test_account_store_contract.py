@@ -21,6 +21,13 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from polystream.bus.topology import topic_of
+from polystream.domain.accounts import (
+    ACCOUNT_EVENT_TYPES,
+    DEFERRABLE_REASONS,
+    AccountPayload,
+    Reason,
+)
+from polystream.domain.accounts_rules import AccountState
 from polystream.domain.events import (
     Envelope,
     FlagSet,
@@ -33,14 +40,7 @@ from polystream.domain.events import (
 from polystream.domain.examples import EXAMPLE_PASSWORD_HASH, EXAMPLE_TIME, example_event
 from polystream.domain.reads import AccountReader, SubscriptionStatus
 from polystream.settings import PostgresSettings, Settings
-from polystream.sinks.memory_accounts import (
-    ACCOUNT_EVENT_TYPES,
-    DEFERRABLE_REASONS,
-    AccountPayload,
-    AccountState,
-    InMemoryAccountStore,
-    Reason,
-)
+from polystream.sinks.memory_accounts import InMemoryAccountStore
 from polystream.sinks.ports import EventStore, Outcome, missing_prerequisite
 from polystream.sinks.postgres import PostgresAccountStore, check, upgrade
 from polystream.store_errors import PermanentStoreError, TransientStoreError

@@ -29,7 +29,14 @@ from polystream.domain.examples import EXAMPLE_PASSWORD_HASH, EXAMPLE_TIME, exam
 from polystream.settings import PostgresSettings, Settings
 from polystream.sinks.memory_accounts import InMemoryAccountStore
 from polystream.sinks.ports import Outcome
-from polystream.sinks.postgres import PostgresAccountStore, check, migrate, store, upgrade
+from polystream.sinks.postgres import (
+    PostgresAccountStore,
+    batch_sql,
+    check,
+    migrate,
+    store,
+    upgrade,
+)
 from polystream.sinks.postgres.schema import metadata
 from polystream.store_errors import PermanentStoreError
 
@@ -53,23 +60,23 @@ _text = st.text(
 
 @given(st.lists(st.none() | _text, max_size=20))
 def test_text_arrays_round_trip(values: list[str | None]) -> None:
-    assert _load_array("text", store._texts(values)) == values
+    assert _load_array("text", batch_sql.texts(values)) == values
 
 
 @given(st.lists(st.none() | st.integers(min_value=-(2**63), max_value=2**63 - 1), max_size=20))
 def test_number_arrays_round_trip(values: list[int | None]) -> None:
-    assert _load_array("int8", store._plain(values)) == values
+    assert _load_array("int8", batch_sql.plain(values)) == values
 
 
 @given(st.lists(st.none() | st.datetimes(timezones=st.just(UTC)), max_size=20))
 def test_time_arrays_round_trip(values: list[datetime | None]) -> None:
-    assert _load_array("timestamptz", store._times(values)) == values
+    assert _load_array("timestamptz", batch_sql.times(values)) == values
 
 
 def test_uuid_and_bool_arrays() -> None:
     ids = [uuid.uuid4(), None, uuid.uuid4()]
-    assert _load_array("uuid", store._plain(ids)) == ids
-    assert _load_array("bool", store._bools([True, False])) == [True, False]
+    assert _load_array("uuid", batch_sql.plain(ids)) == ids
+    assert _load_array("bool", batch_sql.bools([True, False])) == [True, False]
 
 
 # --- against the server -------------------------------------------------------------------

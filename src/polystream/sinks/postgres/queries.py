@@ -8,12 +8,14 @@ reason about are built the same way.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any, Final
+from collections.abc import Callable, Sequence
+from typing import Any, Final, TypeVar
 from uuid import UUID
 
 import psycopg
 
+from polystream.domain.accounts import CONSUMER
+from polystream.domain.accounts_rows import canonical_dump
 from polystream.domain.events import PlanCode
 from polystream.domain.reads import (
     Credentials,
@@ -27,9 +29,9 @@ from polystream.domain.reads import (
     SubscriptionStatus,
     User,
 )
-from polystream.sinks.memory_accounts import CONSUMER, canonical_dump
 
 Row = tuple[Any, ...]
+R = TypeVar("R")
 Connection = psycopg.Connection[Row]
 
 USER_COLUMNS: Final = (
@@ -69,23 +71,9 @@ def subscription_from_row(row: Row) -> Subscription:
 
 def payment_from_row(row: Row) -> Payment:
     """A ``PAYMENT_COLUMNS`` row; the trailing card token is not part of the record."""
-    return Payment(
-        payment_id=row[0],
-        subscription_id=row[1],
-        user_id=row[2],
-        amount_cents=row[3],
-        currency=row[4],
-        card_brand=row[5],
-        card_last4=row[6],
-        status=PaymentStatus(row[7]),
-        failure_reason=row[8],
-        occurred_at=row[9],
-        updated_at=row[10],
-        refund_id=row[11],
-        refund_reason=row[12],
-        refunded_cents=row[13],
-        refunded_at=row[14],
-    )
+    fields = list(row[:15])
+    fields[7] = PaymentStatus(fields[7])
+    return Payment(*fields)
 
 
 def preferences_from_row(row: Row) -> Preferences:
@@ -97,13 +85,43 @@ def rating_from_row(row: Row) -> Rating:
     return Rating(row[0], row[1], row[2], row[3], row[4])
 
 
+# One statement per read of one key; the column lists are the records' (see *_from_row).
+_USER: Final = f"SELECT {USER_COLUMNS} FROM users WHERE user_id = %s"
+_SUBSCRIPTION: Final = (
+    f"SELECT {SUBSCRIPTION_COLUMNS} FROM subscriptions WHERE subscription_id = %s"
+)
+_SUBSCRIPTIONS_OF_USER: Final = (
+    f"SELECT {SUBSCRIPTION_COLUMNS} FROM subscriptions WHERE user_id = %s"
+    " ORDER BY started_at, subscription_id"
+)
+_ACTIVE_SUBSCRIPTION: Final = (
+    f"SELECT {SUBSCRIPTION_COLUMNS} FROM subscriptions WHERE user_id = %s AND status = 'active'"
+)
+_PAYMENTS_OF_USER: Final = (
+    f"SELECT {PAYMENT_COLUMNS} FROM payments WHERE user_id = %s ORDER BY occurred_at, payment_id"
+)
+_PREFERENCES: Final = f"SELECT {PREFERENCES_COLUMNS} FROM preferences WHERE user_id = %s"
+_RATINGS_OF_USER: Final = (
+    f"SELECT {RATING_COLUMNS} FROM ratings WHERE user_id = %s AND stars IS NOT NULL"
+    " ORDER BY title_id"
+)
+
+
 def _one(conn: Connection, sql: str, params: Sequence[Any]) -> Row | None:
     return conn.execute(sql, params).fetchone()
 
 
+def _record(conn: Connection, sql: str, key: object, from_row: Callable[[Row], R]) -> R | None:
+    row = conn.execute(sql, (key,)).fetchone()
+    return None if row is None else from_row(row)
+
+
+def _records(conn: Connection, sql: str, key: object, from_row: Callable[[Row], R]) -> list[R]:
+    return [from_row(row) for row in conn.execute(sql, (key,)).fetchall()]
+
+
 def get_user(conn: Connection, user_id: str) -> User | None:
-    row = _one(conn, f"SELECT {USER_COLUMNS} FROM users WHERE user_id = %s", (user_id,))
-    return None if row is None else user_from_row(row)
+    return _record(conn, _USER, user_id, user_from_row)
 
 
 def get_user_by_email(conn: Connection, email: str) -> Credentials | None:
@@ -127,56 +145,27 @@ def set_role(conn: Connection, email: str, role: str) -> str | None:
 
 
 def get_subscription(conn: Connection, subscription_id: str) -> Subscription | None:
-    row = _one(
-        conn,
-        f"SELECT {SUBSCRIPTION_COLUMNS} FROM subscriptions WHERE subscription_id = %s",
-        (subscription_id,),
-    )
-    return None if row is None else subscription_from_row(row)
+    return _record(conn, _SUBSCRIPTION, subscription_id, subscription_from_row)
 
 
 def get_subscriptions(conn: Connection, user_id: str) -> list[Subscription]:
-    rows = conn.execute(
-        f"SELECT {SUBSCRIPTION_COLUMNS} FROM subscriptions WHERE user_id = %s"
-        " ORDER BY started_at, subscription_id",
-        (user_id,),
-    ).fetchall()
-    return [subscription_from_row(row) for row in rows]
+    return _records(conn, _SUBSCRIPTIONS_OF_USER, user_id, subscription_from_row)
 
 
 def get_active_subscription(conn: Connection, user_id: str) -> Subscription | None:
-    row = _one(
-        conn,
-        f"SELECT {SUBSCRIPTION_COLUMNS} FROM subscriptions"
-        " WHERE user_id = %s AND status = 'active'",
-        (user_id,),
-    )
-    return None if row is None else subscription_from_row(row)
+    return _record(conn, _ACTIVE_SUBSCRIPTION, user_id, subscription_from_row)
 
 
 def list_payments(conn: Connection, user_id: str) -> list[Payment]:
-    rows = conn.execute(
-        f"SELECT {PAYMENT_COLUMNS} FROM payments WHERE user_id = %s"
-        " ORDER BY occurred_at, payment_id",
-        (user_id,),
-    ).fetchall()
-    return [payment_from_row(row) for row in rows]
+    return _records(conn, _PAYMENTS_OF_USER, user_id, payment_from_row)
 
 
 def get_preferences(conn: Connection, user_id: str) -> Preferences | None:
-    row = _one(
-        conn, f"SELECT {PREFERENCES_COLUMNS} FROM preferences WHERE user_id = %s", (user_id,)
-    )
-    return None if row is None else preferences_from_row(row)
+    return _record(conn, _PREFERENCES, user_id, preferences_from_row)
 
 
 def list_ratings(conn: Connection, user_id: str) -> list[Rating]:
-    rows = conn.execute(
-        f"SELECT {RATING_COLUMNS} FROM ratings WHERE user_id = %s AND stars IS NOT NULL"
-        " ORDER BY title_id",
-        (user_id,),
-    ).fetchall()
-    return [rating_from_row(row) for row in rows]
+    return _records(conn, _RATINGS_OF_USER, user_id, rating_from_row)
 
 
 def get_rating_stats(conn: Connection, title_id: str) -> RatingStats:

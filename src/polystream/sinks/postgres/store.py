@@ -6,15 +6,15 @@ How a batch is applied, in one transaction and two round trips (psycopg pipeline
    (users by id and by email, subscriptions by id, the active subscription of users who
    subscribe, payments, preference sets, ratings), ``SELECT ... FOR UPDATE`` so that a
    worker taking over a partition mid-rebalance waits instead of interleaving.
-2. **Decide.** The shared rules (:class:`~polystream.sinks.memory_accounts.AccountState`, the
-   in-memory store's own logic) run over the batch in order, in Python. Order inside the
+2. **Decide.** The domain's rules (:class:`~polystream.domain.accounts_rules.AccountState`, the
+   in-memory store's too) run over the batch in order, in Python. Order inside the
    batch is therefore exact (register then update, subscribe then cancel), and a rejection
    costs nothing: it is an outcome, not a failed statement to roll back. So is a deferral
    (``allow_defer``: a prerequisite from another topic is missing): the event changes no row.
 3. **Write.** The final state of each changed row, one set-based statement per table
-   (``INSERT ... SELECT FROM unnest(arrays) ON CONFLICT DO UPDATE``), erasure cascades for
-   rows not loaded, the ledger rows of every decided event (a deferred one is not decided:
-   no row, so its next offer is new), and ``COMMIT``.
+   (``INSERT ... SELECT FROM unnest(arrays) ON CONFLICT DO UPDATE``, from ``batch_sql.py``),
+   erasure cascades for rows not loaded, the ledger rows of every decided event (a deferred
+   one is not decided: no row, so its next offer is new), and ``COMMIT``.
 
 Per-event savepoints are only the fallback: when the set-based write fails on a constraint
 (a concurrent writer took an email, or an email swap between users inside one batch that no
@@ -30,45 +30,26 @@ is a handful of index lookups, and the decisions then cost microseconds per even
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
-from datetime import datetime
-from typing import Any, Final, TypeVar, assert_never
+from dataclasses import dataclass, field, fields
+from typing import Any, TypeVar, assert_never
 from uuid import UUID
 
 import psycopg
 from psycopg import errors as pgerrors
 
 from polystream.domain import events as ev
+from polystream.domain import reads
+from polystream.domain.accounts import CONSUMER, Stream, account_payload, first_unfit
+from polystream.domain.accounts_rules import AccountState
 from polystream.domain.events import AnyEvent, Sink
-from polystream.domain.reads import (
-    ROLES,
-    Credentials,
-    Payment,
-    Preferences,
-    ProcessedEvent,
-    Rating,
-    RatingStats,
-    Subscription,
-    SubscriptionStatus,
-    User,
-)
+from polystream.domain.outcomes import Outcome
+from polystream.domain.reads import SubscriptionStatus
 from polystream.settings import PostgresSettings
-from polystream.sinks.memory_accounts import (
-    CONSUMER,
-    AccountState,
-    Stream,
-    account_payload,
-    check_batch,
-)
-from polystream.sinks.ports import Outcome
+from polystream.sinks.postgres import batch_sql as sql
 from polystream.sinks.postgres import queries
 from polystream.sinks.postgres.queries import (
-    PAYMENT_COLUMNS,
-    PREFERENCES_COLUMNS,
-    RATING_COLUMNS,
-    SUBSCRIPTION_COLUMNS,
-    USER_COLUMNS,
     Connection,
     Row,
     payment_from_row,
@@ -80,145 +61,6 @@ from polystream.sinks.postgres.queries import (
 from polystream.store_errors import PermanentStoreError, TransientStoreError
 
 T = TypeVar("T")
-
-# --- load -----------------------------------------------------------------------------
-# ORDER BY before FOR UPDATE: two workers locking overlapping rows in the same order cannot
-# deadlock each other.
-
-_LOAD_LEDGER: Final = (
-    "SELECT event_id FROM processed_events WHERE consumer = %s AND event_id = ANY(%s::uuid[])"
-)
-_LOAD_USERS: Final = (
-    f"SELECT {USER_COLUMNS} FROM users WHERE user_id = ANY(%s::text[]) ORDER BY user_id FOR UPDATE"
-)
-_LOAD_USERS_BY_EMAIL: Final = (
-    f"SELECT {USER_COLUMNS} FROM users WHERE email = ANY(%s::text[]) ORDER BY user_id FOR UPDATE"
-)
-_LOAD_SUBSCRIPTIONS: Final = (
-    f"SELECT {SUBSCRIPTION_COLUMNS} FROM subscriptions WHERE subscription_id = ANY(%s::text[])"
-    " ORDER BY subscription_id FOR UPDATE"
-)
-_LOAD_ACTIVE_SUBSCRIPTIONS: Final = (
-    f"SELECT {SUBSCRIPTION_COLUMNS} FROM subscriptions"
-    " WHERE user_id = ANY(%s::text[]) AND status = 'active' ORDER BY subscription_id FOR UPDATE"
-)
-_LOAD_PAYMENTS: Final = (
-    f"SELECT {PAYMENT_COLUMNS} FROM payments WHERE payment_id = ANY(%s::text[])"
-    " ORDER BY payment_id FOR UPDATE"
-)
-_LOAD_PREFERENCES: Final = (
-    f"SELECT {PREFERENCES_COLUMNS} FROM preferences WHERE user_id = ANY(%s::text[])"
-    " ORDER BY user_id FOR UPDATE"
-)
-_LOAD_RATINGS: Final = (
-    "SELECT r.user_id, r.title_id, r.stars, r.review, r.updated_at, r.retracted_at"
-    " FROM ratings r JOIN unnest(%s::text[], %s::text[]) AS k(user_id, title_id)"
-    " ON r.user_id = k.user_id AND r.title_id = k.title_id"
-    " ORDER BY r.user_id, r.title_id FOR UPDATE OF r"
-)
-assert RATING_COLUMNS == "user_id, title_id, stars, review, updated_at, retracted_at"
-
-# --- write ----------------------------------------------------------------------------
-# unnest(...) WITH ORDINALITY ... ORDER BY: rows are written in the order given, which the
-# one-active-subscription index and the email constraint need (see _flush).
-
-_UPSERT_USERS: Final = """
-INSERT INTO users (user_id, email, display_name, country, birth_year, password_hash,
-                   created_at, updated_at, erased_at)
-SELECT user_id, email, display_name, country, birth_year, password_hash,
-       created_at, updated_at, erased_at
-FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::int2[], %s::text[],
-            %s::timestamptz[], %s::timestamptz[], %s::timestamptz[])
-     WITH ORDINALITY AS u(user_id, email, display_name, country, birth_year, password_hash,
-                          created_at, updated_at, erased_at, n)
-ORDER BY n
-ON CONFLICT (user_id) DO UPDATE SET
-    email = excluded.email, display_name = excluded.display_name,
-    country = excluded.country, birth_year = excluded.birth_year,
-    password_hash = excluded.password_hash, updated_at = excluded.updated_at,
-    erased_at = excluded.erased_at
-"""
-
-_UPSERT_SUBSCRIPTIONS: Final = """
-INSERT INTO subscriptions (subscription_id, user_id, plan, status, period_start, period_end,
-                           started_at, updated_at, canceled_at, ends_at, cancel_reason,
-                           last_payment_id)
-SELECT subscription_id, user_id, plan, status, period_start, period_end, started_at,
-       updated_at, canceled_at, ends_at, cancel_reason, last_payment_id
-FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::timestamptz[],
-            %s::timestamptz[], %s::timestamptz[], %s::timestamptz[], %s::timestamptz[],
-            %s::timestamptz[], %s::text[], %s::text[])
-     WITH ORDINALITY AS s(subscription_id, user_id, plan, status, period_start, period_end,
-                          started_at, updated_at, canceled_at, ends_at, cancel_reason,
-                          last_payment_id, n)
-ORDER BY n
-ON CONFLICT (subscription_id) DO UPDATE SET
-    plan = excluded.plan, status = excluded.status, period_start = excluded.period_start,
-    period_end = excluded.period_end, updated_at = excluded.updated_at,
-    canceled_at = excluded.canceled_at, ends_at = excluded.ends_at,
-    cancel_reason = excluded.cancel_reason, last_payment_id = excluded.last_payment_id
-"""
-
-_UPSERT_PAYMENTS: Final = """
-INSERT INTO payments (payment_id, subscription_id, user_id, amount_cents, currency,
-                      card_token, card_brand, card_last4, status, failure_reason,
-                      occurred_at, updated_at, refund_id, refund_reason, refunded_cents,
-                      refunded_at)
-SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::int4[], %s::text[], %s::text[],
-                     %s::text[], %s::text[], %s::text[], %s::text[], %s::timestamptz[],
-                     %s::timestamptz[], %s::text[], %s::text[], %s::int4[],
-                     %s::timestamptz[])
-ON CONFLICT (payment_id) DO UPDATE SET
-    card_token = excluded.card_token, status = excluded.status,
-    updated_at = excluded.updated_at, refund_id = excluded.refund_id,
-    refund_reason = excluded.refund_reason, refunded_cents = excluded.refunded_cents,
-    refunded_at = excluded.refunded_at
-"""
-
-# Genres and languages are per-row arrays, which unnest cannot take as a ragged 2-D array;
-# they travel as array literals (their values are enum codes and BCP 47 tags, so they
-# never need quoting) and are cast per row.
-_UPSERT_PREFERENCES: Final = """
-INSERT INTO preferences (user_id, genres, languages, subtitles, subtitle_language,
-                         autoplay_next_episode, autoplay_previews, maturity_limit, updated_at)
-SELECT user_id, genres::text[], languages::text[], subtitles, subtitle_language,
-       autoplay_next_episode, autoplay_previews, maturity_limit, updated_at
-FROM unnest(%s::text[], %s::text[], %s::text[], %s::bool[], %s::text[], %s::bool[],
-            %s::bool[], %s::text[], %s::timestamptz[])
-     AS p(user_id, genres, languages, subtitles, subtitle_language, autoplay_next_episode,
-          autoplay_previews, maturity_limit, updated_at)
-ON CONFLICT (user_id) DO UPDATE SET
-    genres = excluded.genres, languages = excluded.languages,
-    subtitles = excluded.subtitles, subtitle_language = excluded.subtitle_language,
-    autoplay_next_episode = excluded.autoplay_next_episode,
-    autoplay_previews = excluded.autoplay_previews,
-    maturity_limit = excluded.maturity_limit, updated_at = excluded.updated_at
-"""
-
-_DELETE_PREFERENCES: Final = "DELETE FROM preferences WHERE user_id = ANY(%s::text[])"
-
-_UPSERT_RATINGS: Final = """
-INSERT INTO ratings (user_id, title_id, stars, review, updated_at, retracted_at)
-SELECT * FROM unnest(%s::text[], %s::text[], %s::int2[], %s::text[], %s::timestamptz[],
-                     %s::timestamptz[])
-ON CONFLICT (user_id, title_id) DO UPDATE SET
-    stars = excluded.stars, review = excluded.review, updated_at = excluded.updated_at,
-    retracted_at = excluded.retracted_at
-"""
-
-# Erasure reaches rows the batch did not load (older ratings and payments of the user).
-_ERASE_REVIEWS: Final = (
-    "UPDATE ratings SET review = NULL WHERE user_id = ANY(%s::text[]) AND review IS NOT NULL"
-)
-_ERASE_CARD_TOKENS: Final = (
-    "UPDATE payments SET card_token = NULL"
-    " WHERE user_id = ANY(%s::text[]) AND card_token IS NOT NULL"
-)
-
-_INSERT_LEDGER: Final = """
-INSERT INTO processed_events (consumer, event_id, event_type, status, reason)
-SELECT %s, * FROM unnest(%s::uuid[], %s::text[], %s::text[], %s::text[])
-"""
 
 
 class _Conflict(Exception):
@@ -344,7 +186,7 @@ class PostgresAccountStore:
 
     def apply(self, events: Sequence[AnyEvent], *, allow_defer: bool = True) -> list[Outcome]:
         """See ``EventStore.apply``; what is deferred, and why, is decided by the shared
-        rules (``memory_accounts``): a deferred event gets no ledger row and no row change."""
+        rules (``domain/accounts*.py``): a deferred event gets no ledger row and no row change."""
         if not events:
             return []
         check_batch(events)
@@ -405,44 +247,44 @@ class PostgresAccountStore:
 
     # -- AccountReader --------------------------------------------------------------------
 
-    def get_user(self, user_id: str) -> User | None:
+    def get_user(self, user_id: str) -> reads.User | None:
         return self._read(lambda conn: queries.get_user(conn, user_id))
 
-    def get_user_by_email(self, email: str) -> Credentials | None:
+    def get_user_by_email(self, email: str) -> reads.Credentials | None:
         return self._read(lambda conn: queries.get_user_by_email(conn, email))
 
     def set_role(self, email: str, role: str) -> str | None:
         """Grant ``role`` to the live account of ``email`` (an operator's act, not an event:
         roles are authorization, which replaying the events must not grant or take away)."""
-        if role not in ROLES:
-            raise ValueError(f"role must be one of {', '.join(ROLES)}")
+        if role not in reads.ROLES:
+            raise ValueError(f"role must be one of {', '.join(reads.ROLES)}")
         return self._read(lambda conn: queries.set_role(conn, email, role))
 
-    def get_subscription(self, subscription_id: str) -> Subscription | None:
+    def get_subscription(self, subscription_id: str) -> reads.Subscription | None:
         return self._read(lambda conn: queries.get_subscription(conn, subscription_id))
 
-    def get_subscriptions(self, user_id: str) -> list[Subscription]:
+    def get_subscriptions(self, user_id: str) -> list[reads.Subscription]:
         return self._read(lambda conn: queries.get_subscriptions(conn, user_id))
 
-    def get_active_subscription(self, user_id: str) -> Subscription | None:
+    def get_active_subscription(self, user_id: str) -> reads.Subscription | None:
         return self._read(lambda conn: queries.get_active_subscription(conn, user_id))
 
-    def list_payments(self, user_id: str) -> list[Payment]:
+    def list_payments(self, user_id: str) -> list[reads.Payment]:
         return self._read(lambda conn: queries.list_payments(conn, user_id))
 
-    def get_preferences(self, user_id: str) -> Preferences | None:
+    def get_preferences(self, user_id: str) -> reads.Preferences | None:
         return self._read(lambda conn: queries.get_preferences(conn, user_id))
 
-    def list_ratings(self, user_id: str) -> list[Rating]:
+    def list_ratings(self, user_id: str) -> list[reads.Rating]:
         return self._read(lambda conn: queries.list_ratings(conn, user_id))
 
-    def get_rating_stats(self, title_id: str) -> RatingStats:
+    def get_rating_stats(self, title_id: str) -> reads.RatingStats:
         return self._read(lambda conn: queries.get_rating_stats(conn, title_id))
 
-    def list_rating_stats(self) -> dict[str, RatingStats]:
+    def list_rating_stats(self) -> dict[str, reads.RatingStats]:
         return self._read(queries.list_rating_stats)
 
-    def get_processed_event(self, event_id: UUID) -> ProcessedEvent | None:
+    def get_processed_event(self, event_id: UUID) -> reads.ProcessedEvent | None:
         return self._read(lambda conn: queries.get_processed_event(conn, event_id))
 
     def dump(self) -> dict[str, list[dict[str, Any]]]:
@@ -457,257 +299,161 @@ class PostgresAccountStore:
 # --- load and flush -----------------------------------------------------------------------
 
 
+def check_batch(events: Sequence[AnyEvent]) -> None:
+    """Refuse, before anything is applied, an event no account store can ever apply."""
+    if (unfit := first_unfit(events)) is not None:
+        raise PermanentStoreError(*unfit)
+
+
+@dataclass
+class _Keys:
+    """The keys of every row the rules may read for a batch."""
+
+    user_ids: set[str] = field(default_factory=set)
+    emails: set[str] = field(default_factory=set)
+    subscription_ids: set[str] = field(default_factory=set)
+    subscribers: set[str] = field(default_factory=set)
+    payment_ids: set[str] = field(default_factory=set)
+    preference_users: set[str] = field(default_factory=set)
+    ratings: set[tuple[str, str]] = field(default_factory=set)
+
+    @classmethod
+    def of(cls, events: Sequence[AnyEvent]) -> _Keys:
+        keys = cls()
+        for event in events:
+            payload = account_payload(event)
+            keys.user_ids.add(payload.user_id)
+            match payload:
+                case ev.UserRegistered() | ev.UserProfileUpdated():
+                    if payload.email is not None:
+                        keys.emails.add(payload.email)
+                case ev.UserErased() | ev.PreferencesUpdated():
+                    keys.preference_users.add(payload.user_id)
+                case ev.SubscriptionStarted():
+                    keys.subscription_ids.add(payload.subscription_id)
+                    keys.subscribers.add(payload.user_id)
+                case (
+                    ev.SubscriptionPlanChanged()
+                    | ev.SubscriptionRenewed()
+                    | ev.SubscriptionCanceled()
+                ):
+                    keys.subscription_ids.add(payload.subscription_id)
+                case ev.PaymentSucceeded() | ev.PaymentFailed() | ev.PaymentRefunded():
+                    keys.payment_ids.add(payload.payment_id)
+                    keys.subscription_ids.add(payload.subscription_id)
+                case ev.RatingSubmitted() | ev.RatingRetracted():
+                    keys.ratings.add((payload.user_id, payload.title_id))
+                case _:
+                    assert_never(payload)
+        return keys
+
+
 def _load(conn: Connection, state: AccountState, events: Sequence[AnyEvent]) -> None:
-    """Load into ``state`` every row the rules may read for ``events`` (see AccountState)."""
-    event_ids: list[UUID] = []
-    user_ids: set[str] = set()
-    emails: set[str] = set()
-    subscription_ids: set[str] = set()
-    subscribers: set[str] = set()
-    payment_ids: set[str] = set()
-    preference_users: set[str] = set()
-    rating_keys: set[tuple[str, str]] = set()
-    for event in events:
-        event_ids.append(event.event_id)
-        payload = account_payload(event)
-        user_ids.add(payload.user_id)
-        match payload:
-            case ev.UserRegistered() | ev.UserProfileUpdated():
-                if payload.email is not None:
-                    emails.add(payload.email)
-            case ev.UserErased() | ev.PreferencesUpdated():
-                preference_users.add(payload.user_id)
-            case ev.SubscriptionStarted():
-                subscription_ids.add(payload.subscription_id)
-                subscribers.add(payload.user_id)
-            case (
-                ev.SubscriptionPlanChanged() | ev.SubscriptionRenewed() | ev.SubscriptionCanceled()
-            ):
-                subscription_ids.add(payload.subscription_id)
-            case ev.PaymentSucceeded() | ev.PaymentFailed() | ev.PaymentRefunded():
-                payment_ids.add(payload.payment_id)
-                subscription_ids.add(payload.subscription_id)
-            case ev.RatingSubmitted() | ev.RatingRetracted():
-                rating_keys.add((payload.user_id, payload.title_id))
-            case _:
-                assert_never(payload)
+    """Load into ``state`` every row the rules may read for ``events`` (see AccountRows)."""
+    keys = _Keys.of(events)
 
+    def load_user(row: Row) -> None:
+        state.load_user(user_from_row(row), row[8])
+
+    def load_subscription(row: Row) -> None:
+        state.load_subscription(subscription_from_row(row))
+
+    def load_payment(row: Row) -> None:
+        state.load_payment(payment_from_row(row), row[15])
+
+    def load_preferences(row: Row) -> None:
+        state.load_preferences(preferences_from_row(row))
+
+    def load_rating(row: Row) -> None:
+        # A retracted rating is a tombstone row: no stars, the retraction's time.
+        if row[2] is None:
+            state.load_retraction(row[0], row[1], row[5])
+        else:
+            state.load_rating(rating_from_row(row))
+
+    lookups: list[tuple[str, set[str], Callable[[Row], None]]] = [
+        (sql.LOAD_USERS, keys.user_ids, load_user),
+        (sql.LOAD_USERS_BY_EMAIL, keys.emails, load_user),
+        (sql.LOAD_SUBSCRIPTIONS, keys.subscription_ids, load_subscription),
+        (sql.LOAD_ACTIVE_SUBSCRIPTIONS, keys.subscribers, load_subscription),
+        (sql.LOAD_PAYMENTS, keys.payment_ids, load_payment),
+        (sql.LOAD_PREFERENCES, keys.preference_users, load_preferences),
+    ]
     # Queued together in the pipeline: one round trip for all of them.
-    pending: list[tuple[psycopg.Cursor[Row], Callable[[Row], None]]] = []
-
-    def query(sql: str, params: Sequence[Any], load: Callable[[Row], None]) -> None:
-        pending.append((conn.execute(sql, params), load))
-
-    query(_LOAD_LEDGER, (CONSUMER, _plain(event_ids)), lambda row: state.load_processed(row[0]))
-    query(_LOAD_USERS, (_texts(sorted(user_ids)),), lambda row: _load_user(state, row))
-    if emails:
-        query(_LOAD_USERS_BY_EMAIL, (_texts(sorted(emails)),), lambda row: _load_user(state, row))
-    if subscription_ids:
-        query(
-            _LOAD_SUBSCRIPTIONS,
-            (_texts(sorted(subscription_ids)),),
-            lambda row: state.load_subscription(subscription_from_row(row)),
+    event_ids = sql.plain(event.event_id for event in events)
+    pending: list[tuple[psycopg.Cursor[Row], Callable[[Row], None]]] = [
+        (
+            conn.execute(sql.LOAD_LEDGER, (CONSUMER, event_ids)),
+            lambda row: state.load_processed(row[0]),
         )
-    if subscribers:
-        query(
-            _LOAD_ACTIVE_SUBSCRIPTIONS,
-            (_texts(sorted(subscribers)),),
-            lambda row: state.load_subscription(subscription_from_row(row)),
-        )
-    if payment_ids:
-        query(
-            _LOAD_PAYMENTS,
-            (_texts(sorted(payment_ids)),),
-            lambda row: state.load_payment(payment_from_row(row), row[15]),
-        )
-    if preference_users:
-        query(
-            _LOAD_PREFERENCES,
-            (_texts(sorted(preference_users)),),
-            lambda row: state.load_preferences(preferences_from_row(row)),
-        )
-    if rating_keys:
-        keys = sorted(rating_keys)
-        query(
-            _LOAD_RATINGS,
-            (_texts([user for user, _ in keys]), _texts([title for _, title in keys])),
-            lambda row: _load_rating(state, row),
-        )
+    ]
+    pending += [
+        (conn.execute(statement, (sql.texts(sorted(wanted)),)), load)
+        for statement, wanted, load in lookups
+        if wanted
+    ]
+    if keys.ratings:
+        pairs = sorted(keys.ratings)
+        users, titles = sql.texts(u for u, _ in pairs), sql.texts(t for _, t in pairs)
+        ratings = conn.execute(sql.LOAD_RATINGS, (users, titles))
+        pending.append((ratings, load_rating))
     for cursor, load in pending:
         for row in cursor.fetchall():
             load(row)
 
 
-def _load_user(state: AccountState, row: Row) -> None:
-    state.load_user(user_from_row(row), row[8])
+def _fields(record: Any) -> tuple[Any, ...]:
+    """A record's fields in order: the column order of its upsert (see ``batch_sql``)."""
+    return tuple(getattr(record, column.name) for column in fields(record))
 
 
-def _load_rating(state: AccountState, row: Row) -> None:
-    if row[2] is None:
-        state.load_retraction(row[0], row[1], row[5])
-    else:
-        state.load_rating(rating_from_row(row))
-
-
-# --- array parameters -------------------------------------------------------------------
-# Every write passes one array per column, as a PostgreSQL array literal built here rather
-# than a Python list for psycopg to adapt: adapting a list checks each element against a
-# quoting regex and formats datetimes in Python, which measured 5-8 ms per 500-row statement,
-# against about 1 ms for these joins (and the server parses both at the same speed).
-
-
-def _texts(values: Iterable[str | None]) -> str:
-    # Every element quoted, so only backslash and double quote need escaping; NULL unquoted.
-    return (
-        "{"
-        + ",".join(
-            "NULL" if value is None else '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-            for value in values
-        )
-        + "}"
-    )
-
-
-def _plain(values: Iterable[int | UUID | None]) -> str:
-    # Numbers and UUIDs print without characters that would need quoting.
-    return "{" + ",".join("NULL" if value is None else str(value) for value in values) + "}"
-
-
-def _times(values: Iterable[datetime | None]) -> str:
-    return "{" + ",".join("NULL" if value is None else value.isoformat() for value in values) + "}"
-
-
-def _bools(values: Iterable[bool]) -> str:
-    return "{" + ",".join("t" if value else "f" for value in values) + "}"
+def _rating_row(state: AccountState, key: tuple[str, str]) -> tuple[Any, ...]:
+    rating, retracted_at = state.ratings.get(key), state.retractions.get(key)
+    if rating is None:
+        return (*key, None, None, retracted_at, retracted_at)
+    return (*key, rating.stars, rating.review, rating.rated_at, retracted_at)
 
 
 def _flush(conn: Connection, state: AccountState) -> None:
     """Queue the writes of everything ``state`` marked dirty, and the ledger rows."""
-    if state.dirty_users:
-        users = [state.users[user_id] for user_id in state.dirty_users]
-        hashes = state.password_hashes
-        conn.execute(
-            _UPSERT_USERS,
-            (
-                _texts([u.user_id for u in users]),
-                _texts([u.email for u in users]),
-                _texts([u.display_name for u in users]),
-                _texts([u.country for u in users]),
-                _plain([u.birth_year for u in users]),
-                _texts([hashes[u.user_id] for u in users]),
-                _times([u.created_at for u in users]),
-                _times([u.updated_at for u in users]),
-                _times([u.erased_at for u in users]),
-            ),
-        )
-    if state.dirty_subscriptions:
-        # Cancellations first: a user who cancels and subscribes again in one batch must
-        # not have two active rows, even for the instant between two rows of one statement.
-        subs = sorted(
-            (state.subscriptions[key] for key in state.dirty_subscriptions),
-            key=lambda s: s.status is SubscriptionStatus.ACTIVE,
-        )
-        conn.execute(
-            _UPSERT_SUBSCRIPTIONS,
-            (
-                _texts([s.subscription_id for s in subs]),
-                _texts([s.user_id for s in subs]),
-                _texts([s.plan.value for s in subs]),
-                _texts([s.status.value for s in subs]),
-                _times([s.period_start for s in subs]),
-                _times([s.period_end for s in subs]),
-                _times([s.started_at for s in subs]),
-                _times([s.updated_at for s in subs]),
-                _times([s.canceled_at for s in subs]),
-                _times([s.ends_at for s in subs]),
-                _texts([s.cancel_reason for s in subs]),
-                _texts([s.last_payment_id for s in subs]),
-            ),
-        )
-    if state.dirty_payments:
-        pays = [state.payments[key] for key in state.dirty_payments]
-        tokens = state.card_tokens
-        conn.execute(
-            _UPSERT_PAYMENTS,
-            (
-                _texts([p.payment_id for p in pays]),
-                _texts([p.subscription_id for p in pays]),
-                _texts([p.user_id for p in pays]),
-                _plain([p.amount_cents for p in pays]),
-                _texts([p.currency for p in pays]),
-                _texts([tokens[p.payment_id] for p in pays]),
-                _texts([p.card_brand for p in pays]),
-                _texts([p.card_last4 for p in pays]),
-                _texts([p.status.value for p in pays]),
-                _texts([p.failure_reason for p in pays]),
-                _times([p.occurred_at for p in pays]),
-                _times([p.updated_at for p in pays]),
-                _texts([p.refund_id for p in pays]),
-                _texts([p.refund_reason for p in pays]),
-                _plain([p.refunded_cents for p in pays]),
-                _times([p.refunded_at for p in pays]),
-            ),
-        )
-    if state.dirty_preferences:
-        prefs = [
-            state.preferences[key] for key in state.dirty_preferences if key in state.preferences
-        ]
-        deleted = [key for key in state.dirty_preferences if key not in state.preferences]
-        if prefs:
-            conn.execute(
-                _UPSERT_PREFERENCES,
-                (
-                    _texts([p.user_id for p in prefs]),
-                    # Per-row arrays travel as quoted elements holding an array literal;
-                    # genre codes and language tags never need quoting inside it.
-                    _texts(["{" + ",".join(p.genres) + "}" for p in prefs]),
-                    _texts(["{" + ",".join(p.languages) + "}" for p in prefs]),
-                    _bools([p.subtitles for p in prefs]),
-                    _texts([p.subtitle_language for p in prefs]),
-                    _bools([p.autoplay_next_episode for p in prefs]),
-                    _bools([p.autoplay_previews for p in prefs]),
-                    _texts([p.maturity_limit for p in prefs]),
-                    _times([p.updated_at for p in prefs]),
-                ),
-            )
-        if deleted:
-            conn.execute(_DELETE_PREFERENCES, (_texts(deleted),))
-    if state.dirty_ratings:
-        keys = list(state.dirty_ratings)
-        current = [state.ratings.get(key) for key in keys]
-        retracted = [state.retractions.get(key) for key in keys]
-        conn.execute(
-            _UPSERT_RATINGS,
-            (
-                _texts([user_id for user_id, _ in keys]),
-                _texts([title_id for _, title_id in keys]),
-                _plain([None if r is None else r.stars for r in current]),
-                _texts([None if r is None else r.review for r in current]),
-                _times(
-                    [
-                        r.rated_at if r is not None else at
-                        for r, at in zip(current, retracted, strict=True)
-                    ]
-                ),
-                _times(retracted),
-            ),
-        )
+    hashes, tokens, preferences = state.password_hashes, state.card_tokens, state.preferences
+    dirty_payments = state.dirty_payments
+    # Cancellations first: a user who cancels and subscribes again in one batch must not have
+    # two active rows, even for the instant between two rows of one statement.
+    subscriptions = sorted(
+        (state.subscriptions[key] for key in state.dirty_subscriptions),
+        key=lambda s: s.status is SubscriptionStatus.ACTIVE,
+    )
+    kept = [key for key in state.dirty_preferences if key in preferences]
+    # Each row: the record's fields, then the secret the record leaves out (batch_sql's order).
+    writes: list[tuple[sql.Upsert, list[tuple[Any, ...]]]] = [
+        (sql.UPSERT_USERS, [(*_fields(state.users[k]), hashes[k]) for k in state.dirty_users]),
+        (sql.UPSERT_SUBSCRIPTIONS, [_fields(s) for s in subscriptions]),
+        (sql.UPSERT_PAYMENTS, [(*_fields(state.payments[k]), tokens[k]) for k in dirty_payments]),
+        (sql.UPSERT_PREFERENCES, [_fields(preferences[key]) for key in kept]),
+        (sql.UPSERT_RATINGS, [_rating_row(state, key) for key in state.dirty_ratings]),
+    ]
+    for upsert, rows in writes:
+        if rows:
+            conn.execute(upsert.sql, upsert.params(rows))
+    deleted = [key for key in state.dirty_preferences if key not in preferences]
+    if deleted:
+        conn.execute(sql.DELETE_PREFERENCES, (sql.texts(deleted),))
     if state.erased_users:
-        erased = _texts(state.erased_users)
-        conn.execute(_ERASE_REVIEWS, (erased,))
-        conn.execute(_ERASE_CARD_TOKENS, (erased,))
-    if state.new_processed:
-        entries = state.new_processed
+        erased = sql.texts(state.erased_users)
+        conn.execute(sql.ERASE_REVIEWS, (erased,))
+        conn.execute(sql.ERASE_CARD_TOKENS, (erased,))
+    if entries := state.new_processed:
         conn.execute(
-            _INSERT_LEDGER,
+            sql.INSERT_LEDGER,
             (
                 CONSUMER,
-                _plain([e.event_id for e in entries]),
-                _texts([e.event_type for e in entries]),
-                _texts([e.status for e in entries]),
-                _texts([e.reason for e in entries]),
+                sql.plain(e.event_id for e in entries),
+                sql.texts(e.event_type for e in entries),
+                sql.texts(e.status for e in entries),
+                sql.texts(e.reason for e in entries),
             ),
         )
 
 
-__all__ = ["PostgresAccountStore"]
+__all__ = ["PostgresAccountStore", "check_batch"]
