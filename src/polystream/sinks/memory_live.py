@@ -22,20 +22,9 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import date, datetime
 from typing import Any, Final
 
+from polystream.domain import live
 from polystream.domain.events import AnyEvent, Genre, PlanCode, Sink
-from polystream.domain.live import (
-    NOT_CONSUMED,
-    DumpEntry,
-    LiveStoreConfig,
-    active_since,
-    cache_version,
-    current_plan,
-    outcome_of,
-    scope_user,
-    to_ms,
-    trending_weights,
-    utc_now,
-)
+from polystream.domain.live import DumpEntry, LiveStoreConfig
 from polystream.domain.live_fields import (
     continue_items,
     event_fields,
@@ -66,7 +55,7 @@ class InMemoryLiveStore:
         *,
         prefix: str = "ps",
         config: LiveStoreConfig | None = None,
-        clock: Callable[[], datetime] = utc_now,
+        clock: Callable[[], datetime] = live.utc_now,
     ) -> None:
         self.prefix = checked_prefix(prefix)
         self.config = config or LiveStoreConfig()
@@ -82,12 +71,12 @@ class InMemoryLiveStore:
         return ":".join((self.prefix, *parts))
 
     def _tick(self) -> int:
-        self._ks.now = to_ms(self._clock())
+        self._ks.now = live.to_ms(self._clock())
         return self._ks.now
 
     def _now_ms(self, now: datetime | None) -> int:
         tick = self._tick()
-        return tick if now is None else to_ms(now)
+        return tick if now is None else live.to_ms(now)
 
     # --- write side ----------------------------------------------------------------------
 
@@ -98,14 +87,14 @@ class InMemoryLiveStore:
             for event in events:
                 fields = event_fields(event)
                 if fields is None:
-                    outcomes.append(rejected(NOT_CONSUMED))
+                    outcomes.append(rejected(live.NOT_CONSUMED))
                     continue
                 self._tick()
                 model = type(event.payload)
                 code = Apply(self._ks, self.prefix, self.config, model, fields, waiting).run()
                 if code.startswith("e"):
                     raise PermanentStoreError(event.event_id, code[1:])
-                outcomes.append(outcome_of(code))
+                outcomes.append(live.outcome_of(code))
             self._since_sweep += len(events)
             if self._since_sweep >= _SWEEP_EVERY:
                 self._since_sweep = 0
@@ -122,13 +111,13 @@ class InMemoryLiveStore:
 
     def active_streams(self, user_id: str, now: datetime | None = None) -> list[str]:
         with self._lock:
-            since = active_since(self._now_ms(now), self.config)
+            since = live.active_since(self._now_ms(now), self.config)
             rows = self._ks.zrev(self._k("streams", user_id))
         return [vs for vs, score in rows if score >= since]
 
     def active_streams_total(self, now: datetime | None = None) -> int:
         with self._lock:
-            since = active_since(self._now_ms(now), self.config)
+            since = live.active_since(self._now_ms(now), self.config)
             rows = self._ks.zitems(self._k("streams", "_all"))
         return sum(1 for _, score in rows if score >= since)
 
@@ -160,7 +149,7 @@ class InMemoryLiveStore:
         self, limit: int = 10, now: datetime | None = None, genre: Genre | str | None = None
     ) -> list[tuple[str, float]]:
         with self._lock:
-            weights = trending_weights(self._now_ms(now), self.config)
+            weights = live.trending_weights(self._now_ms(now), self.config)
             keys = {self._k("rank", "watched", day): weight for day, weight in weights}
             return self._combined(keys, genre)[:limit]
 
@@ -177,7 +166,7 @@ class InMemoryLiveStore:
         return zrev_order(totals.items())
 
     def flags(self, scope: str = "global") -> dict[str, Any]:
-        key = self._k(*flags_parts(scope_user(scope)))
+        key = self._k(*flags_parts(live.scope_user(scope)))
         with self._lock:
             self._tick()
             raw = self._ks.hgetall(key)
@@ -195,7 +184,7 @@ class InMemoryLiveStore:
             plan, status, ends_at = self._ks.hmget(
                 self._k("plan", user_id), "plan", "status", "ends_at"
             )
-        return current_plan(plan, status, ends_at, now_ms)
+        return live.current_plan(plan, status, ends_at, now_ms)
 
     def title_rating(self, title_id: str) -> tuple[int, int]:
         with self._lock:
@@ -281,7 +270,7 @@ class InMemoryLiveStore:
             self._ks.incr(self._k("cache", "catalog", "mongo"))
 
     def _cache_version(self) -> str:
-        return cache_version(self._ks.get(self._k("cache", "catalog", "version")),
+        return live.cache_version(self._ks.get(self._k("cache", "catalog", "version")),
                              self._ks.get(self._k("cache", "catalog", "mongo")))
 
     # --- whole-prefix operations ---------------------------------------------------------

@@ -9,6 +9,7 @@ finished ratio, the ranking score), so the two stores dump equal (the contract t
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Final
 
 from polystream.domain import events as ev
@@ -35,33 +36,42 @@ _WAITING: Final = "wwaiting for an earlier event of this user"
 _UNMARKED: Final[frozenset[type[Payload]]] = frozenset({ev.PlaybackProgress})
 
 
+@dataclass(slots=True)
 class Apply:
     """One event applied to the keyspace: a step of the Lua script of ``redis_scripts``, in
     Python, in the same order and with the same names (``a(n)`` is the script's ``A[n]``).
     Where the script compares its ``TYPE``, this compares the payload class (``model``)."""
 
-    def __init__(
-        self,
-        ks: Keyspace,
-        prefix: str,
-        config: LiveStoreConfig,
-        model: type[Payload],
-        fields: Sequence[str],
-        waiting: set[str] | None = None,
-    ) -> None:
-        self.ks = ks
-        self.model = model
-        #: The script's deferral state: None when deferral is not allowed, else the users of
-        #: the batch whose playback waits (the script's ``defer_key`` set).
-        self.waiting = waiting
-        self.c = config
-        self.p = prefix
-        self.fields = fields
-        self.type, self.eid, self.ts = fields[0], fields[1], fields[2]
+    ks: Keyspace
+    #: The key prefix (the script's ``P``).
+    p: str
+    c: LiveStoreConfig
+    model: type[Payload]
+    fields: Sequence[str]
+    #: The script's deferral state: None when deferral is not allowed, else the users of the
+    #: batch whose playback waits (the script's ``defer_key`` set).
+    waiting: set[str] | None = None
+    #: The script's ``TYPE``, ``EID``, ``TS`` and ``T``.
+    event_type: str = field(init=False)
+    eid: str = field(init=False)
+    ts: str = field(init=False)
+    t: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.event_type, self.eid, self.ts = self.fields[0], self.fields[1], self.fields[2]
         self.t = int(self.ts)
-        self.view_ttl = config.viewing_ttl_s * 1000
-        self.timeout = config.heartbeat_timeout_s * 1000
-        self.index_ttl = config.index_ttl_s * 1000
+
+    @property
+    def view_ttl(self) -> int:
+        return self.c.viewing_ttl_s * 1000
+
+    @property
+    def timeout(self) -> int:
+        return self.c.heartbeat_timeout_s * 1000
+
+    @property
+    def index_ttl(self) -> int:
+        return self.c.index_ttl_s * 1000
 
     def a(self, n: int) -> str:
         return self.fields[n - 1]
@@ -96,7 +106,7 @@ class Apply:
             ks.set_str(marker, outcome, ex_ms=self.c.marker_ttl_s * 1000)
         elif outcome != "s":
             return outcome  # unmarked: a refusal or duplicate may be a redelivery, not counted
-        ks.incr(self.k("counter", "events", self.type))
+        ks.incr(self.k("counter", "events", self.event_type))
         return outcome
 
     # -- shared steps ---------------------------------------------------------------------
