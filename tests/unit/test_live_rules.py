@@ -3,6 +3,8 @@ contract tests check both stores apply them identically)."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from datetime import UTC, datetime
 
 import pytest
@@ -120,3 +122,14 @@ def test_outcome_codes() -> None:
 def test_cache_version_counts_missing_as_zero() -> None:
     assert cache_version(None, "3") == "0.3"
     assert cache_version("2", None) == "2.0"
+
+
+def test_the_in_memory_live_store_loads_no_redis_driver() -> None:
+    # A fresh interpreter: this one may have loaded redis for other tests.
+    code = (
+        "import sys, polystream.sinks.memory_live\n"
+        "print(sorted(m for m in sys.modules if m == 'redis' or m.startswith('redis.')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
+                         text=True).stdout
+    assert out.strip() == "[]"

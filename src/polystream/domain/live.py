@@ -4,7 +4,7 @@ Pure code, shared by the live store's two adapters: the in-memory one applies th
 (:mod:`~polystream.sinks.memory_live_apply`), the Redis one renders their constants into its
 Lua script (:mod:`~polystream.sinks.redis_scripts`), which takes the same decisions inside the
 server, atomically with their writes; the contract tests hold the two to equal dumps. Key
-names stay with the adapters (see :mod:`~polystream.sinks.redis_live` for the layout).
+names stay with the adapters (the layout: :mod:`~polystream.sinks.live_keys`).
 
 Time is event time (``occurred_at`` in epoch milliseconds) in every decision, never the time
 of processing; ``now`` appears only on the read side.
