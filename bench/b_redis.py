@@ -11,8 +11,9 @@ from redis.typing import EncodableT, FieldT
 from bench import data
 from bench.core import Sample, Stopwatch, Variant, batches
 from polystream.domain.events import Envelope
+from polystream.domain.live import to_ms
 from polystream.settings import Settings
-from polystream.sinks.redis_live import RedisLiveStore, to_ms
+from polystream.sinks.redis_live import RedisLiveStore
 
 BATCH: Final = 1_000
 #: Events per script call in the Lua reference, as in the store.

@@ -30,7 +30,8 @@ from polystream.reads.live import LiveReads
 from polystream.reads.service import ReadService
 from polystream.settings import KafkaSettings, Settings, load_settings
 from polystream.sinks.postgres.store import PostgresAccountStore
-from polystream.sinks.redis_live import RedisLiveStore, connect
+from polystream.sinks.redis_edge import connect
+from polystream.sinks.redis_live import RedisLiveStore
 
 CLIENT_ID = "polystream-api"
 

@@ -23,6 +23,7 @@ from typing import Any
 from uuid import UUID
 
 from polystream.domain.events import AnyEvent, Sink, event_types_for
+from polystream.domain.live import DumpEntry
 from polystream.sinks.memory_accounts import InMemoryAccountStore
 from polystream.sinks.memory_catalog import InMemoryCatalogStore
 from polystream.sinks.memory_live import InMemoryLiveStore
@@ -215,9 +216,6 @@ def _compare_part(store: str, part: str, exp: list[Any], act: list[Any], max_sam
             stale += 1
     return Difference(store, part, len(exp), len(act), samples, foreign, shared,
                       missing, unexpected, stale)
-
-
-DumpEntry = tuple[str, Any, int | None]
 
 
 def compare_live(expected: Mapping[str, DumpEntry], actual: Mapping[str, DumpEntry], *,

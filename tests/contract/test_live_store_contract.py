@@ -28,17 +28,12 @@ from hypothesis import strategies as st
 
 from polystream.domain.events import EVENT_TYPES, Envelope, ReceiptStatus, Sink, event_types_for
 from polystream.domain.examples import example_event
+from polystream.domain.live import DumpEntry, LiveStoreConfig, to_ms, utc_now
+from polystream.domain.live_fields import CONSUMED_TYPES
 from polystream.settings import Settings
 from polystream.sinks.memory_live import InMemoryLiveStore
 from polystream.sinks.ports import DUPLICATE, STORED, Outcome, missing_prerequisite
-from polystream.sinks.redis_live import (
-    CONSUMED_TYPES,
-    DumpEntry,
-    LiveStoreConfig,
-    RedisLiveStore,
-    to_ms,
-    utc_now,
-)
+from polystream.sinks.redis_live import RedisLiveStore
 from polystream.store_errors import PermanentStoreError, TransientStoreError
 
 S = ReceiptStatus

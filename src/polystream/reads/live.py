@@ -18,8 +18,8 @@ from redis import asyncio as aioredis
 from redis.exceptions import RedisError
 
 from polystream.domain.events import Genre
+from polystream.domain.live import cache_version
 from polystream.settings import RedisSettings
-from polystream.sinks.redis_live import cache_version
 from polystream.store_errors import TransientStoreError
 
 T = TypeVar("T")
@@ -71,7 +71,8 @@ class LiveReads:
 
     @classmethod
     def from_settings(cls, settings: RedisSettings, timeout_s: float) -> LiveReads:
-        from polystream.sinks.redis_live import RedisLiveStore, connect
+        from polystream.sinks.redis_edge import connect
+        from polystream.sinks.redis_live import RedisLiveStore
 
         # Half the budget per attempt: the client retries a dropped connection once.
         socket_timeout_s = max(0.1, timeout_s / 2)

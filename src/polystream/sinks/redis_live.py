@@ -71,60 +71,9 @@ often months in the past, and its state must still be there to read. ``now`` app
 the read side (which streams are still active, which plan is current, trending weights), where
 callers replaying a simulated period pass their own.
 
-Key layout (``P`` is the prefix, ``ps`` by default). Ids never contain ``:``, and fixed names
-that share a position with ids start with ``_``, which no id can.
-
-=======================================  =========  ===============================================
-key                                      type       content (expiry)
-=======================================  =========  ===============================================
-P:applied:{event_id}                     string     first outcome ``s``/``t<reason>``/``r<reason>``
-                                                    (marker_ttl_s); none for playback.progress
-P:viewing:{viewing_session_id}           hash       user title episode position duration
-                                                    device_kind device_id state reason started t
-                                                    eid (viewing_ttl_s after the last event)
-P:viewings:{user_id}                     zset       the user's viewing sessions by start, for
-                                                    erasure (index_ttl_s after the last start)
-P:streams:{user_id}                      zset       playing sessions by last heartbeat; older than
-                                                    the heartbeat timeout do not count
-                                                    (index_ttl_s after the last start)
-P:streams:_all                           zset       every playing session (active total)
-P:plan:{user_id}                         hash       plan status ends_at period_end subscription
-                                                    t eid
-P:continue:{user_id}                     zset       title -> last event time (continue_ttl_s
-                                                    after the last start or stop)
-P:continue:{user_id}:pos                 hash       title -> ``t|eid|position|duration|episode|vs``
-                                                    or ``t|eid|done`` once finished
-P:cache:title:{title_id}                 string     cache-aside entry (written by the API)
-P:cache:catalog:version                  string     bumped by every catalog change
-P:title:version:{title_id}               string     highest catalog version applied
-P:title:removed:{title_id}               string     ``1`` while the title is removed
-P:title:genres:{title_id}                set        the title's genres
-P:genre:{genre}                          set        title ids of the genre
-P:rating:{user_id}                       hash       title -> ``stars|t|eid`` (stars 0: retracted)
-P:ratings:{title_id}                     hash       sum count of the current ratings
-P:ratings:_global                        hash       sum count over all titles (for display)
-P:rank:top_rated[:{genre}]               zset       title -> Bayesian average
-P:tmp:{random}                           zset/set   scratch: a ranking read's union (deleted in
-                                                    its transaction); a batch's waiting users
-                                                    (deleted after the batch; 10 min expiry)
-P:rank:watched:{YYYY-MM-DD}              zset       title -> sessions started that day
-                                                    (ranking_days after its last view)
-P:rank:watched:_days                     set        the days above (for title removals)
-P:flags / P:flags:user:{user_id}         hash       name -> JSON value
-P:flags:at / P:flags:user:{user_id}:at   hash       name -> ``t|eid`` (event-time guard)
-P:counter:events:{type}                  string     events processed per type (playback.progress:
-                                                    heartbeats applied)
-P:counter:{logins|session_refreshes|     string     per UTC day (counter_days)
-  session_ends}:{YYYY-MM-DD}
-P:sessions:{user_id}                     zset       login session id -> expires_at (as long as
-                                                    its longest session had left)
-P:session:{session_id}                   (API's)    deleted on ``session.ended``
-P:auth:{digest}, P:auth:_user:{user_id}  (API's)    login tokens (api/login/store.py); all of
-                                                    the user's deleted on ``user.erased``
-P:erased:{user_id}                       string     erasure time; older events of the user are
-                                                    stale (heartbeats: rejected, their session
-                                                    is gone)
-=======================================  =========  ===============================================
+Key layout: see :mod:`~polystream.sinks.live_keys` (both live stores write the same keys).
+The rules (event-time order, stream limits, the ranking scores, trending weights) are pure code
+in :mod:`polystream.domain.live`; the Lua script takes their decisions inside the server.
 
 Rankings. Top rated is the Bayesian average ``(C*m + sum) / (C + n)`` with ``C`` and the prior
 mean ``m`` constants of the configuration (``bayes_c``, ``bayes_m``), recomputed for a title
@@ -142,38 +91,43 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager, suppress
-from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
-from functools import lru_cache
-from typing import Any, Final, assert_never, cast, get_args
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import suppress
+from datetime import date, datetime
+from typing import Any, Final, cast
 
 import redis
-from redis.backoff import ExponentialBackoff
-from redis.exceptions import (
-    NoScriptError,
-    OutOfMemoryError,
-    ReadOnlyError,
-    RedisError,
-    ResponseError,
-)
-from redis.retry import Retry
+from redis.exceptions import NoScriptError, ResponseError
 
-from polystream.domain import events as ev
-from polystream.domain.events import PLANS, AnyEvent, Genre, PlanCode, ReceiptStatus, Sink
+from polystream.domain.events import AnyEvent, Genre, PlanCode, Sink
+from polystream.domain.live import (
+    NOT_CONSUMED,
+    DumpEntry,
+    LiveStoreConfig,
+    active_since,
+    cache_version,
+    current_plan,
+    outcome_of,
+    scope_user,
+    to_ms,
+    trending_weights,
+    utc_now,
+)
+from polystream.domain.live_fields import (
+    continue_items,
+    event_fields,
+    stars_of,
+    viewing_from_hash,
+)
+from polystream.domain.outcomes import Outcome, rejected
 from polystream.domain.reads import ContinueItem, ViewingSession
 from polystream.settings import RedisSettings
-from polystream.sinks.ports import DUPLICATE, STORED, Outcome, missing_prerequisite, rejected
+from polystream.sinks.live_keys import checked_prefix, flags_parts, top_rated_parts
+from polystream.sinks.redis_edge import TRANSIENT_REPLIES, connect, edge, is_transient_reply, ranked
 from polystream.sinks.redis_scripts import render_apply_script
 from polystream.store_errors import PermanentStoreError, StoreError, TransientStoreError
 
-DAY_MS: Final = 86_400_000
-_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
-_EPOCH_DAY: Final = date(1970, 1, 1)
-_ONE_MS: Final = timedelta(milliseconds=1)
 # Events per script call: enough to amortise the per-call cost (which dominated when each
 # event was its own call), few enough that one call holds the server for a millisecond or
 # two, never long enough to delay the API's reads noticeably.
@@ -182,8 +136,6 @@ _EVENTS_PER_CALL: Final = 100
 _CALLS_PER_PIPELINE: Final = 50
 # Joins an event's fields into one script argument (see redis_scripts).
 _SEP: Final = "\x1f"
-_PREFIX: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
-_NOT_CONSUMED: Final = "not consumed by the redis sink"
 # Set-if-the-catalog-did-not-change, atomically (a missing version counts as 0).
 _CACHE_WRITE: Final = """
 local v = (redis.call('GET', KEYS[1]) or '0') .. '.' .. (redis.call('GET', KEYS[2]) or '0')
@@ -193,322 +145,13 @@ return 1
 """
 
 
-def cache_version(by_redis: str | None, by_mongo: str | None) -> str:
-    """The catalog's cache version: the changes the Redis sink applied (``cache:catalog:
-    version``) and those the MongoDB sink stored (``cache:catalog:mongo``), as ``r.m``."""
-    return f"{by_redis or 0}.{by_mongo or 0}"
 
 
-@dataclass(frozen=True, slots=True)
-class LiveStoreConfig:
-    """Durations and constants of the live store (both implementations)."""
-
-    #: How long a processed event is remembered: the topics' retention (168 h). A marker is
-    #: written after its record was produced, so it outlives the record, and a replay from
-    #: offset 0 finds every marker. Heartbeats have none (module docstring: what the markers
-    #: of each event type cost).
-    marker_ttl_s: int = 7 * 86_400
-    #: A viewing session lives this long after its last event.
-    viewing_ttl_s: int = 2 * 3600
-    #: A stream without a heartbeat for this long no longer counts against the plan limit:
-    #: three missed heartbeats at the simulator's (and player's) two-minute interval.
-    heartbeat_timeout_s: int = 360
-    continue_ttl_s: int = 90 * 86_400
-    #: A user's viewing sessions stay indexed (for erasure) this long after they started:
-    #: the longest media (a day) plus generous pauses.
-    index_ttl_s: int = 2 * 86_400
-    #: Daily "most watched" rankings are kept this many days after their last change (longer
-    #: than the trending window).
-    ranking_days: int = 8
-    trending_days: int = 7
-    trending_half_life_s: int = 86_400
-    #: Per-day session counters are kept this many days.
-    counter_days: int = 35
-    #: Weight (in votes) of the prior mean in the Bayesian average.
-    bayes_c: float = 10.0
-    #: The prior mean (stars) a title's average is pulled towards: the scale's middle, a
-    #: constant so that a score depends on the title's own ratings only.
-    bayes_m: float = 3.0
-    #: Past this share of the duration a title counts as finished and leaves continue-watching.
-    finished_ratio: float = 0.95
-
-    def __post_init__(self) -> None:
-        if self.trending_days >= self.ranking_days:
-            raise ValueError("trending_days must be below ranking_days (daily keys expire)")
-        if not 0 < self.finished_ratio <= 1:
-            raise ValueError("finished_ratio must be in (0, 1]")
-
-
-#: One key of :meth:`RedisLiveStore.dump`: type, value, absolute expiry in ms (or None).
-DumpEntry = tuple[str, Any, int | None]
-
-
-# --- helpers shared with the in-memory store ---------------------------------------------
-
-
-def to_ms(moment: datetime) -> int:
-    """Epoch milliseconds, exactly (``timestamp() * 1000`` can be off by one)."""
-    return (moment - _EPOCH) // _ONE_MS
-
-
-def from_ms(ms: int) -> datetime:
-    return _EPOCH + ms * _ONE_MS
-
-
-@lru_cache(maxsize=4096)
-def day_name(day: int) -> str:
-    """``YYYY-MM-DD`` of an epoch day number."""
-    return (_EPOCH_DAY + timedelta(days=day)).isoformat()
-
-
-def checked_prefix(prefix: str) -> str:
-    # No glob characters: the prefix becomes a SCAN pattern in dump() and clear().
-    if not _PREFIX.fullmatch(prefix):
-        raise ValueError(f"prefix {prefix!r} must match {_PREFIX.pattern}")
-    return prefix
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
-def trending_weights(now_ms: int, config: LiveStoreConfig) -> list[tuple[str, float]]:
-    """(day, weight) of the daily counts that make up trending at ``now_ms``."""
-    today = now_ms // DAY_MS
-    weights = []
-    for day in range(today, today - config.trending_days, -1):
-        age_ms = max(0, now_ms - (day * DAY_MS + DAY_MS // 2))
-        weights.append((day_name(day), 0.5 ** (age_ms / (config.trending_half_life_s * 1000))))
-    return weights
-
-
-def scope_user(scope: str) -> str:
-    """The user id of a ``user:<id>`` flag scope, ``""`` for ``global``."""
-    if scope == "global":
-        return ""
-    if scope.startswith("user:") and len(scope) > 5:
-        return scope[5:]
-    raise ValueError(f"flag scope must be 'global' or 'user:<id>', not {scope!r}")
-
-
-def flag_json(value: Any) -> str:
-    # Canonical, so the same value always stores the same bytes (replays compare equal).
-    return json.dumps(value, separators=(",", ":"), sort_keys=True, allow_nan=False)
-
-
-_STATUS_OF_CODE: Final = {"s": "stored", "t": "stale", "r": "rejected"}
-
-
-# Outcome codes are few (fixed reasons), so parsing each one once is enough.
-@lru_cache(maxsize=1024)
-def outcome_of(code: str) -> Outcome:
-    """The :class:`Outcome` of an outcome code written by the apply step."""
-    kind, reason = code[:1], code[1:]
-    if kind == "s":
-        return STORED
-    if kind == "t":
-        return Outcome(ReceiptStatus.STALE, reason)
-    if kind == "r":
-        return rejected(reason)
-    if kind == "w":
-        return missing_prerequisite(reason)
-    if kind == "d":
-        if reason == "s":
-            return DUPLICATE
-        first = _STATUS_OF_CODE.get(reason[:1], "unknown")
-        return Outcome(ReceiptStatus.DUPLICATE, f"already processed: {first}: {reason[1:]}")
-    raise StoreError(f"unexpected outcome code {code!r} from the live store")
-
-
-def viewing_from_hash(viewing_session_id: str, h: Mapping[str, str]) -> ViewingSession:
-    return ViewingSession(
-        viewing_session_id=viewing_session_id,
-        user_id=h["user"],
-        title_id=h["title"],
-        episode_id=h.get("episode") or None,
-        position_seconds=int(h["position"]),
-        duration_seconds=int(h["duration"]),
-        device_kind=h["device_kind"],
-        device_id=h["device_id"],
-        state=h["state"],
-        stop_reason=h.get("reason") or None,
-        started_at=from_ms(int(h["started"])),
-        last_event_at=from_ms(int(h["t"])),
-    )
-
-
-def continue_item(title_id: str, entry: str | None) -> ContinueItem | None:
-    if entry is None:
-        return None
-    parts = entry.split("|")
-    if len(parts) != 6:
-        return None  # a "finished" tombstone
-    t, _eid, position, duration, episode, viewing = parts
-    return ContinueItem(
-        title_id=title_id,
-        episode_id=episode or None,
-        position_seconds=int(position),
-        duration_seconds=int(duration),
-        viewing_session_id=viewing,
-        updated_at=from_ms(int(t)),
-    )
-
-
-def continue_items(titles: Sequence[str], entries: Sequence[str | None]) -> list[ContinueItem]:
-    """The continue-watching rows of ``titles`` still open (finished ones are tombstones)."""
-    items = (continue_item(title, entry) for title, entry in zip(titles, entries, strict=True))
-    return [item for item in items if item is not None]
-
-
-def top_rated_parts(genre: Genre | str | None) -> tuple[str, ...]:
-    """Key parts of the top-rated ranking: of all titles, or of one genre's."""
-    return ("rank", "top_rated") if genre is None else ("rank", "top_rated", str(genre))
-
-
-def stars_of(entry: str | None) -> int | None:
-    if entry is None:
-        return None
-    stars = int(entry.split("|", 1)[0])
-    return stars or None
-
-
-def ranked(rows: Sequence[tuple[str, float]]) -> list[tuple[str, float]]:
-    return [(member, float(score)) for member, score in rows]
-
-
-#: The payloads the live store acts on (the Redis sink's share of the registry).
-LivePayload = (
-    ev.PlaybackStarted
-    | ev.PlaybackProgress
-    | ev.PlaybackStopped
-    | ev.RatingSubmitted
-    | ev.RatingRetracted
-    | ev.SubscriptionStarted
-    | ev.SubscriptionPlanChanged
-    | ev.SubscriptionRenewed
-    | ev.SubscriptionCanceled
-    | ev.SessionLoginStarted
-    | ev.SessionRefreshed
-    | ev.SessionEnded
-    | ev.TitleUpserted
-    | ev.TitleRemoved
-    | ev.FlagSet
-    | ev.UserErased
-)
-
-#: Their event types (a test checks them against the registry's consumers).
-CONSUMED_TYPES: Final = frozenset(model.event_type for model in get_args(LivePayload))
-
-
-def event_fields(event: AnyEvent) -> list[str] | None:
-    """The fields the apply step reads (``type, event_id, occurred_at_ms`` and those of the
-    type), or None when this sink does not consume the event."""
-    payload = event.payload
-    if not isinstance(payload, LivePayload):
-        return None
-    t = to_ms(event.occurred_at)
-    fields = [event.type, str(event.event_id), str(t)]
-    fields.extend(map(str, _payload_fields(payload, t)))
-    return fields
-
-
-def _payload_fields(p: LivePayload, t: int) -> list[Any]:
-    """The script's ``A[4]`` onwards for payload ``p`` of an event that happened at ``t`` ms."""
-    # Heartbeats first: three events in four.
-    match p:
-        case ev.PlaybackProgress():
-            return _playback(p, [])
-        case ev.PlaybackStarted():
-            return _playback(p, [day_name(t // DAY_MS)])
-        case ev.PlaybackStopped():
-            return _playback(p, [p.reason.value])
-        case ev.RatingSubmitted():
-            return [p.user_id, p.title_id, p.stars]
-        case ev.RatingRetracted():
-            return [p.user_id, p.title_id, 0]
-        case ev.SubscriptionStarted() | ev.SubscriptionRenewed():
-            return [p.user_id, p.subscription_id, p.plan.value, to_ms(p.period_end)]
-        case ev.SubscriptionPlanChanged():
-            return [p.user_id, p.subscription_id, p.to_plan.value, ""]
-        case ev.SubscriptionCanceled():
-            return [p.user_id, p.subscription_id, "", "", to_ms(p.ends_at)]
-        case ev.SessionLoginStarted() | ev.SessionRefreshed():
-            return [p.user_id, p.session_id, to_ms(p.expires_at), day_name(t // DAY_MS)]
-        case ev.SessionEnded():
-            return [p.user_id, p.session_id, "", day_name(t // DAY_MS)]
-        case ev.TitleUpserted():
-            return [p.title_id, p.version, *(genre.value for genre in p.genres)]
-        case ev.TitleRemoved():
-            return [p.title_id, p.version]
-        case ev.FlagSet():
-            return [p.name, flag_json(p.value), scope_user(p.scope)]
-        case ev.UserErased():
-            return [p.user_id]
-        case _:
-            assert_never(p)
-
-
-def _playback(
-    p: ev.PlaybackStarted | ev.PlaybackProgress | ev.PlaybackStopped, extra: list[Any]
-) -> list[Any]:
-    return [
-        p.viewing_session_id,
-        p.user_id,
-        p.title_id,
-        p.episode_id or "",
-        p.position_seconds,
-        p.duration_seconds,
-        p.device.kind.value,
-        p.device.device_id,
-        *extra,
-    ]
-
-
-_TRANSIENT_REPLIES: Final = (
-    "BUSY",
-    "LOADING",
-    "MASTERDOWN",
-    "TRYAGAIN",
-    "CLUSTERDOWN",
-    "OOM",
-    "READONLY",
-)
-
-
-def _is_transient_reply(error: ResponseError) -> bool:
-    if isinstance(error, (ReadOnlyError, OutOfMemoryError)):
-        return True  # a failover in progress, or memory that eviction or a resize will free
-    return str(error).startswith(_TRANSIENT_REPLIES)
-
-
-@contextmanager
-def _edge() -> Iterator[None]:
-    """Driver errors become the project's own errors here and nowhere else."""
+def _outcome(code: str) -> Outcome:
     try:
-        yield
-    except (redis.ConnectionError, redis.TimeoutError) as exc:
-        # BusyLoadingError (a restarting server loading its dataset) is a ConnectionError.
-        raise TransientStoreError(f"redis unavailable: {exc}") from exc
-    except ResponseError as exc:
-        if _is_transient_reply(exc):
-            raise TransientStoreError(f"redis refused for now: {exc}") from exc
-        raise StoreError(f"redis error: {exc}") from exc
-    except RedisError as exc:
-        raise StoreError(f"redis error: {exc}") from exc
-
-
-def connect(url: str, *, socket_timeout_s: float = 5.0) -> redis.Redis:
-    """A client for the live store (lazy: nothing connects until the first command)."""
-    return redis.Redis.from_url(
-        url,
-        decode_responses=True,
-        socket_timeout=socket_timeout_s,
-        socket_connect_timeout=socket_timeout_s,
-        # One quick retry absorbs a dropped idle connection; anything longer is the worker's
-        # business (bounded retries with backoff, then the sink pauses).
-        retry=Retry(ExponentialBackoff(cap=0.2, base=0.02), 1),
-        health_check_interval=30,
-    )
+        return outcome_of(code)
+    except ValueError as exc:
+        raise StoreError(str(exc)) from exc
 
 
 class RedisLiveStore:
@@ -542,19 +185,7 @@ class RedisLiveStore:
             self._owns_client = False
         self.config = config or LiveStoreConfig()
         self._clock = clock
-        self._script = render_apply_script(
-            marker_ttl_s=self.config.marker_ttl_s,
-            viewing_ttl_ms=self.config.viewing_ttl_s * 1000,
-            heartbeat_timeout_ms=self.config.heartbeat_timeout_s * 1000,
-            continue_ttl_ms=self.config.continue_ttl_s * 1000,
-            index_ttl_ms=self.config.index_ttl_s * 1000,
-            ranking_ttl_ms=self.config.ranking_days * DAY_MS,
-            counter_ttl_ms=self.config.counter_days * DAY_MS,
-            bayes_c=self.config.bayes_c,
-            bayes_m=self.config.bayes_m,
-            finished_ratio=self.config.finished_ratio,
-            plan_limits={code.value: plan.max_streams for code, plan in PLANS.items()},
-        )
+        self._script = render_apply_script(self.config)
         # Computed locally: constructing the store never talks to the server.
         self._sha = hashlib.sha1(self._script.encode()).hexdigest()
 
@@ -601,7 +232,7 @@ class RedisLiveStore:
 
     def _drop_scratch(self, key: str) -> None:
         # Best effort: it expires anyway, and a server that just failed may fail this too.
-        with suppress(StoreError), _edge():
+        with suppress(StoreError), edge():
             self._redis.delete(key)
 
     def _apply(self, events: Sequence[AnyEvent], defer_key: str) -> list[Outcome]:
@@ -612,7 +243,7 @@ class RedisLiveStore:
         for index, event in enumerate(events):
             fields = event_fields(event)
             if fields is None:
-                outcomes[index] = rejected(_NOT_CONSUMED)
+                outcomes[index] = rejected(NOT_CONSUMED)
                 continue
             indexes.append(index)
             encoded.append(_SEP.join(fields))
@@ -632,7 +263,7 @@ class RedisLiveStore:
                 if isinstance(reply, NoScriptError):
                     retry.append((chunk_indexes, chunk))
                 elif isinstance(reply, ResponseError):
-                    if _is_transient_reply(reply):
+                    if is_transient_reply(reply):
                         raise TransientStoreError(f"redis refused for now: {reply}")
                     # Not one event's fault: the script itself failed outside its steps.
                     raise StoreError(f"the live store script failed: {reply}")
@@ -643,23 +274,23 @@ class RedisLiveStore:
                     for index, code in zip(chunk_indexes, codes, strict=True):
                         if code.startswith("e"):
                             self._raise_failed(events[index], code[1:])
-                        outcomes[index] = outcome_of(code)
+                        outcomes[index] = _outcome(code)
             if not retry:
                 return cast(list[Outcome], outcomes)
-            with _edge():
+            with edge():
                 self._redis.script_load(self._script)
             calls = retry
         raise TransientStoreError("the redis script cache keeps losing the apply script")
 
     @staticmethod
     def _raise_failed(event: AnyEvent, error: str) -> None:
-        if error.startswith(_TRANSIENT_REPLIES):
+        if error.startswith(TRANSIENT_REPLIES):
             raise TransientStoreError(f"redis refused for now: {error}")
         raise PermanentStoreError(event.event_id, f"redis refused: {error}")
 
     def _call_all(self, defer_key: str, chunks: Sequence[list[str]]) -> list[Any]:
         replies: list[Any] = []
-        with _edge():
+        with edge():
             for start in range(0, len(chunks), _CALLS_PER_PIPELINE):
                 pipe = self._redis.pipeline(transaction=False)
                 for chunk in chunks[start : start + _CALLS_PER_PIPELINE]:
@@ -670,27 +301,27 @@ class RedisLiveStore:
     # --- read side -----------------------------------------------------------------------
 
     def viewing_session(self, viewing_session_id: str) -> ViewingSession | None:
-        with _edge():
+        with edge():
             h = cast(dict[str, str], self._redis.hgetall(self._k("viewing", viewing_session_id)))
         return viewing_from_hash(viewing_session_id, h) if h else None
 
     def active_streams(self, user_id: str, now: datetime | None = None) -> list[str]:
         """The user's playing sessions, most recent heartbeat first."""
-        since = self._now_ms(now) - self.config.heartbeat_timeout_s * 1000
-        with _edge():
+        since = active_since(self._now_ms(now), self.config)
+        with edge():
             rows = self._redis.zrange(
                 self._k("streams", user_id), "+inf", since, desc=True, byscore=True
             )
         return cast(list[str], rows)
 
     def active_streams_total(self, now: datetime | None = None) -> int:
-        since = self._now_ms(now) - self.config.heartbeat_timeout_s * 1000
-        with _edge():
+        since = active_since(self._now_ms(now), self.config)
+        with edge():
             return int(self._redis.zcount(self._k("streams", "_all"), since, "+inf"))
 
     def continue_watching(self, user_id: str, limit: int = 20) -> list[ContinueItem]:
         key = self._k("continue", user_id)
-        with _edge():
+        with edge():
             titles = cast(list[str], self._redis.zrange(key, 0, limit - 1, desc=True))
             entries = cast(
                 list[str | None], self._redis.hmget(key + ":pos", titles) if titles else []
@@ -701,7 +332,7 @@ class RedisLiveStore:
         self, limit: int = 10, genre: Genre | str | None = None
     ) -> list[tuple[str, float]]:
         key = self._k(*top_rated_parts(genre))
-        with _edge():
+        with edge():
             rows = self._redis.zrange(key, 0, limit - 1, desc=True, withscores=True)
         return ranked(cast(list[tuple[str, float]], rows))
 
@@ -711,7 +342,7 @@ class RedisLiveStore:
         key = self._k("rank", "watched", day.isoformat())
         rows: list[tuple[str, float]]
         if genre is None:
-            with _edge():
+            with edge():
                 reply = self._redis.zrange(key, 0, limit - 1, desc=True, withscores=True)
             rows = cast(list[tuple[str, float]], reply)
         else:
@@ -731,7 +362,7 @@ class RedisLiveStore:
         # ZUNIONSTORE into a scratch key deleted in the same transaction: one round trip,
         # and only the top `limit` rows travel back.
         scratch = self._k("tmp", uuid.uuid4().hex)
-        with _edge():
+        with edge():
             pipe = self._redis.pipeline(transaction=True)
             pipe.zunionstore(scratch, dict(weighted))
             if genre is not None:
@@ -743,61 +374,56 @@ class RedisLiveStore:
         return ranked(replies[-2])
 
     def flags(self, scope: str = "global") -> dict[str, Any]:
-        user = scope_user(scope)
-        key = self._k("flags") if not user else self._k("flags", "user", user)
-        with _edge():
+        key = self._k(*flags_parts(scope_user(scope)))
+        with edge():
             raw = cast(dict[str, str], self._redis.hgetall(key))
         return {name: json.loads(value) for name, value in raw.items()}
 
     def counter(self, name: str) -> int:
         """A live counter: ``events:<type>``, ``logins:<YYYY-MM-DD>``, ..."""
-        with _edge():
+        with edge():
             value = cast(str | None, self._redis.get(self._k("counter", name)))
         return int(value) if value is not None else 0
 
     def plan_of(self, user_id: str, now: datetime | None = None) -> PlanCode | None:
         """The plan the user may stream with at ``now``, None without an active subscription."""
-        with _edge():
+        with edge():
             reply = self._redis.hmget(self._k("plan", user_id), ["plan", "status", "ends_at"])
         plan, status, ends_at = cast(list[str | None], reply)
-        if plan is None:
-            return None
-        if status == "canceled" and self._now_ms(now) >= int(ends_at or 0):
-            return None
-        return PlanCode(plan)
+        return current_plan(plan, status, ends_at, self._now_ms(now))
 
     def title_rating(self, title_id: str) -> tuple[int, int]:
         """(count, sum of stars) of the title's current ratings."""
-        with _edge():
+        with edge():
             reply = self._redis.hmget(self._k("ratings", title_id), ["sum", "count"])
         total, count = cast(list[str | None], reply)
         return int(count or 0), int(total or 0)
 
     def user_rating(self, user_id: str, title_id: str) -> int | None:
-        with _edge():
+        with edge():
             entry = self._redis.hget(self._k("rating", user_id), title_id)
         return stars_of(cast(str | None, entry))
 
     def title_version(self, title_id: str) -> int | None:
-        with _edge():
+        with edge():
             value = cast(str | None, self._redis.get(self._k("title", "version", title_id)))
         return int(value) if value is not None else None
 
     def title_removed(self, title_id: str) -> bool:
-        with _edge():
+        with edge():
             return bool(self._redis.exists(self._k("title", "removed", title_id)))
 
     def title_genres(self, title_id: str) -> set[str]:
-        with _edge():
+        with edge():
             return cast(set[str], self._redis.smembers(self._k("title", "genres", title_id)))
 
     def genre_titles(self, genre: Genre | str) -> set[str]:
-        with _edge():
+        with edge():
             return cast(set[str], self._redis.smembers(self._k("genre", str(genre))))
 
     def login_sessions(self, user_id: str, now: datetime | None = None) -> list[str]:
         """The user's login sessions not yet expired at ``now`` (index fed by session.*)."""
-        with _edge():
+        with edge():
             rows = self._redis.zrange(
                 self._k("sessions", user_id), f"({self._now_ms(now)}", "+inf", byscore=True
             )
@@ -806,16 +432,16 @@ class RedisLiveStore:
     # --- catalog cache (cache-aside; the entries are written by the API) ---------------------
 
     def put_cached_title(self, title_id: str, value: str, ttl_s: int = 300) -> None:
-        with _edge():
+        with edge():
             self._redis.set(self._k("cache", "title", title_id), value, ex=ttl_s)
 
     def cached_title(self, title_id: str) -> str | None:
-        with _edge():
+        with edge():
             value = self._redis.get(self._k("cache", "title", title_id))
         return cast(str | None, value)
 
     def catalog_version(self) -> int:
-        with _edge():
+        with edge():
             value = cast(str | None, self._redis.get(self._k("cache", "catalog", "version")))
         return int(value) if value is not None else 0
 
@@ -823,7 +449,7 @@ class RedisLiveStore:
         """The highest catalog version applied per title (None: never seen), in order."""
         if not title_ids:
             return []
-        with _edge():
+        with edge():
             values = cast(list[str | None], self._redis.mget(
                 [self._k("title", "version", title_id) for title_id in title_ids]))
         return [int(value) if value is not None else None for value in values]
@@ -831,7 +457,7 @@ class RedisLiveStore:
     def cache_read(self, kind: str, key: str) -> tuple[str | None, str]:
         """A cache-aside entry ``P:cache:{kind}:{key}`` and the catalog's cache version, in
         one round trip (the version is what :meth:`cache_write` must be given back)."""
-        with _edge():
+        with edge():
             entry, *versions = cast(list[str | None], self._redis.mget(
                 self._k("cache", kind, key), *self._cache_version_keys()))
         return entry, cache_version(*versions)
@@ -840,7 +466,7 @@ class RedisLiveStore:
                     ) -> bool:
         """Store an entry unless the catalog changed since ``if_version`` was read: a read
         that raced with a sink's invalidation must not put the old document back."""
-        with _edge():
+        with edge():
             stored = self._redis.eval(
                 _CACHE_WRITE, 3, *self._cache_version_keys(), self._k("cache", kind, key),
                 if_version, value, str(ttl_s * 1000),
@@ -852,7 +478,7 @@ class RedisLiveStore:
         go, and every cached page is retired (``cache:catalog:mongo`` moves on). The Redis
         sink does the same when it applies the events; whichever is later wins the race
         with a reader."""
-        with _edge():
+        with edge():
             pipe = self._redis.pipeline(transaction=True)
             if title_ids:
                 pipe.delete(*(self._k("cache", "title", t) for t in title_ids))
@@ -874,7 +500,7 @@ class RedisLiveStore:
         stores fed the same events must dump equal (markers' expiry aside: it counts from
         processing time).
         """
-        with _edge():
+        with edge():
             keys = self._keys()
             pipe = self._redis.pipeline(transaction=False)
             for key in keys:
@@ -910,21 +536,11 @@ class RedisLiveStore:
     def clear(self) -> int:
         """Delete every key under the prefix (SCAN + DEL, never FLUSHDB); returns how many."""
         deleted = 0
-        with _edge():
+        with edge():
             keys = self._keys()
             for start in range(0, len(keys), 1000):
                 deleted += int(self._redis.delete(*keys[start : start + 1000]))
         return deleted
 
 
-__all__ = [
-    "CONSUMED_TYPES",
-    "ContinueItem",
-    "DumpEntry",
-    "LivePayload",
-    "LiveStoreConfig",
-    "RedisLiveStore",
-    "ViewingSession",
-    "connect",
-    "event_fields",
-]
+__all__ = ["RedisLiveStore"]

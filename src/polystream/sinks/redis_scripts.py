@@ -1,4 +1,4 @@
-"""Lua source of the Redis live store (see :mod:`polystream.sinks.redis_live` for the layout).
+"""Lua source of the Redis live store (the key layout: :mod:`polystream.sinks.live_keys`).
 
 Every event is applied by one step of this script: its idempotency marker, its guards and all
 its effects together, atomically, so a crash can never leave an effect without its marker
@@ -7,31 +7,26 @@ its effects together, atomically, so a crash can never leave an effect without i
 write, the viewing session's last (event time, event id), so they cannot part either.
 
 One call carries a chunk of events (``EVALSHA sha 0 prefix defer_key event event ...``),
-applied in order. Per event, the fixed cost of a script call (argument conversion, setting up
-the function's locals) and of a client command (packing, one reply to parse) is what
-dominated; a chunk pays it once. Chunks stay small (see ``_EVENTS_PER_CALL``) so the server is never
-blocked for more than a millisecond or two. Each event is one argument, its fields joined by
-the ASCII unit separator (``\x1f``), which no field can contain: ids, codes and dates have
-restricted alphabets and the one free-form field, a flag's JSON value, escapes control
-characters. Fields: ``type, event_id, occurred_at_ms, ...`` and then those of the type, built
-by :func:`polystream.sinks.redis_live.event_fields` (``A[4]`` onwards below).
+applied in order: the fixed cost of a script call and of a client command, which dominated
+per event, is paid once per chunk; chunks stay small (``_EVENTS_PER_CALL``) so the server is
+never blocked for more than a millisecond or two. Each event is one argument, its fields
+joined by the ASCII unit separator (``\x1f``), which no field can contain: ids, codes and
+dates have restricted alphabets and the one free-form field, a flag's JSON value, escapes
+control characters. Fields: ``type, event_id, occurred_at_ms`` and those of the type, built
+by :func:`polystream.domain.live_fields.event_fields` (``A[4]`` onwards below).
 
-The reply is one string, a line per event: ``s`` stored, ``t<reason>`` stale,
-``r<reason>`` rejected, ``w<reason>`` deferred (a prerequisite from another topic is missing;
-nothing of it recorded, the worker offers it again), ``d<first outcome>`` duplicate (``ds``
-for a heartbeat the viewing session already holds),
-``e<error>`` failed (nothing of it recorded; the caller turns it into an error naming the
-event).
+The reply is one string, a line per event: its outcome code (:mod:`polystream.domain.live`;
+``ds``: a heartbeat the viewing session already holds; ``e<error>``: a failed step, nothing of
+it recorded, the caller turns it into an error naming the event).
 
 Deferral (``defer_key`` not empty, the store's ``allow_defer``). A ``playback.started`` of a
 user of whom no subscription event was ever applied (no ``plan`` hash, and not erased) waits:
 its ``subscription.started`` is on another topic and may simply not have been read yet. Every
 later playback event of that user in the batch waits too, so the partition's order holds (a
-heartbeat never overtakes the start of its session). A batch spans several calls, so the users
-waiting are kept in ``defer_key``, a scratch set the caller deletes after the batch (it also
-expires on its own).
+heartbeat never overtakes the start of its session). A batch spans several calls, so its
+waiting users are kept in ``defer_key``, a scratch set deleted after the batch (or expired).
 
-The script is rendered once per :class:`~polystream.sinks.redis_live.LiveStoreConfig`: the
+The script is rendered once per :class:`~polystream.domain.live.LiveStoreConfig`: the
 durations and plan limits are constants of the source. So are the event types it compares
 ``TYPE`` with, written ``@{PlaybackStarted}`` in the template and taken from the payload
 classes (``PlaybackStarted.event_type``), so the registry stays their one source. The key
@@ -50,12 +45,12 @@ argument strings, never from their ``tonumber`` copies.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
 from string import Template
 from typing import Final
 
 from polystream.domain.events import EVENT_TYPES, Payload
 from polystream.domain.events.envelope import EVENT_TYPE_PATTERN
+from polystream.domain.live import DAY_MS, STREAM_LIMITS, LiveStoreConfig
 
 
 class _LuaTemplate(Template):
@@ -487,20 +482,19 @@ local handlers = {
   [@{PlaybackStarted}] = playback_started,
   [@{PlaybackProgress}] = function() return playback_progress(false) end,
   [@{PlaybackStopped}] = function() return playback_progress(true) end,
-  [@{RatingSubmitted}] = rate,
-  [@{RatingRetracted}] = rate,
-  [@{SubscriptionStarted}] = subscription,
-  [@{SubscriptionPlanChanged}] = subscription,
-  [@{SubscriptionRenewed}] = subscription,
-  [@{SubscriptionCanceled}] = subscription,
-  [@{SessionLoginStarted}] = session,
-  [@{SessionRefreshed}] = session,
-  [@{SessionEnded}] = session,
   [@{TitleUpserted}] = title_upserted,
   [@{TitleRemoved}] = title_removed,
   [@{FlagSet}] = flag_set,
   [@{UserErased}] = user_erased,
 }
+for handler, types in pairs({
+  [rate] = {@{RatingSubmitted}, @{RatingRetracted}},
+  [subscription] = {@{SubscriptionStarted}, @{SubscriptionPlanChanged},
+                    @{SubscriptionRenewed}, @{SubscriptionCanceled}},
+  [session] = {@{SessionLoginStarted}, @{SessionRefreshed}, @{SessionEnded}},
+}) do
+  for _, event_type in ipairs(types) do handlers[event_type] = handler end
+end
 
 local function unsupported() return 'rnot consumed by the redis sink' end
 
@@ -562,36 +556,23 @@ return table.concat(replies, '\n')
 )
 
 
-def render_apply_script(
-    *,
-    marker_ttl_s: int,
-    viewing_ttl_ms: int,
-    heartbeat_timeout_ms: int,
-    continue_ttl_ms: int,
-    index_ttl_ms: int,
-    ranking_ttl_ms: int,
-    counter_ttl_ms: int,
-    bayes_c: float,
-    bayes_m: float,
-    finished_ratio: float,
-    plan_limits: Mapping[str, int],
-) -> str:
-    """The apply script with its constants filled in."""
-    limits = ", ".join(f"[{_lua_string(code)}] = {int(n)}" for code, n in plan_limits.items())
+def render_apply_script(config: LiveStoreConfig) -> str:
+    """The apply script with the constants of ``config`` (and the plans' limits) filled in."""
+    limits = ", ".join(f"[{_lua_string(code)}] = {int(n)}" for code, n in STREAM_LIMITS.items())
     return _APPLY_TEMPLATE.substitute(
         _EVENT_TYPES,
-        marker_ttl_s=int(marker_ttl_s),
-        viewing_ttl_ms=int(viewing_ttl_ms),
-        heartbeat_timeout_ms=int(heartbeat_timeout_ms),
-        continue_ttl_ms=int(continue_ttl_ms),
-        index_ttl_ms=int(index_ttl_ms),
-        ranking_ttl_ms=int(ranking_ttl_ms),
-        counter_ttl_ms=int(counter_ttl_ms),
+        marker_ttl_s=int(config.marker_ttl_s),
+        viewing_ttl_ms=int(config.viewing_ttl_s * 1000),
+        heartbeat_timeout_ms=int(config.heartbeat_timeout_s * 1000),
+        continue_ttl_ms=int(config.continue_ttl_s * 1000),
+        index_ttl_ms=int(config.index_ttl_s * 1000),
+        ranking_ttl_ms=int(config.ranking_days * DAY_MS),
+        counter_ttl_ms=int(config.counter_days * DAY_MS),
         # repr: the shortest text that reads back as the same double, so Lua computes with
         # exactly the value the in-memory store uses.
-        bayes_c=repr(float(bayes_c)),
-        bayes_m=repr(float(bayes_m)),
-        finished_ratio=repr(float(finished_ratio)),
+        bayes_c=repr(float(config.bayes_c)),
+        bayes_m=repr(float(config.bayes_m)),
+        finished_ratio=repr(float(config.finished_ratio)),
         plan_limits=limits,
     )
 
