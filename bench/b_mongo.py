@@ -19,8 +19,8 @@ from bench.core import Sample, Stopwatch, Variant, batches
 from polystream.domain.catalog import Document, title_document
 from polystream.domain.events import Envelope
 from polystream.settings import Settings
-from polystream.sinks.catalog_layout import TITLES
 from polystream.sinks.mongo import INDEXES, MongoCatalogStore
+from polystream.stores.catalog_layout import TITLES
 
 BATCH: Final = 500
 

@@ -57,7 +57,7 @@ from bench.pipeline.stream import simulate
 from polystream.api.login.store import LoginSession, RedisSessionStore
 from polystream.api.login.tokens import new_token, token_digest
 from polystream.settings import Settings, load_settings
-from polystream.sinks.redis_edge import connect
+from polystream.stores.redis_client import connect
 
 RESULTS_DIR: Final = Path(__file__).resolve().parents[1] / "results"
 HOST: Final = "127.0.0.1"

@@ -26,12 +26,12 @@ from polystream.domain.events import EVENT_TYPES
 from polystream.observe import otlp
 from polystream.observe.stack import stack_observatory
 from polystream.reads.catalog import MongoCatalogReads
-from polystream.reads.live import LiveReads
+from polystream.reads.live import FastCache, LiveReads
 from polystream.reads.service import ReadService
-from polystream.settings import KafkaSettings, Settings, load_settings
+from polystream.settings import KafkaSettings, RedisSettings, Settings, load_settings
 from polystream.sinks.postgres.store import PostgresAccountStore
-from polystream.sinks.redis_edge import connect
 from polystream.sinks.redis_live import RedisLiveStore
+from polystream.stores.redis_client import connect
 
 CLIENT_ID = "polystream-api"
 
@@ -117,7 +117,16 @@ def read_service(settings: Settings) -> ReadService:
     (nothing connects until the first request)."""
     timeout = settings.reads.store_timeout_s
     return ReadService(MongoCatalogReads.from_settings(settings.mongo, timeout),
-                       LiveReads.from_settings(settings.redis, timeout), settings.reads)
+                       live_reads(settings.redis, timeout), settings.reads)
+
+
+def live_reads(settings: RedisSettings, timeout_s: float) -> LiveReads:
+    # Half the budget per attempt: the client retries a dropped connection once.
+    socket_timeout_s = max(0.1, timeout_s / 2)
+    client = connect(settings.url, socket_timeout_s=socket_timeout_s)
+    fast = FastCache.from_url(settings.url, settings.key_prefix, socket_timeout_s)
+    return LiveReads(RedisLiveStore(client, prefix=settings.key_prefix), closer=client.close,
+                     fast=fast)
 
 
 def create_app_from_settings(settings: Settings) -> FastAPI:

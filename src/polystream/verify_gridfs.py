@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from polystream.domain.catalog import CHUNK_SIZE, chunked
-from polystream.sinks.catalog_layout import ASSET_CHUNKS, ASSET_FILES, TITLES
 from polystream.sinks.memory_catalog import InMemoryCatalogStore
+from polystream.stores.catalog_layout import ASSET_CHUNKS, ASSET_FILES, TITLES
 from polystream.verify import Difference, Scope
 
 if TYPE_CHECKING:

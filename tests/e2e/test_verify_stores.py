@@ -36,7 +36,7 @@ from polystream.cli.verify import VerifyError, VerifyRun, report, run_checks, ru
 from polystream.domain.events import AnyEvent, Sink, TitleUpserted, UserRegistered, decode
 from polystream.settings import Settings
 from polystream.simulate import SimConfig, generate, read_recorded
-from polystream.sinks.catalog_layout import ASSET_CHUNKS, ASSET_FILES
+from polystream.stores.catalog_layout import ASSET_CHUNKS, ASSET_FILES
 
 pytestmark = [pytest.mark.stack]
 

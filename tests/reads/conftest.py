@@ -15,6 +15,7 @@ from pydantic import SecretStr
 from pymongo import MongoClient
 
 from polystream.api import ApiDeps, create_app
+from polystream.bootstrap_api import live_reads
 from polystream.bus.memory import InMemoryBroker, InMemoryEventPublisher
 from polystream.domain.events import AnyEvent
 from polystream.reads.catalog import MemoryCatalogReads, MongoCatalogReads
@@ -81,7 +82,7 @@ def stack_harness(settings: Settings, unique: str) -> Generator[ReadHarness, Non
         _load(catalog, live)
         service = ReadService(
             MongoCatalogReads.from_settings(mongo_settings, READ_SETTINGS.store_timeout_s),
-            LiveReads.from_settings(
+            live_reads(
                 settings.redis.model_copy(update={"key_prefix": f"reads{unique}"}),
                 READ_SETTINGS.store_timeout_s),
             READ_SETTINGS)

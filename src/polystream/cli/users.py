@@ -31,7 +31,7 @@ def _set_role(email: str, role: str) -> None:
     # A session carries the role it was opened with: ending them makes the change immediate
     # (a demoted operator must not keep operator sessions).
     from polystream.api.login.store import RedisSessionStore
-    from polystream.sinks.redis_edge import connect
+    from polystream.stores.redis_client import connect
 
     client = connect(settings.redis.url, socket_timeout_s=settings.redis.socket_timeout_s)
     try:
@@ -64,7 +64,7 @@ def erase(email: Annotated[str, typer.Argument(help="The account's email.")]) ->
     from polystream.domain.events import ErasureReason, UserErased, encode, new_event
     from polystream.observe.tracing import event_headers
     from polystream.sinks.postgres.store import PostgresAccountStore
-    from polystream.sinks.redis_edge import connect
+    from polystream.stores.redis_client import connect
 
     settings = load_settings()
     store = PostgresAccountStore(settings.postgres, application_name="polystream-cli")

@@ -19,6 +19,7 @@ from pymongo import ASCENDING, AsyncMongoClient
 
 from polystream.domain.catalog import (
     AssetInfo,
+    Direction,
     Document,
     Edge,
     asset_info_from_document,
@@ -26,12 +27,11 @@ from polystream.domain.catalog import (
     edge_from_document,
     title_from_document,
 )
-from polystream.domain.events import AssetKind
+from polystream.domain.events import AssetKind, RelationKind
 from polystream.reads.titles import TitleQuery, matches, mongo_filter, mongo_sort, sort_key
 from polystream.settings import MongoSettings
-from polystream.sinks.memory_catalog import InMemoryCatalogStore
-from polystream.sinks.mongo_common import AsyncCatalogCollections, client_options, translated
 from polystream.store_errors import StoreError
+from polystream.stores.mongo_client import AsyncCatalogCollections, client_options, translated
 
 #: Fields of a title in lists (browse pages, related titles); the detail has them all.
 SUMMARY_FIELDS: Final = (
@@ -169,10 +169,25 @@ class MongoCatalogReads(AsyncCatalogCollections):
 # --- in memory -------------------------------------------------------------------------------
 
 
-class MemoryCatalogReads:
-    """The same reads over :class:`InMemoryCatalogStore` (the embedded mode)."""
+class CatalogSnapshot(Protocol):
+    """What the in-memory reads need of the embedded catalog store (`InMemoryCatalogStore`)."""
 
-    def __init__(self, store: InMemoryCatalogStore) -> None:
+    def get_title(self, title_id: str) -> Document | None: ...
+
+    def title_documents(self) -> list[Document]: ...
+
+    def related(self, title_id: str, direction: Direction = "out",
+                kind: RelationKind | str | None = None) -> list[Edge]: ...
+
+    def get_asset(self, asset_id: str) -> tuple[AssetInfo, bytes] | None: ...
+
+    def list_assets(self, title_id: str) -> list[AssetInfo]: ...
+
+
+class MemoryCatalogReads:
+    """The same reads over the embedded in-memory catalog store."""
+
+    def __init__(self, store: CatalogSnapshot) -> None:
         self._store = store
 
     async def close(self) -> None:

@@ -19,7 +19,6 @@ from redis.exceptions import RedisError
 
 from polystream.domain.events import Genre
 from polystream.domain.live import cache_version
-from polystream.settings import RedisSettings
 from polystream.store_errors import TransientStoreError
 
 T = TypeVar("T")
@@ -68,18 +67,6 @@ class LiveReads:
     @classmethod
     def in_memory(cls, store: LiveStoreReads) -> LiveReads:
         return cls(store, inline=True)
-
-    @classmethod
-    def from_settings(cls, settings: RedisSettings, timeout_s: float) -> LiveReads:
-        from polystream.sinks.redis_edge import connect
-        from polystream.sinks.redis_live import RedisLiveStore
-
-        # Half the budget per attempt: the client retries a dropped connection once.
-        socket_timeout_s = max(0.1, timeout_s / 2)
-        client = connect(settings.url, socket_timeout_s=socket_timeout_s)
-        fast = FastCache.from_url(settings.url, settings.key_prefix, socket_timeout_s)
-        return cls(RedisLiveStore(client, prefix=settings.key_prefix), closer=client.close,
-                   fast=fast)
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
         if self._inline:

@@ -4,7 +4,7 @@ hold :class:`~polystream.sinks.mongo.MongoCatalogStore` to.
 The rules (which event wins) and the document shapes are the domain's
 (:mod:`polystream.domain.catalog_rules`, :mod:`polystream.domain.catalog`); this store only
 keeps the documents MongoDB would hold, under the same collection names
-(:mod:`polystream.sinks.catalog_layout`), so that the snapshots of both stores compare.
+(:mod:`polystream.stores.catalog_layout`), so that the snapshots of both stores compare.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from polystream.domain.catalog_rules import (
 )
 from polystream.domain.events import AnyEvent, Genre, RelationKind, Sink, TitleKind
 from polystream.domain.outcomes import Outcome
-from polystream.sinks.catalog_layout import (
+from polystream.stores.catalog_layout import (
     ASSET_CHUNKS,
     ASSET_FILES,
     RELATIONS,

@@ -92,14 +92,15 @@ from polystream.domain.catalog_rules import (
 from polystream.domain.events import AnyEvent, Genre, RelationKind, Sink, TitleKind
 from polystream.domain.outcomes import Outcome
 from polystream.settings import MongoSettings
-from polystream.sinks.catalog_layout import (
+from polystream.store_errors import StoreError, TransientStoreError
+from polystream.stores.catalog_layout import (
     ASSET_CHUNKS,
     ASSET_FILES,
     RELATIONS,
     TITLES,
     plan_writes,
 )
-from polystream.sinks.mongo_common import (
+from polystream.stores.mongo_client import (
     EDGE_SORT,
     TITLE_SORT,
     assemble,
@@ -109,7 +110,6 @@ from polystream.sinks.mongo_common import (
     titles_out,
     translated,
 )
-from polystream.store_errors import StoreError, TransientStoreError
 
 # ---------------------------------------------------------------------------------------
 # Indexes, declared here and created by ensure_indexes()

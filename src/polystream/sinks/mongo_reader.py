@@ -18,7 +18,7 @@ from polystream.domain.catalog import (
 )
 from polystream.domain.events import Genre, RelationKind, TitleKind
 from polystream.settings import MongoSettings
-from polystream.sinks.mongo_common import (
+from polystream.stores.mongo_client import (
     EDGE_SORT,
     TITLE_SORT,
     AsyncCatalogCollections,

@@ -124,9 +124,15 @@ from polystream.domain.outcomes import Outcome, rejected
 from polystream.domain.reads import ContinueItem, ViewingSession
 from polystream.settings import RedisSettings
 from polystream.sinks.live_keys import checked_prefix, flags_parts, top_rated_parts
-from polystream.sinks.redis_edge import TRANSIENT_REPLIES, connect, edge, is_transient_reply, ranked
 from polystream.sinks.redis_scripts import render_apply_script
 from polystream.store_errors import PermanentStoreError, StoreError, TransientStoreError
+from polystream.stores.redis_client import (
+    TRANSIENT_REPLIES,
+    connect,
+    edge,
+    is_transient_reply,
+    ranked,
+)
 
 # Events per script call: enough to amortise the per-call cost (which dominated when each
 # event was its own call), few enough that one call holds the server for a millisecond or

@@ -32,8 +32,8 @@ from polystream.domain.catalog import (
     title_from_document,
 )
 from polystream.domain.events import Genre, RelationKind, TitleKind
-from polystream.sinks.catalog_layout import ASSET_CHUNKS, ASSET_FILES, RELATIONS, TITLES
 from polystream.store_errors import StoreError, TransientStoreError
+from polystream.stores.catalog_layout import ASSET_CHUNKS, ASSET_FILES, RELATIONS, TITLES
 
 TITLE_SORT: Final = [("year", DESCENDING), ("_id", ASCENDING)]
 EDGE_SORT: Final = [
