@@ -7,6 +7,8 @@ import json
 
 import pytest
 
+from polystream.audit.documents import dead_letter_document
+from polystream.bus.ports import Record
 from polystream.bus.topology import DeadLetterHeader, dead_letter_headers
 from polystream.chaos.outcome import Outcome
 from polystream.chaos.poison import (
@@ -114,6 +116,11 @@ def test_a_card_number_in_every_topic_is_a_validation_error_that_never_repeats_i
         assert headers[DeadLetterHeader.DETAIL.value] == error.reason.encode()
         assert headers[DeadLetterHeader.REASON.value] == b"validation"
         assert not has_card_number(json.dumps({k: v.decode() for k, v in headers.items()}))
+        # The audit's document of that dead letter (the stack drill checks the stored one).
+        doc = dead_letter_document(Record("polystream.deadletter", 0, 9, b"k", value, headers,
+                                          1_765_000_000_000), secret=b"test-secret")
+        assert doc.fields["dead_letter"]["reason"] == "validation"
+        assert not has_card_number(json.dumps(doc.fields)), (topic, doc.fields)
 
 
 def test_a_failed_verify_fails_the_drill() -> None:
