@@ -156,6 +156,29 @@ def test_invalid_records_are_dead_lettered_once_by_the_primary_sink_only() -> No
     assert redis_worker.totals.skipped_invalid == 2
 
 
+def test_a_claim_store_outage_rewinds_and_the_dead_letter_is_sent_once() -> None:
+    """The claim (Redis) cannot answer: the batch is not durable and comes again, rather than
+    the worker dying or the record being skipped or dead-lettered twice."""
+    broker, worker, _, receipts = _setup(Sink.POSTGRES)
+    down = [2]
+
+    def claim(name: str) -> bool:
+        if down[0] > 0:
+            down[0] -= 1
+            raise TransientStoreError("receipts: redis unavailable")
+        return receipts.claim(name)
+
+    worker.handler._dead_letters._claim = claim  # the receipt log's claim, Redis down twice
+    pub = InMemoryEventPublisher(broker)
+    pub.publish(Topic.USERS.value, "u1", b"{not json").result()
+    for _ in range(2):
+        assert worker.step().committed is False
+    assert _records(broker, Topic.DEADLETTER) == []
+    _drain(worker, 3)
+    assert len(_records(broker, Topic.DEADLETTER)) == 1
+    assert sum(broker.group_lag("g-postgres", [Topic.USERS.value]).values()) == 0
+
+
 def test_transient_store_errors_retry_and_nothing_is_skipped() -> None:
     broker, worker, store, _ = _setup()
     store.transient_failures = 7  # more than the quick retries: the batch is rewound

@@ -46,7 +46,7 @@ from polystream.domain.events import (
     peek_type,
 )
 from polystream.receipts import ReceiptLog
-from polystream.runtime.deadletters import DeadLetters
+from polystream.runtime.deadletters import DeadLetters, event_claim, record_claim
 from polystream.runtime.loop import BatchContext, ConsumerLoop, LoopConfig, NotDurable
 from polystream.runtime.progress import ProgressGate, Waiting
 from polystream.runtime.retry import Backoff
@@ -345,7 +345,7 @@ class SinkHandler:
                 item = items[bad]
                 self._dead_letters.send(ctx.publisher, item.record, "store_rejected",
                                         detail=exc.reason, event_type=item.event.type,
-                                        once_as=f"dlq:{self.sink.value}:{item.event.event_id}")
+                                        once_as=event_claim(self.sink.value, item.event.event_id))
                 stats.dead_lettered += 1
                 outcomes[bad] = Outcome(ReceiptStatus.DEAD_LETTERED, exc.reason)
                 pending.remove(bad)
@@ -367,7 +367,7 @@ class SinkHandler:
                  publisher: BulkEventPublisher) -> None:
         if primary_sink(rec.topic) is self.sink:
             self._dead_letters.send(publisher, rec, exc,
-                                    once_as=f"dlq:{rec.topic}:{rec.partition}:{rec.offset}")
+                                    once_as=record_claim(rec))
             stats.dead_lettered += 1
             INVALID.labels(self.sink.value, exc.code, "yes").inc()
             EVENTS.labels(self.sink.value, INVALID_TYPE, ReceiptStatus.DEAD_LETTERED.value).inc()
