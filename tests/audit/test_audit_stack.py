@@ -342,6 +342,9 @@ class SwitchableClaims:
             self.refused += 1
         return target.claim(name)
 
+    def release(self, name: str) -> None:
+        self._target().release(name)
+
     def set_owner(self, event_id: UUID, user_id: str) -> None:
         self._target().set_owner(event_id, user_id)
 
@@ -422,3 +425,61 @@ def test_a_malformed_receipt_is_dead_lettered_once_across_an_outage_and_a_rewind
             real._r.delete(*keys)
         real.close()
         dead.close()
+
+
+def test_a_dead_letter_kafka_refused_gives_its_claim_back_and_goes_out_once(
+        stage: Stage) -> None:
+    """The auditor claims a malformed receipt's dead letter, then Kafka refuses it for good
+    (its dead-letter topic does not exist yet): the batch comes again and the claim, given
+    back, does not stop the redelivery from sending it once the topic exists."""
+    import redis
+
+    prefix = f"t{stage.unique}"
+    claims = RedisReceiptLog(redis.Redis.from_url(stage.settings.redis.url), prefix=prefix)
+    late_topic = f"audit-test-{stage.unique}-late-deadletter"
+    sent = stage.publisher.publish(stage.receipts_topic, f"r-{stage.unique}",
+                                   b'{"event_id": "not a receipt"}').result(30)
+    group = f"audit-test-{stage.unique}"
+    # Undeliverable messages fail after 2 s rather than the default 5 min.
+    publisher = KafkaEventPublisher(stage.settings.kafka, client_id=f"audit-test-{stage.unique}",
+                                    extra={"message.timeout.ms": 2000})
+    consumer = KafkaEventConsumer(stage.settings.kafka, group_id=group, topics=stage.topics,
+                                  client_id=f"audit-test-{stage.unique}")
+    worker = AuditWorker(
+        consumer=consumer, index=stage.index, publisher=publisher, secret=SECRET,
+        claims=claims,
+        config=AuditConfig(batch_size=1000, linger_s=0.05, backoff_initial_s=0.2,
+                           backoff_max_s=1.0, receipts_topic=stage.receipts_topic,
+                           deadletter_topic=late_topic, retention_every_s=3600))
+    name = f"{prefix}:claim:dlq-audit:{stage.receipts_topic}:{sent.partition}:{sent.offset}"
+
+    def topic_appears() -> None:
+        deadline = time.monotonic() + WAIT_S
+        while publisher.stats().failed == 0:
+            assert time.monotonic() < deadline, "the dead letter was never refused"
+            time.sleep(0.2)
+        assert stage.lag(group) >= 1  # not committed past the malformed receipt
+        admin.ensure_topics(stage.settings.kafka, [TopicSpec(late_topic, 1)])
+
+    try:
+        stage.run_until_caught_up(worker, group, during=topic_appears)
+        reader = KafkaEventConsumer(stage.settings.kafka, group_id=f"dl-reader-{time.time_ns()}",
+                                    topics=[late_topic], client_id=f"dl-reader-{stage.unique}")
+        letters: list[Record] = []
+        try:
+            deadline = time.monotonic() + WAIT_S
+            while not letters and time.monotonic() < deadline:
+                letters += reader.poll_batch(100, 0.5)
+            letters += reader.poll_batch(100, 1.0)  # and nothing after it
+        finally:
+            reader.close()
+        [letter] = letters
+        assert letter.value == b'{"event_id": "not a receipt"}'
+        assert letter.headers[DeadLetterHeader.OFFSET.value] == str(sent.offset).encode()
+        assert claims._r.exists(name) == 1  # claimed by the delivery that went out
+    finally:
+        keys = list(claims._r.scan_iter(f"{prefix}:*"))
+        if keys:
+            claims._r.delete(*keys)
+        claims.close()
+        admin.delete_topics(stage.settings.kafka, [late_topic])

@@ -167,7 +167,8 @@ class AuditHandler:
         claim_log = claims if claims is not None else receipts
         self._dead_letters = DeadLetters(
             Sink.AUDIT.value, topic=config.deadletter_topic,
-            claim=claim_log.claim if claim_log is not None else None)
+            claim=claim_log.claim if claim_log is not None else None,
+            release=claim_log.release if claim_log is not None else None)
         self._next_retention = 0.0
         self._fold = ReceiptFold(window_s=config.fold_window_s, max_docs=config.fold_max_docs)
         self._audited: list[Receipt] = []
@@ -187,6 +188,7 @@ class AuditHandler:
         self._fold.forget(owned)
 
     def reset(self, ctx: BatchContext) -> None:
+        self._dead_letters.rewound()
         self._audited = []
         self._fold.clear()
 

@@ -143,7 +143,8 @@ class SinkHandler:
         self.config = config
         self._types = frozenset(event_types_for(sink))
         self._others = frozenset(EVENT_TYPES) - self._types
-        self._dead_letters = DeadLetters(sink.value, claim=receipts.claim if receipts else None)
+        self._dead_letters = DeadLetters(sink.value, claim=receipts.claim if receipts else None,
+                                         release=receipts.release if receipts else None)
         self._gate = ProgressGate(
             {t.value: [u.value for u in ups] for t, ups in UPSTREAM_TOPICS.items()},
             grace_s=config.prerequisite_grace_s, check_every_s=config.defer_retry_s)
@@ -197,6 +198,7 @@ class SinkHandler:
         self._paused &= owned
 
     def reset(self, ctx: BatchContext) -> None:
+        self._dead_letters.rewound()
         self._deferred.clear()
         self._unsettled.clear()
         self._unsettled_json.clear()
