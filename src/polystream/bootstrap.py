@@ -104,7 +104,10 @@ def audit_worker(settings: Settings, config: AuditConfig) -> AuditWorker:
                 settings.kafka, group_id=group_id(settings, Sink.AUDIT),
                 topics=[t.value for t in topics_for(Sink.AUDIT)],
                 client_id=client_id("audit")),
-            index=index, publisher=publisher(settings, "audit"), secret=secret, config=config)
+            index=index, publisher=publisher(settings, "audit"), secret=secret, config=config,
+            # Its dead letters are claimed where the sinks claim theirs (its own receipts
+            # are not recorded there: the API's event status reads the store sinks').
+            claims=receipt_log(settings))
     except BaseException:
         index.close()
         raise

@@ -64,7 +64,8 @@ class EmbeddedPlatform:
                 config=self.config)
         self.auditor = AuditWorker(
             consumer=self._consumer(Sink.AUDIT), index=self.audit,
-            publisher=InMemoryEventPublisher(self.broker), secret=_EMBEDDED_AUDIT_KEY)
+            publisher=InMemoryEventPublisher(self.broker), secret=_EMBEDDED_AUDIT_KEY,
+            claims=self.receipts)
 
     def _consumer(self, sink: Sink) -> InMemoryEventConsumer:
         return InMemoryEventConsumer(self.broker, CONSUMER_GROUPS[sink],

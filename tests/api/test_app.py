@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from typing import Any
 
 import pytest
@@ -11,9 +13,15 @@ from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from polystream.api import ApiDeps, create_app
+from polystream.api import app as app_module
+from polystream.audit.memory import InMemoryAuditIndex
+from polystream.audit.ports import AuditQuery
 from polystream.bus.memory import InMemoryEventPublisher
 from polystream.cli import api as api_cli
+from polystream.domain.reads import User
 from polystream.receipts import InMemoryReceiptLog
+from polystream.sinks.memory_accounts import InMemoryAccountStore
+from polystream.store_errors import TransientStoreError
 
 from .conftest import FAST_HASHER, Harness, make_harness, make_settings, new_broker
 
@@ -22,7 +30,51 @@ def test_healthz_and_readyz(harness: Harness) -> None:
     assert harness.client.get("/healthz").json() == {"status": "ok"}
     ready = harness.client.get("/readyz")
     assert ready.status_code == 200
-    assert ready.json() == {"status": "ready", "checks": {"publisher": "ok", "receipts": "ok"}}
+    assert ready.json() == {"status": "ready",
+                            "checks": {"publisher": "ok", "receipts": "ok", "postgres": "ok"}}
+
+
+class DownAccounts(InMemoryAccountStore):
+    def get_user(self, user_id: str) -> User | None:
+        raise TransientStoreError("postgres: connection refused")
+
+
+class HangingAudit(InMemoryAuditIndex):
+    """An index that accepts and never answers (until released)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = threading.Event()
+        self.asked = 0
+
+    def count(self, query: AuditQuery | None = None) -> int:
+        self.asked += 1
+        self.release.wait(30)
+        return 0
+
+
+def test_readyz_reports_postgres_and_the_audit_index_without_making_the_api_unready(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(app_module, "_READY_TIMEOUT_S", 0.5)
+    audit = HangingAudit()
+    try:
+        for harness in make_harness(accounts=DownAccounts(), audit=audit):
+            for _ in range(3):
+                started = time.monotonic()
+                response = harness.client.get("/readyz")
+                took = time.monotonic() - started
+                assert response.status_code == 200 and took < 2.0, took
+                checks = response.json()["checks"]
+                assert checks["publisher"] == "ok" and checks["receipts"] == "ok"
+                assert checks["postgres"] == "unavailable (TransientStoreError)"
+                assert checks["audit"] == "unavailable (no answer within 0.5s)"
+            assert audit.asked == 1  # the hung probe is awaited again, not asked again
+            audit.release.set()
+            deadline = time.monotonic() + 5
+            while harness.client.get("/readyz").json()["checks"]["audit"] != "ok":
+                assert time.monotonic() < deadline
+    finally:
+        audit.release.set()
 
 
 def test_readyz_is_503_when_the_publisher_is_unusable() -> None:

@@ -103,8 +103,8 @@ def test_ready_on_the_real_stack(stack: tuple[TestClient, ApiDeps]) -> None:
     client, _ = stack
     response = client.get("/readyz")
     assert response.status_code == 200, response.text
-    assert response.json()["checks"] == {"publisher": "ok", "receipts": "ok", "mongo": "ok",
-                                         "redis": "ok"}
+    assert response.json()["checks"] == {"publisher": "ok", "receipts": "ok", "postgres": "ok",
+                                         "audit": "ok", "mongo": "ok", "redis": "ok"}
 
 
 def test_valid_commands_reach_kafka(

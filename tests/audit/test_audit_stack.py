@@ -23,11 +23,14 @@ from polystream.audit.opensearch import OpenSearchAuditIndex
 from polystream.audit.ports import AuditPage, AuditQuery, IndexFailure
 from polystream.audit.worker import AuditConfig, AuditWorker
 from polystream.bus import admin
+from polystream.bus.admin import commit_group_offsets
 from polystream.bus.kafka import KafkaEventConsumer, KafkaEventPublisher
-from polystream.bus.ports import TopicSpec
-from polystream.bus.topology import dead_letter_headers
+from polystream.bus.ports import Record, TopicSpec
+from polystream.bus.topology import DeadLetterHeader, dead_letter_headers
 from polystream.domain.events import EVENT_TYPES, Envelope, Receipt, ReceiptStatus, Sink, encode
 from polystream.domain.examples import example_event
+from polystream.receipts import ReceiptLog
+from polystream.receipts.redis_log import RedisReceiptLog
 from polystream.settings import Settings
 
 from .conftest import FAST_HASHER, SECRET, card_like_runs
@@ -65,7 +68,8 @@ class Stage:
         self.publisher.publish_fire(self.receipts_topic, str(env.event_id),
                                     rc.model_dump_json().encode())
 
-    def auditor(self, group: str, index: Any = None) -> AuditWorker:
+    def auditor(self, group: str, index: Any = None,
+                claims: ReceiptLog | None = None) -> AuditWorker:
         consumer = KafkaEventConsumer(self.settings.kafka, group_id=group, topics=self.topics,
                                       client_id=f"audit-test-{self.unique}")
         config = AuditConfig(batch_size=1000, linger_s=0.05, backoff_initial_s=0.2,
@@ -73,7 +77,8 @@ class Stage:
                              deadletter_topic=self.deadletter_topic,
                              retention_every_s=3600)
         return AuditWorker(consumer=consumer, index=index or self.index,
-                           publisher=self.publisher, secret=SECRET, config=config)
+                           publisher=self.publisher, secret=SECRET, config=config,
+                           claims=claims)
 
     def lag(self, group: str) -> int:
         return sum(admin.group_lag(self.settings.kafka, group, self.topics).values())
@@ -312,3 +317,169 @@ def test_dead_letter_headers_round_trip(stage: Stage) -> None:
     assert info is not None and info.reason == "store_rejected"
     assert info.original_topic == stage.events_topic and info.original_offset == 7
     assert info.detail == "title unknown" and info.consumer == "postgres"
+
+
+class SwitchableClaims:
+    """The real receipt log in Redis, or one pointed at a closed port while ``down`` is set."""
+
+    def __init__(self, real: RedisReceiptLog, dead: RedisReceiptLog) -> None:
+        self.real, self.dead = real, dead
+        self.down = threading.Event()
+        self.refused = 0
+
+    def _target(self) -> RedisReceiptLog:
+        return self.dead if self.down.is_set() else self.real
+
+    def record(self, receipts: Sequence[Receipt], encoded: Sequence[str] | None = None) -> None:
+        self._target().record(receipts, encoded)
+
+    def get(self, event_id: UUID) -> list[Receipt]:
+        return self._target().get(event_id)
+
+    def claim(self, name: str) -> bool:
+        target = self._target()
+        if target is self.dead:
+            self.refused += 1
+        return target.claim(name)
+
+    def release(self, name: str) -> None:
+        self._target().release(name)
+
+    def set_owner(self, event_id: UUID, user_id: str) -> None:
+        self._target().set_owner(event_id, user_id)
+
+    def owner_of(self, event_id: UUID) -> str | None:
+        return self._target().owner_of(event_id)
+
+
+def _dead_letters(stage: Stage) -> list[Record]:
+    """Every record of the stage's dead-letter topic, headers included."""
+    consumer = KafkaEventConsumer(stage.settings.kafka, group_id=f"dl-reader-{time.time_ns()}",
+                                  topics=[stage.deadletter_topic],
+                                  client_id=f"dl-reader-{stage.unique}")
+    out: list[Record] = []
+    try:
+        deadline = time.monotonic() + WAIT_S
+        end = sum(admin.end_offsets(stage.settings.kafka, stage.deadletter_topic).values())
+        while len(out) < end and time.monotonic() < deadline:
+            out += consumer.poll_batch(1000, 0.5)
+    finally:
+        consumer.close()
+    return out
+
+
+def test_a_malformed_receipt_is_dead_lettered_once_across_an_outage_and_a_rewind(
+        stage: Stage) -> None:
+    """The auditor claims its dead letters in Redis like the sinks: with the claim store down
+    it waits (nothing committed, nothing sent); after a rewind of its group to the start and
+    a second run, the malformed receipt is still in the dead-letter topic exactly once."""
+    import redis
+
+    prefix = f"t{stage.unique}"
+    real = RedisReceiptLog(redis.Redis.from_url(stage.settings.redis.url), prefix=prefix)
+    dead = RedisReceiptLog(redis.Redis.from_url(
+        f"redis://127.0.0.1:{_closed_port()}/0", socket_timeout=1.0,
+        socket_connect_timeout=1.0), prefix=prefix)
+    claims = SwitchableClaims(real, dead)
+    events = events_for(20, "claims")
+    stage.publish(events)
+    sent = stage.publisher.publish(stage.receipts_topic, f"r-{stage.unique}",
+                                   b'{"event_id": "not a receipt"}').result(30)
+    group = f"audit-test-{stage.unique}"
+    seen_while_down: list[tuple[int, int]] = []
+
+    def outage() -> None:
+        time.sleep(3.0)
+        seen_while_down.append((stage.lag(group), len(_dead_letters(stage))))
+        claims.down.clear()
+
+    try:
+        claims.down.set()
+        stage.run_until_caught_up(stage.auditor(group, claims=claims), group, during=outage)
+        [(lag, letters)] = seen_while_down
+        assert claims.refused >= 1 and lag >= 1 and letters == 0  # waited, sent nothing
+
+        # Rewind the group to the start of every topic and run the auditor again.
+        commit_group_offsets(stage.settings.kafka, group,
+                             {(topic, p): 0 for topic in stage.topics for p in range(3)})
+        assert stage.lag(group) > 0
+        again = stage.auditor(group, claims=claims)
+        stage.run_until_caught_up(again, group)
+        assert again.totals.receipts == 0 and again.totals.dead_lettered == 0
+
+        [letter] = _dead_letters(stage)
+        assert letter.value == b'{"event_id": "not a receipt"}'
+        assert letter.headers[DeadLetterHeader.TOPIC.value] == stage.receipts_topic.encode()
+        assert letter.headers[DeadLetterHeader.PARTITION.value] == str(sent.partition).encode()
+        assert letter.headers[DeadLetterHeader.OFFSET.value] == str(sent.offset).encode()
+        assert letter.headers[DeadLetterHeader.REASON.value] == b"malformed"
+        assert letter.headers[DeadLetterHeader.CONSUMER.value] == b"audit"
+        stage.index.refresh()
+        assert stage.index.count(AuditQuery(kind=DocKind.DEAD_LETTER)) == 1
+        assert stage.index.count() == len(events)
+        name = f"{prefix}:claim:dlq-audit:{stage.receipts_topic}:{sent.partition}:{sent.offset}"
+        assert real._r.exists(name) == 1
+    finally:
+        keys = list(real._r.scan_iter(f"{prefix}:*"))
+        if keys:
+            real._r.delete(*keys)
+        real.close()
+        dead.close()
+
+
+def test_a_dead_letter_kafka_refused_gives_its_claim_back_and_goes_out_once(
+        stage: Stage) -> None:
+    """The auditor claims a malformed receipt's dead letter, then Kafka refuses it for good
+    (its dead-letter topic does not exist yet): the batch comes again and the claim, given
+    back, does not stop the redelivery from sending it once the topic exists."""
+    import redis
+
+    prefix = f"t{stage.unique}"
+    claims = RedisReceiptLog(redis.Redis.from_url(stage.settings.redis.url), prefix=prefix)
+    late_topic = f"audit-test-{stage.unique}-late-deadletter"
+    sent = stage.publisher.publish(stage.receipts_topic, f"r-{stage.unique}",
+                                   b'{"event_id": "not a receipt"}').result(30)
+    group = f"audit-test-{stage.unique}"
+    # Undeliverable messages fail after 2 s rather than the default 5 min.
+    publisher = KafkaEventPublisher(stage.settings.kafka, client_id=f"audit-test-{stage.unique}",
+                                    extra={"message.timeout.ms": 2000})
+    consumer = KafkaEventConsumer(stage.settings.kafka, group_id=group, topics=stage.topics,
+                                  client_id=f"audit-test-{stage.unique}")
+    worker = AuditWorker(
+        consumer=consumer, index=stage.index, publisher=publisher, secret=SECRET,
+        claims=claims,
+        config=AuditConfig(batch_size=1000, linger_s=0.05, backoff_initial_s=0.2,
+                           backoff_max_s=1.0, receipts_topic=stage.receipts_topic,
+                           deadletter_topic=late_topic, retention_every_s=3600))
+    name = f"{prefix}:claim:dlq-audit:{stage.receipts_topic}:{sent.partition}:{sent.offset}"
+
+    def topic_appears() -> None:
+        deadline = time.monotonic() + WAIT_S
+        while publisher.stats().failed == 0:
+            assert time.monotonic() < deadline, "the dead letter was never refused"
+            time.sleep(0.2)
+        assert stage.lag(group) >= 1  # not committed past the malformed receipt
+        admin.ensure_topics(stage.settings.kafka, [TopicSpec(late_topic, 1)])
+
+    try:
+        stage.run_until_caught_up(worker, group, during=topic_appears)
+        reader = KafkaEventConsumer(stage.settings.kafka, group_id=f"dl-reader-{time.time_ns()}",
+                                    topics=[late_topic], client_id=f"dl-reader-{stage.unique}")
+        letters: list[Record] = []
+        try:
+            deadline = time.monotonic() + WAIT_S
+            while not letters and time.monotonic() < deadline:
+                letters += reader.poll_batch(100, 0.5)
+            letters += reader.poll_batch(100, 1.0)  # and nothing after it
+        finally:
+            reader.close()
+        [letter] = letters
+        assert letter.value == b'{"event_id": "not a receipt"}'
+        assert letter.headers[DeadLetterHeader.OFFSET.value] == str(sent.offset).encode()
+        assert claims._r.exists(name) == 1  # claimed by the delivery that went out
+    finally:
+        keys = list(claims._r.scan_iter(f"{prefix}:*"))
+        if keys:
+            claims._r.delete(*keys)
+        claims.close()
+        admin.delete_topics(stage.settings.kafka, [late_topic])

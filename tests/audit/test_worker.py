@@ -46,10 +46,12 @@ from polystream.domain.events import (
 )
 from polystream.domain.examples import example_event
 from polystream.receipts import InMemoryReceiptLog
+from polystream.runtime.deadletters import record_claim
 from polystream.runtime.supervisor import ExitCode, Role, Supervisor
 from polystream.settings import Settings
 from polystream.sinks.ports import STORED, Outcome
 from polystream.sinks.worker import SinkWorker, WorkerConfig
+from polystream.store_errors import TransientStoreError
 
 from .conftest import FAST_HASHER, SECRET, card_like_runs
 
@@ -408,6 +410,90 @@ def test_a_malformed_receipt_is_dead_lettered_by_the_auditor() -> None:
     assert dead.headers[DeadLetterHeader.TOPIC.value] == Topic.RECEIPTS.value.encode()
     assert dead.headers[DeadLetterHeader.CONSUMER.value] == b"audit"
     assert index.count(AuditQuery(kind=DocKind.DEAD_LETTER)) == 1
+
+
+class FlakyClaims(InMemoryReceiptLog):
+    """A receipt log whose claims fail (Redis down) while ``down`` > 0."""
+
+    def __init__(self, down: int = 0) -> None:
+        super().__init__()
+        self.down = down
+        self.asked = 0
+
+    def claim(self, name: str) -> bool:
+        self.asked += 1
+        if self.down > 0:
+            self.down -= 1
+            raise TransientStoreError("receipts: redis unavailable: connection refused")
+        return super().claim(name)
+
+
+def claiming_auditor(bus: Bus, index: Any, claims: InMemoryReceiptLog,
+                     group: str) -> AuditWorker:
+    return AuditWorker(consumer=InMemoryEventConsumer(bus.broker, group, AUDIT_TOPICS),
+                       index=index, publisher=bus.publisher, secret=SECRET, config=FAST,
+                       claims=claims)
+
+
+def test_a_redelivered_malformed_receipt_is_dead_lettered_once() -> None:
+    bus, index, claims = Bus(), InMemoryAuditIndex(), InMemoryReceiptLog()
+    bus.raw(Topic.RECEIPTS, "r", b'{"event_id": "nope"}')
+    [original] = bus.records(Topic.RECEIPTS)
+    first = claiming_auditor(bus, index, claims, "audit-claims")
+    # Sent, then the commit is lost (a crash or a rebalance before it): delivered again.
+    real_commit = first.consumer.commit
+
+    def lost_commit(records: Sequence[Record]) -> None:
+        first.consumer.commit = real_commit  # type: ignore[method-assign]
+        raise BusError("REBALANCE_IN_PROGRESS")
+
+    first.consumer.commit = lost_commit  # type: ignore[method-assign]
+    assert not first.step().committed
+    first.consumer.seek_to_committed()
+    drain(first)
+    assert bus.lag("audit-claims") == 0
+    # And a replay: a group reading the receipts topic from its start.
+    second = claiming_auditor(bus, index, claims, "audit-claims-replay")
+    drain(second)
+    assert first.totals.dead_lettered == 0 and second.totals.dead_lettered == 0
+    [dead] = bus.records(Topic.DEADLETTER)
+    assert dead.headers[DeadLetterHeader.TOPIC.value] == Topic.RECEIPTS.value.encode()
+    assert dead.headers[DeadLetterHeader.PARTITION.value] == str(original.partition).encode()
+    assert dead.headers[DeadLetterHeader.OFFSET.value] == str(original.offset).encode()
+    assert dead.headers[DeadLetterHeader.CONSUMER.value] == b"audit"
+    assert index.count(AuditQuery(kind=DocKind.DEAD_LETTER)) == 1
+    # Claimed in the auditor's own namespace, never a sink's.
+    assert claims._claims == {record_claim(original, by="audit")}
+    assert record_claim(original, by="audit") != record_claim(original)
+
+
+def test_a_record_refused_by_the_index_is_dead_lettered_once_across_redeliveries() -> None:
+    bus, index, claims = Bus(), ScriptedIndex(), InMemoryReceiptLog()
+    doomed = example_event("rating.submitted", user_id="r-doomed")
+    index.refuse[str(doomed.event_id)] = [False, False]  # refused for good, both times
+    bus.publish(doomed)
+    drain(claiming_auditor(bus, index, claims, "audit-refused-1"))
+    drain(claiming_auditor(bus, index, claims, "audit-refused-2"))
+    [dead] = bus.records(Topic.DEADLETTER)
+    assert dead.headers[DeadLetterHeader.REASON.value] == b"store_rejected"
+
+
+def test_a_claim_store_outage_rewinds_the_batch_and_sends_the_dead_letter_once() -> None:
+    bus, index = Bus(), InMemoryAuditIndex()
+    claims = FlakyClaims(down=3)
+    bus.raw(Topic.RECEIPTS, "r", b"[1, 2]")
+    env = example_event("flag.set")
+    bus.publish(env)
+    worker = claiming_auditor(bus, index, claims, "audit-claims-down")
+    for _ in range(3):
+        stats = worker.step()
+        assert not stats.committed  # not skipped, not sent: retried
+        assert bus.records(Topic.DEADLETTER) == []
+    assert bus.lag("audit-claims-down") == 2
+    drain(worker)
+    assert bus.lag("audit-claims-down") == 0
+    assert len(bus.records(Topic.DEADLETTER)) == 1
+    assert index.get(env.event_id) is not None  # the rest of the batch went through too
 
 
 def test_receipts_of_the_auditor_itself_are_recorded_for_read_your_writes() -> None:

@@ -5,7 +5,8 @@ FerretDB, Kafka and OpenSearch are each stopped for 8 s and started again; the d
 must be back to their pre-outage lag within 60 s, /healthz must answer within 2 s throughout,
 each read that needs the stopped server (a logged-in user's `/me`, the rankings, an uncached
 catalog query, the operator's audit search) must answer 503 within 2 s, or 200 where the
-Redis cache still serves it, and every store must then match the events (`verify`).
+Redis cache still serves it, `/readyz` must name the stopped server in its checks, and every
+store must then match the events (`verify`).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ def test_each_server_stopped_under_traffic_loses_nothing(settings: Settings,
         assert o.recovered_s is not None and o.recovered_s < 60, context
         assert o.healthz_ok, context
         assert o.reads_ok, context
+        assert o.readyz_named, context  # every server has its /readyz check
     needing = {o.server: o for o in report.outages if o.reads}
     assert {"postgres", "redis", "ferretdb"} <= needing.keys(), context
     # A store that is down is said so: at least one of its reads answered 503.

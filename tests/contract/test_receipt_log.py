@@ -10,7 +10,7 @@ import pytest
 import redis
 
 from polystream.domain.events import Receipt, ReceiptStatus, Sink
-from polystream.receipts import InMemoryReceiptLog
+from polystream.receipts import CLAIM_TTL_S, InMemoryReceiptLog, ReceiptLog
 from polystream.receipts.redis_log import RedisReceiptLog
 from polystream.settings import Settings
 
@@ -53,3 +53,23 @@ def test_the_in_memory_log_takes_the_same_arguments() -> None:
     batch = _receipts(2)
     log.record(batch, [rc.model_dump_json() for rc in batch])
     assert {r.sink for r in log.get(batch[0].event_id)} == {Sink.REDIS, Sink.AUDIT}
+
+
+@pytest.mark.stack
+def test_a_claim_is_taken_once_until_given_back(settings: Settings, unique: str) -> None:
+    client = redis.Redis.from_url(settings.redis.url, decode_responses=True)
+    logs: list[ReceiptLog] = [RedisReceiptLog(client, prefix=f"t{unique}"), InMemoryReceiptLog()]
+    try:
+        for log in logs:
+            assert log.claim("dlq:users:0:7") is True
+            assert log.claim("dlq:users:0:7") is False
+            log.release("dlq:users:0:7")
+            log.release("dlq:users:0:8")  # never claimed: nothing to give back, no error
+            assert log.claim("dlq:users:0:7") is True
+            assert log.claim("dlq:users:0:7") is False
+        assert 0 < client.ttl(f"t{unique}:claim:dlq:users:0:7") <= CLAIM_TTL_S
+    finally:
+        keys = list(client.scan_iter(f"t{unique}:*", count=1000))
+        if keys:
+            client.delete(*keys)
+        client.close()

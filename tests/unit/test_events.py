@@ -378,11 +378,22 @@ def test_bad_last4(last4: str) -> None:
     )
 
 
-@pytest.mark.parametrize("token", ["4111111111111111", "tok_", "tok_short", "card_abcdefgh12"])
+@pytest.mark.parametrize("token", ["4111111111111111", "tok_", "tok_short", "card_abcdefgh12",
+                                   # the prefix alone does not keep a card number out
+                                   "tok_4111111111111111", "tok_5500000000000004"])
 def test_card_token_must_be_a_processor_token(token: str) -> None:
     assert payload_errors("payment.succeeded", card_token=token).errors[0].path == (
         "payload.card_token"
     )
+
+
+@pytest.mark.parametrize("scope", ["user:4111-1111-1111-1111", "user:4111111111111111"])
+def test_a_flag_scope_naming_a_card_number_is_refused(scope: str) -> None:
+    # Found while adding the poison drill's card kind: the scope's user part had the id
+    # pattern without the id's card check.
+    error = payload_errors("flag.set", scope=scope).errors[0]
+    assert error.path == "payload.scope"
+    build("flag.set", {**example_fields("flag.set"), "scope": "user:u-4111"})
 
 
 def test_failed_payment_needs_a_reason() -> None:

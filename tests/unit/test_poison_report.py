@@ -7,17 +7,24 @@ import json
 
 import pytest
 
+from polystream.audit.dead_letters import dead_letter_document
+from polystream.bus.ports import Record
+from polystream.bus.topology import DeadLetterHeader, dead_letter_headers
 from polystream.chaos.outcome import Outcome
 from polystream.chaos.poison import (
+    CARD_FIELDS,
+    CARD_NUMBER,
     EVENT_KINDS,
+    EVENT_TOPICS,
     MAX_STALL_S,
     Poison,
     PoisonReport,
     _event_poison,
     _receipt_poison,
+    has_card_number,
 )
 from polystream.domain.errors import InvalidEvent
-from polystream.domain.events import decode
+from polystream.domain.events import decode, looks_like_card_number, peek_type
 from polystream.simulate import SimConfig, generate
 
 
@@ -58,6 +65,62 @@ def test_a_group_that_never_commits_past_it_is_a_stall() -> None:
     del p.passed["audit"]
     report = _report(p)
     assert report.stalled == [("polystream.users", 0)] and not report.ok
+
+
+def test_a_card_number_found_in_headers_or_the_audit_fails_the_drill() -> None:
+    p = _poison(2)
+    p.kind, p.reason, p.dead_letters = "card_number", "validation", [("validation", "postgres")]
+    assert _report(_poison(1), p).ok
+    p.card_leaks = ["audit dead-letter document"]
+    report = _report(_poison(1), p)
+    assert report.leaked == [p] and not report.ok
+    assert any("card_number: audit dead-letter document" in line for line in report.lines())
+
+
+def test_the_card_number_is_found_however_its_digits_are_separated() -> None:
+    assert looks_like_card_number(CARD_NUMBER)
+    for text in (CARD_NUMBER, "4111 1111 1111 1111", "x4111-1111-1111-1111y",
+                 '{"a": "4111.1111.1111.1111"}', "4 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1"):
+        assert has_card_number(text), text
+    for text in ("411111111111111", "4111 1111 1111 1112", "uuid 4111a1111-1111"):
+        assert not has_card_number(text), text
+
+
+def _templates(seed: int) -> dict[str, dict[str, object]]:
+    templates: dict[str, dict[str, object]] = {}
+    for ev in generate(SimConfig(seed=seed, users=20, titles=3, posters=False), limit=50_000):
+        templates.setdefault(ev.topic, json.loads(ev.value))
+        if len(templates) == len(EVENT_TOPICS):
+            break
+    return templates
+
+
+@pytest.mark.parametrize("seed", [3, 24, 1024])  # 24 and 1024: the drill's default and test
+def test_a_card_number_in_every_topic_is_a_validation_error_that_never_repeats_it(
+        seed: int) -> None:
+    templates = _templates(seed)
+    assert set(templates) == {t.value for t in EVENT_TOPICS} == {t.value for t in CARD_FIELDS}
+    for topic, template in templates.items():
+        value = _event_poison("card_number", template, "t")
+        assert has_card_number(value.decode()), topic
+        assert peek_type(value) == template["type"]  # still the topic's own type
+        with pytest.raises(InvalidEvent) as caught:
+            decode(value)
+        error = caught.value
+        assert error.code == "validation", topic
+        assert "card" in error.reason, (topic, error.reason)  # refused for the card number
+        # What a sink's dead letter carries (`runtime.deadletters`): code, detail (the
+        # error's reason), event type; the field is named, its value never.
+        headers = dead_letter_headers(error, topic=topic, partition=0, offset=0,
+                                      consumer="postgres")
+        assert headers[DeadLetterHeader.DETAIL.value] == error.reason.encode()
+        assert headers[DeadLetterHeader.REASON.value] == b"validation"
+        assert not has_card_number(json.dumps({k: v.decode() for k, v in headers.items()}))
+        # The audit's document of that dead letter (the stack drill checks the stored one).
+        doc = dead_letter_document(Record("polystream.deadletter", 0, 9, b"k", value, headers,
+                                          1_765_000_000_000), secret=b"test-secret")
+        assert doc.fields["dead_letter"]["reason"] == "validation"
+        assert not has_card_number(json.dumps(doc.fields)), (topic, doc.fields)
 
 
 def test_a_failed_verify_fails_the_drill() -> None:

@@ -156,6 +156,69 @@ def test_invalid_records_are_dead_lettered_once_by_the_primary_sink_only() -> No
     assert redis_worker.totals.skipped_invalid == 2
 
 
+def test_a_claim_store_outage_rewinds_and_the_dead_letter_is_sent_once() -> None:
+    """The claim (Redis) cannot answer: the batch is not durable and comes again, rather than
+    the worker dying or the record being skipped or dead-lettered twice."""
+    broker, worker, _, receipts = _setup(Sink.POSTGRES)
+    down = [2]
+
+    def claim(name: str) -> bool:
+        if down[0] > 0:
+            down[0] -= 1
+            raise TransientStoreError("receipts: redis unavailable")
+        return receipts.claim(name)
+
+    worker.handler._dead_letters._claim = claim  # the receipt log's claim, Redis down twice
+    pub = InMemoryEventPublisher(broker)
+    pub.publish(Topic.USERS.value, "u1", b"{not json").result()
+    for _ in range(2):
+        assert worker.step().committed is False
+    assert _records(broker, Topic.DEADLETTER) == []
+    _drain(worker, 3)
+    assert len(_records(broker, Topic.DEADLETTER)) == 1
+    assert sum(broker.group_lag("g-postgres", [Topic.USERS.value]).values()) == 0
+
+
+def test_a_dead_letter_kafka_refused_gives_its_claim_back_and_goes_out_once() -> None:
+    """The dead letter was claimed, then its delivery failed for good: the flush fails, the
+    batch comes again, and the claim given back lets the redelivery send it (once)."""
+    broker, worker, _, receipts = _setup(Sink.POSTGRES)
+    pub = InMemoryEventPublisher(broker)
+    sent = pub.publish(Topic.USERS.value, "u1", b"{not json").result()
+    broker.fail_next_publishes(1, "broker down")  # the dead letter's delivery
+    assert worker.step().committed is False
+    assert _records(broker, Topic.DEADLETTER) == []
+    _drain(worker, 3)
+    [letter] = _records(broker, Topic.DEADLETTER)
+    assert letter.value == b"{not json"
+    assert sum(broker.group_lag("g-postgres", [Topic.USERS.value]).values()) == 0
+    name = f"dlq:{Topic.USERS.value}:{sent.partition}:{sent.offset}"
+    assert receipts.claim(name) is False  # claimed again by the delivery that went out
+
+
+def test_a_claim_given_back_while_redis_is_down_is_given_back_before_the_next_claim() -> None:
+    """Kafka refused the dead letter and Redis refused to give its claim back: the give-back
+    is owed and paid before the next claim, so the redelivery still sends it, once."""
+    broker, worker, _, receipts = _setup(Sink.POSTGRES)
+    refusals = [1]
+
+    def release(name: str) -> None:
+        if refusals[0] > 0:
+            refusals[0] -= 1
+            raise TransientStoreError("receipts: redis unavailable")
+        receipts.release(name)
+
+    worker.handler._dead_letters._release = release
+    pub = InMemoryEventPublisher(broker)
+    pub.publish(Topic.USERS.value, "u1", b"{not json").result()
+    broker.fail_next_publishes(1, "broker down")
+    assert worker.step().committed is False
+    assert refusals == [0]
+    _drain(worker, 3)
+    assert len(_records(broker, Topic.DEADLETTER)) == 1
+    assert sum(broker.group_lag("g-postgres", [Topic.USERS.value]).values()) == 0
+
+
 def test_transient_store_errors_retry_and_nothing_is_skipped() -> None:
     broker, worker, store, _ = _setup()
     store.transient_failures = 7  # more than the quick retries: the batch is rewound

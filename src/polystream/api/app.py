@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 from typing import Any
 from uuid import uuid4
@@ -34,6 +34,7 @@ from polystream.api.openapi_doc import install_openapi
 from polystream.api.playback.router import router as playback_router
 from polystream.api.rankings.router import router as rankings_router
 from polystream.api.ratings.router import router as ratings_router
+from polystream.api.readiness import StoreProbes
 from polystream.api.request_spans import RequestSpans
 from polystream.api.titles.router import router as titles_router
 from polystream.api.users.router import router as users_router
@@ -93,6 +94,7 @@ def create_app(deps: ApiDeps) -> FastAPI:
         # The event contract only accepts argon2id hashes; failing here beats a 422 per sign-up.
         raise ValueError("the password hasher must use argon2id")
     runtime = ApiRuntime(deps)
+    probes = StoreProbes(_READY_TIMEOUT_S)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -164,17 +166,18 @@ def create_app(deps: ApiDeps) -> FastAPI:
         "/readyz",
         tags=["health"],
         summary="The API can accept commands (the event bus is usable)",
-        description="`checks` also reports each store the reads use (`mongo`, `redis`): "
-        "a read store that is down makes its endpoints answer 503, not the API unready.",
+        description="`checks` also reports each store the API reads (`receipts`, `postgres`, "
+        "`audit` (OpenSearch), `mongo`, `redis`), all asked at once within 3 s: a store that "
+        "is down makes the endpoints that need it answer 503, not the API unready.",
         responses={503: {"description": "Not ready; `checks` says why."}},
     )
     async def readyz(runtime: Runtime) -> JSONResponse:
-        return await _readiness(runtime)
+        return await _readiness(runtime, probes)
 
     return app
 
 
-async def _readiness(runtime: ApiRuntime) -> JSONResponse:
+async def _readiness(runtime: ApiRuntime, probes: StoreProbes) -> JSONResponse:
     checks: dict[str, Any] = {}
     ready = True
     if runtime.shutting_down:
@@ -192,21 +195,33 @@ async def _readiness(runtime: ApiRuntime) -> JSONResponse:
             ready = False
     else:
         checks["publisher"] = "ok"
-    # Receipts only serve `wait` and /events: their absence degrades, it does not stop, the
-    # API, so it is reported but does not make the API unready.
-    try:
-        await asyncio.wait_for(
-            asyncio.to_thread(runtime.deps.receipts.get, uuid4()), _READY_TIMEOUT_S
-        )
-        checks["receipts"] = "ok"
-    except Exception as exc:
-        checks["receipts"] = f"unavailable ({type(exc).__name__})"
-    if runtime.deps.reads is not None:
-        checks.update(await runtime.deps.reads.check())
+    checks.update(await _store_checks(runtime.deps, probes))
     return JSONResponse(
         {"status": "ready" if ready else "not ready", "checks": checks},
         status_code=200 if ready else 503,
     )
+
+
+async def _store_checks(deps: ApiDeps, probes: StoreProbes) -> dict[str, str]:
+    """Every store the API reads, asked at once. None makes the API unready: each serves some
+    endpoints (receipts: `wait` and /events; PostgreSQL: login and /me; OpenSearch: /audit;
+    MongoDB and Redis: the public reads), which answer 503 while it is down, and commands
+    are still accepted."""
+    accounts, audit = deps.accounts, deps.audit
+    named: dict[str, Awaitable[str]] = {
+        "receipts": probes.check("receipts", lambda: deps.receipts.get(uuid4()))}
+    if accounts is not None:
+        # A primary-key lookup of nobody: a round trip through the API's own pool.
+        named["postgres"] = probes.check("postgres", lambda: accounts.get_user("readyz"))
+    if audit is not None:
+        # OpenSearch in the stack (JSONL files without it): what the /audit endpoints read.
+        named["audit"] = probes.check("audit", audit.count)
+
+    async def reads() -> dict[str, str]:
+        return await deps.reads.check() if deps.reads is not None else {}
+
+    answers, read_checks = await asyncio.gather(asyncio.gather(*named.values()), reads())
+    return {**dict(zip(named, answers, strict=True)), **read_checks}
 
 
 def _shutdown(runtime: ApiRuntime) -> None:

@@ -12,6 +12,11 @@ Per batch::
     user.erased in the batch -> erase_user
     flush the dead letters, then commit the offsets
 
+Every dead letter the auditor sends (a malformed receipt, a record its index refused for good)
+is claimed first in the receipt log under its own name (`runtime.deadletters.record_claim`
+with ``by="audit"``, which never names a sink's claim), so a redelivery or a replay sends it
+once. A claim store that is down rewinds the batch like an unreachable index.
+
 Delivery (DESIGN.md §4): offsets are committed only after the bulk is acknowledged and the
 dead letters are on Kafka, so a crash at any point means redelivery, and redelivery is harmless
 (``_id`` = event id, merges are idempotent). When the index is unreachable the batch is retried
@@ -56,7 +61,7 @@ from polystream.domain.errors import InvalidEvent
 from polystream.domain.events import Receipt, ReceiptStatus, Sink, UserErased, decode
 from polystream.observe.tracing import note_batch
 from polystream.receipts import ReceiptLog
-from polystream.runtime.deadletters import DeadLetters
+from polystream.runtime.deadletters import DeadLetters, record_claim
 from polystream.runtime.loop import BatchContext, ConsumerLoop, LoopConfig, NotDurable
 from polystream.runtime.retry import ConfigurationError
 from polystream.settings import Settings
@@ -146,8 +151,12 @@ class AuditHandler:
         secret: bytes,
         config: AuditConfig,
         receipts: ReceiptLog | None = None,
+        claims: ReceiptLog | None = None,
         clock: Clock = _utcnow,
     ) -> None:
+        """``receipts``: where the auditor records its own receipts (read-your-writes);
+        ``claims``: where its dead letters are claimed (defaults to ``receipts``; without
+        either, a redelivered record is dead-lettered again)."""
         if not secret:
             raise AuditConfigError("the audit secret must not be empty")
         self.index = index
@@ -155,7 +164,11 @@ class AuditHandler:
         self.receipts = receipts
         self._secret = secret
         self._clock = clock
-        self._dead_letters = DeadLetters(Sink.AUDIT.value, topic=config.deadletter_topic)
+        claim_log = claims if claims is not None else receipts
+        self._dead_letters = DeadLetters(
+            Sink.AUDIT.value, topic=config.deadletter_topic,
+            claim=claim_log.claim if claim_log is not None else None,
+            release=claim_log.release if claim_log is not None else None)
         self._next_retention = 0.0
         self._fold = ReceiptFold(window_s=config.fold_window_s, max_docs=config.fold_max_docs)
         self._audited: list[Receipt] = []
@@ -175,6 +188,7 @@ class AuditHandler:
         self._fold.forget(owned)
 
     def reset(self, ctx: BatchContext) -> None:
+        self._dead_letters.rewound()
         self._audited = []
         self._fold.clear()
 
@@ -241,8 +255,8 @@ class AuditHandler:
                 except ValidationError as exc:
                     # Only the auditor reads receipts, so it is the one to dead-letter them.
                     detail = f"not a receipt ({exc.error_count()} problems)"
-                    self._dead_letter(rec, "malformed", detail, None)
-                    stats.dead_lettered += 1
+                    if self._dead_letter(rec, "malformed", detail, None):
+                        stats.dead_lettered += 1
                     continue
                 update = lineage_update(receipt)
                 stats.receipts += 1
@@ -376,17 +390,19 @@ class AuditHandler:
         for rec in records:
             log.error("auditor: %s[%d]@%d refused by the index, dead-lettered: %s", rec.topic,
                       rec.partition, rec.offset, reason)
-            self._dead_letter(rec, "store_rejected", reason,
-                              event_type if isinstance(event_type, str) else None)
-            stats.dead_lettered += 1
-            REJECTED.labels("dead_lettered").inc()
+            if self._dead_letter(rec, "store_rejected", reason,
+                                 event_type if isinstance(event_type, str) else None):
+                stats.dead_lettered += 1
+                REJECTED.labels("dead_lettered").inc()
 
     def _dead_letter(self, rec: Record, reason: str, detail: str,
-                     event_type: str | None) -> None:
+                     event_type: str | None) -> bool:
+        """Queue ``rec``'s dead letter unless an earlier delivery of it claimed it; True when
+        queued. Raises `NotDurable` when the claim store cannot answer."""
         assert self._publisher is not None, "only called while handling a batch"
-        self._dead_letters.send(self._publisher, rec, reason, detail=detail,
-                                event_type=event_type)
-
+        return self._dead_letters.send(self._publisher, rec, reason, detail=detail,
+                                       event_type=event_type,
+                                       once_as=record_claim(rec, by=Sink.AUDIT.value))
 
 
 class AuditWorker(ConsumerLoop):
@@ -403,6 +419,7 @@ class AuditWorker(ConsumerLoop):
         secret: bytes,
         config: AuditConfig | None = None,
         receipts: ReceiptLog | None = None,
+        claims: ReceiptLog | None = None,
         clock: Clock = _utcnow,
     ) -> None:
         cfg = config or AuditConfig()
@@ -411,7 +428,7 @@ class AuditWorker(ConsumerLoop):
         super().__init__(
             name="auditor", consumer=consumer, publisher=publisher,
             handler=AuditHandler(index=index, secret=secret, config=cfg, receipts=receipts,
-                                 clock=clock),
+                                 claims=claims, clock=clock),
             config=LoopConfig(batch_size=cfg.batch_size, linger_s=cfg.linger_s,
                               backoff_initial_s=cfg.backoff_initial_s,
                               backoff_max_s=cfg.backoff_max_s))

@@ -228,8 +228,8 @@ def _named(server: str, body: dict[str, object]) -> bool:
     checks = body.get("checks")
     if not isinstance(checks, dict):
         return False
-    keys = {"ferretdb": ("mongo",), "kafka": ("publisher",), "postgres": ("receipts",),
-            "redis": ("redis",), "opensearch": ()}[server]
+    keys = {"ferretdb": ("mongo",), "kafka": ("publisher",), "postgres": ("postgres",),
+            "redis": ("redis", "receipts"), "opensearch": ("audit",)}[server]
     return any(k in checks and checks[k] != "ok" for k in keys)
 
 

@@ -13,13 +13,22 @@ the receipts topic: the auditor's receipt model):
     no_event_id       a known type without its event_id              -> validation
     bad_payload       a known type whose payload breaks its model    -> validation
     key_mismatch      a valid event whose key is not its aggregate's -> validation
+    card_number       a valid event with a card number in a free-text
+                      or id field of its payload                     -> validation
 
-All seven go on every event topic (users, subscriptions, sessions, playback, ratings,
+All eight go on every event topic (users, subscriptions, sessions, playback, ratings,
 catalog, flags); the known-type kinds start from a valid event of that topic (a template from
 another simulated run, with a fresh event id). When the audit is enabled, the receipts topic
 gets `not_json`, `not_object` and `not_receipt` (an object that is no receipt): its only
 reader, the auditor, dead-letters them as `malformed`. The dead-letter topic itself is not
 poisoned: the auditor indexes what it reads there and never dead-letters it again (a loop).
+
+A `card_number` record must leave the card number nowhere the platform keeps it about the
+record: not in the dead letter's headers (the reason's detail names the field, never its
+value) and not in the audit index's dead-letter document (size, keyed hash, the JSON's shape).
+The dead letter's *value* is the original bytes, verbatim, by design (docs/audit.md, Privacy:
+the dead-letter topic keeps what came, for a replay after a fix; the audit never stores it), so
+it is not searched.
 
 The rule checked: exactly one dead letter per poison record, whichever groups read its topic,
 with the expected `dlq.reason` and `dlq.consumer` = the topic's primary sink
@@ -35,6 +44,7 @@ from __future__ import annotations
 import functools
 import json
 import random
+import re
 import tempfile
 import threading
 import time
@@ -80,7 +90,24 @@ EVENT_KINDS: dict[str, str] = {
     "no_event_id": "validation",
     "bad_payload": "validation",
     "key_mismatch": "validation",
+    "card_number": "validation",
 }
+#: The `card_number` kind's number: a test card, Luhn-valid.
+CARD_NUMBER = "4111111111111111"
+#: Where it goes in a valid event of each topic: the first of these payload fields the
+#: topic's template has, never the envelope key's aggregate id, written as a person would
+#: type it (``spaces`` in free text, ``dashes`` in ids, which allow no spaces).
+CARD_FIELDS: dict[Topic, tuple[tuple[str, str], ...]] = {
+    Topic.USERS: (("display_name", "spaces"),),
+    Topic.SUBSCRIPTIONS: (("subscription_id", "dashes"), ("payment_id", "dashes")),
+    Topic.SESSIONS: (("session_id", "dashes"),),
+    Topic.PLAYBACK: (("viewing_session_id", "dashes"),),
+    Topic.RATINGS: (("review", "spaces"), ("title_id", "dashes")),
+    Topic.CATALOG: (("synopsis", "spaces"), ("title", "spaces")),
+    Topic.FLAGS: (("value", "spaces"),),
+}
+# The number with any separators a person (or a formatter) might put between its digits.
+_CARD_ANYWHERE = re.compile("[^0-9A-Za-z]{0,3}".join(CARD_NUMBER))
 RECEIPT_KINDS: dict[str, str] = {
     "not_json": "malformed",
     "not_object": "malformed",
@@ -102,6 +129,8 @@ class Poison:
     offset: int = -1
     passed: dict[str, float] = field(default_factory=dict)  # sink -> committed past it at
     dead_letters: list[tuple[str, str]] = field(default_factory=list)  # (reason, consumer)
+    #: `card_number` only: where the card number was found (or what could not be checked).
+    card_leaks: list[str] = field(default_factory=list)
 
     @property
     def stall_s(self) -> float | None:
@@ -153,13 +182,18 @@ class PoisonReport:
         return out
 
     @property
+    def leaked(self) -> list[Poison]:
+        """`card_number` records whose number is in a dead letter's headers or the audit."""
+        return [p for p in self.poisons if p.card_leaks]
+
+    @property
     def stalled(self) -> list[tuple[str, int]]:
         return [k for k, s in self.stalls().items() if s is None or s > MAX_STALL_S]
 
     @property
     def ok(self) -> bool:
         return (bool(self.poisons) and not self.missing and not self.doubled and not self.wrong
-                and not self.stalled and self.outcome.ok)
+                and not self.leaked and not self.stalled and self.outcome.ok)
 
     def table(self) -> str:
         rows = [f"{'topic':<26} {'kinds':>5} {'poison':>6} {'in DLQ once':>11} {'missing':>7} "
@@ -190,12 +224,17 @@ class PoisonReport:
                f"dead letters: {len(self.poisons) - len(self.missing) - len(self.doubled)} "
                f"once, {len(self.missing)} missing, {len(self.doubled)} twice or more, "
                f"{len(self.wrong)} with a wrong reason or consumer",
+               f"card numbers: {sum(p.kind == 'card_number' for p in self.poisons)} records, "
+               f"found in headers or the audit for {len(self.leaked)}",
                f"partitions with poison {len(stalls)}, longest stall "
                + (f"{max(measured):.1f}s" if measured else "none measured")
                + f" (limit {MAX_STALL_S:.0f}s), stalled {len(self.stalled)}"]
         for p in (self.missing + self.doubled + self.wrong)[:10]:
             out.append(f"  {p.topic}[{p.partition}]@{p.offset} {p.kind}: expected "
                        f"{p.reason} by {p.consumer}, got {p.dead_letters}")
+        for p in self.leaked[:10]:
+            out.append(f"  {p.topic}[{p.partition}]@{p.offset} card_number: "
+                       + "; ".join(p.card_leaks))
         return out + self.outcome.lines()
 
 
@@ -216,6 +255,22 @@ def _templates(seed: int) -> dict[str, dict[str, Any]]:
     raise RuntimeError(f"no template event for {', '.join(missing)}")
 
 
+def has_card_number(text: str) -> bool:
+    """Whether `CARD_NUMBER` is in ``text``, whatever separates its digits."""
+    return _CARD_ANYWHERE.search(text) is not None
+
+
+def card_field(template: dict[str, Any]) -> tuple[str, str]:
+    """(payload field, its value with the card number) for a template event."""
+    payload = template["payload"]
+    for name, style in CARD_FIELDS[topic_of(template["type"])]:
+        if name in payload:
+            groups = [CARD_NUMBER[i:i + 4] for i in range(0, len(CARD_NUMBER), 4)]
+            card = ("-" if style == "dashes" else " ").join(groups)
+            return name, card if style == "dashes" else f"paid with {card} thanks"
+    raise ValueError(f"no field for a card number in {template['type']}")
+
+
 def _event_poison(kind: str, template: dict[str, Any], tag: str) -> bytes:
     doc = {**template, "event_id": str(uuid.uuid4())}
     if kind == "not_json":
@@ -232,6 +287,9 @@ def _event_poison(kind: str, template: dict[str, Any], tag: str) -> bytes:
         return json.dumps({**doc, "payload": {"poison": tag}}).encode()
     if kind == "key_mismatch":
         return json.dumps({**doc, "key": f"poison-{tag}"}).encode()
+    if kind == "card_number":
+        name, value = card_field(template)
+        return json.dumps({**doc, "payload": {**doc["payload"], name: value}}).encode()
     raise ValueError(kind)
 
 
@@ -461,7 +519,7 @@ def run_poison_drill(base: Settings, *, events: int, rate: float, rounds: int = 
                 log("chaos poison: worker all did not stop on SIGTERM within 30s; killed")
             worker.kill()
         by_place = {(p.topic, p.partition, p.offset): p for p in report.poisons}
-        for headers, _ in _read_dead_letters(base.kafka, dlq_starts):
+        for headers, _value in _read_dead_letters(base.kafka, dlq_starts):
             try:
                 place = (headers.get(DeadLetterHeader.TOPIC.value, ""),
                          int(headers.get(DeadLetterHeader.PARTITION.value, "-1")),
@@ -472,5 +530,33 @@ def run_poison_drill(base: Settings, *, events: int, rate: float, rounds: int = 
             if poison is not None:
                 poison.dead_letters.append((headers.get(DeadLetterHeader.REASON.value, ""),
                                             headers.get(DeadLetterHeader.CONSUMER.value, "")))
+                # The value is the original bytes, by design (see the module docstring).
+                if poison.kind == "card_number":
+                    poison.card_leaks += [f"header {name}" for name, text in headers.items()
+                                          if has_card_number(f"{name} {text}")]
+        cards = [p for p in report.poisons if p.kind == "card_number"]
+        if cards and Sink.AUDIT in sinks:
+            check_audit_documents(settings, cards)
         report.outcome = judge(deployment, settings, path)
     return report
+
+
+def check_audit_documents(settings: Settings, poisons: list[Poison]) -> None:
+    """Each poison record's dead-letter document in the audit index, as stored: a missing one,
+    or one holding the card number anywhere, goes into the record's `card_leaks`."""
+    from polystream.audit.opensearch import OpenSearchAuditIndex
+
+    index = OpenSearchAuditIndex(settings.opensearch, read_only=True)
+    try:
+        index.refresh()
+        ids = {f"dl:{p.topic}:{p.partition}:{p.offset}:{p.consumer}": p for p in poisons}
+        found = index.client.search(index=index.pattern, body={
+            "query": {"ids": {"values": sorted(ids)}}, "size": len(ids)})
+        stored = {hit["_id"]: hit["_source"] for hit in found["hits"]["hits"]}
+    finally:
+        index.close()
+    for doc_id, poison in ids.items():
+        if doc_id not in stored:
+            poison.card_leaks.append("no dead-letter document in the audit index to check")
+        elif has_card_number(json.dumps(stored[doc_id], ensure_ascii=False)):
+            poison.card_leaks.append("audit dead-letter document")

@@ -180,11 +180,12 @@ def poison(
     seed: Seed = 23,
     workdir: Workdir = None,
 ) -> None:
-    """Produce poison records of seven kinds on every event topic (and three on the receipts
+    """Produce poison records of eight kinds on every event topic (and three on the receipts
     topic) while valid events flow and `worker all` drains them; read the dead-letter topic;
     verify. Exit 1 unless each poison record is dead-lettered exactly once with its reason by
-    the topic's primary sink, no group took more than 10 s to commit past one, and nothing
-    valid is lost, duplicated or stale."""
+    the topic's primary sink, no card number is in a dead letter's headers or the audit
+    index, no group took more than 10 s to commit past one, and nothing valid is lost,
+    duplicated or stale."""
     report = run_poison_drill(load_settings(), events=events, rate=rate, rounds=rounds,
                               seed=seed, workdir=workdir, log=console.print)
     # The poison table is wider than a terminal's 80 columns.

@@ -42,6 +42,11 @@ class ReceiptLog(Protocol):
         effects outside the stores, like a dead letter, happen once across replays."""
         ...
 
+    def release(self, name: str) -> None:
+        """Forget the claim ``name`` (its effect did not happen after all): the next claim of
+        it is True again."""
+        ...
+
     def set_owner(self, event_id: UUID, user_id: str) -> None:
         """Record who caused the event (kept as long as its receipts): only they, and
         operators, may read its status."""
@@ -77,6 +82,10 @@ class InMemoryReceiptLog:
                 return False
             self._claims.add(name)
             return True
+
+    def release(self, name: str) -> None:
+        with self._lock:
+            self._claims.discard(name)
 
     def record(self, receipts: Sequence[Receipt],
                encoded: Sequence[str] | None = None) -> None:

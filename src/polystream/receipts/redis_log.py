@@ -88,3 +88,9 @@ class RedisReceiptLog:
                                     ex=CLAIM_TTL_S))
         except (redis.ConnectionError, redis.TimeoutError) as exc:
             raise TransientStoreError(f"receipts: redis unavailable: {exc}") from exc
+
+    def release(self, name: str) -> None:
+        try:
+            self._r.delete(f"{self._prefix}:claim:{name}")
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            raise TransientStoreError(f"receipts: redis unavailable: {exc}") from exc

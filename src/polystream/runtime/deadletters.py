@@ -3,27 +3,73 @@
 The dead letter's value is the original bytes and its headers say why, where it came from and
 who gave up on it (`DeadLetterHeader`). A replay or a redelivery must not dead-letter the same
 record twice: when a claim name is given, the record is sent only the first time that name is
-claimed (the claims live in the receipt log, for as long as the topics keep records).
+claimed (the claims live in the receipt log, for as long as the topics keep records). The names
+come from the functions below, one namespace per kind of claimer, so that two consumers never
+take each other's claims:
+
+* `record_claim(rec)` — ``dlq:<topic>:<partition>:<offset>``: the one dead letter of an invalid
+  record, sent by its topic's primary sink;
+* `event_claim(sink, event_id)` — ``dlq:<sink>:<event id>``: a valid event a sink's store
+  refused for good;
+* `record_claim(rec, by=consumer)` — ``dlq-<consumer>:<topic>:<partition>:<offset>``: a record
+  another consumer (the auditor) dead-letters on its own account (a malformed receipt, an item
+  its index refused). The ``dlq-`` prefix cannot begin a name of the other two.
+
+A claim store that cannot answer (Redis down) makes the batch not durable (`NotDurable`): the
+loop rewinds and tries again after a backoff, so the record is neither skipped nor sent twice.
+The claim is taken before the dead letter is queued, and the loop flushes it before committing.
+A claimed dead letter that Kafka did not take after all (its delivery failed for good, or the
+publisher refused it) gives its claim back (``release``), so the redelivery of its batch sends
+it: the failed delivery makes that batch's flush fail, and the loop rewinds. Claims are given
+back when the outcome is known (a message still queued may yet be delivered) and, when the claim
+store cannot answer, before the next claim. A crash of the process between a claim and the
+delivery still loses that dead letter (see docs/reliability.md, "Open").
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
+from concurrent.futures import Future
 
-from polystream.bus.ports import BulkEventPublisher, Record
+from polystream.bus.ports import BulkEventPublisher, Delivered, PublishError, Record
 from polystream.bus.topology import DeadLetterHeader, Topic, dead_letter_headers
 from polystream.domain.errors import InvalidEvent
+from polystream.runtime.loop import NotDurable
+from polystream.store_errors import TransientStoreError
+
+log = logging.getLogger(__name__)
 
 #: ``claim(name)`` is True the first time ``name`` is claimed.
 Claim = Callable[[str], bool]
+#: ``release(name)`` forgets a claim, so the next ``claim(name)`` is True again.
+Release = Callable[[str], None]
+
+
+def record_claim(rec: Record, *, by: str | None = None) -> str:
+    """The claim name of ``rec``'s dead letter: the primary sink's (``by`` None), or that of
+    consumer ``by`` in its own namespace."""
+    where = f"{rec.topic}:{rec.partition}:{rec.offset}"
+    return f"dlq:{where}" if by is None else f"dlq-{by}:{where}"
+
+
+def event_claim(sink: str, event_id: object) -> str:
+    """The claim name of the dead letter of an event ``sink``'s store refused for good."""
+    return f"dlq:{sink}:{event_id}"
 
 
 class DeadLetters:
     def __init__(self, consumer: str, *, claim: Claim | None = None,
+                 release: Release | None = None,
                  topic: str = Topic.DEADLETTER.value) -> None:
         self.consumer = consumer
         self.topic = topic
         self._claim = claim
+        self._release = release
+        # Claimed dead letters whose delivery is not known to have succeeded yet.
+        self._sent: list[tuple[str, Future[Delivered]]] = []
+        # Claims to give back (their dead letter never reached Kafka), oldest first.
+        self._owed: list[str] = []
 
     def send(self, publisher: BulkEventPublisher, rec: Record, error: InvalidEvent | str, *,
              detail: str | None = None, event_type: str | None = None,
@@ -31,12 +77,62 @@ class DeadLetters:
         """Queue ``rec`` for the dead-letter topic (acknowledged by the loop's flush before the
         offsets move). With ``once_as``, only the first time that name is claimed. True when
         it was queued."""
-        if once_as is not None and self._claim is not None and not self._claim(once_as):
-            return False
+        claimed = once_as is not None and self._claim is not None
+        if claimed:
+            assert once_as is not None
+            self.settle_claims()
+            if not self._claimed(once_as):
+                return False
         headers = dead_letter_headers(error, topic=rec.topic, partition=rec.partition,
                                       offset=rec.offset, consumer=self.consumer, detail=detail)
         if event_type is not None:
             headers.setdefault(DeadLetterHeader.EVENT_TYPE.value, event_type.encode())
         key = rec.key.decode(errors="replace") if rec.key else f"{rec.topic}:{rec.partition}"
-        publisher.publish_fire(self.topic, key, rec.value or b"", headers)
+        if not claimed or self._release is None:
+            publisher.publish_fire(self.topic, key, rec.value or b"", headers)
+            return True
+        assert once_as is not None
+        # A future per claimed dead letter (they are rare): its claim goes back if it fails.
+        try:
+            delivery = publisher.publish(self.topic, key, rec.value or b"", headers)
+        except PublishError:
+            self._owed.append(once_as)
+            raise
+        self._sent.append((once_as, delivery))
         return True
+
+    def settle_claims(self) -> None:
+        """Give back the claims of dead letters whose delivery failed; raises `NotDurable` when
+        the claim store cannot answer (they stay owed). The loop calls it through the handler
+        when it rewinds; `send` calls it before each claim."""
+        undecided: list[tuple[str, Future[Delivered]]] = []
+        for name, delivery in self._sent:
+            if not delivery.done():
+                undecided.append((name, delivery))  # still queued: it may yet be delivered
+            elif delivery.exception() is not None:
+                self._owed.append(name)
+        self._sent = undecided
+        release = self._release
+        while self._owed and release is not None:
+            name = self._owed[0]
+            try:
+                release(name)
+            except TransientStoreError as exc:
+                raise NotDurable(f"dead-letter claim {name} not given back: {exc}") from exc
+            self._owed.pop(0)
+
+    def rewound(self) -> None:
+        """The batch comes again: give back what can be given back now (the rest before the
+        next claim)."""
+        try:
+            self.settle_claims()
+        except NotDurable as exc:
+            log.warning("%s: %d dead-letter claim(s) to give back later: %s", self.consumer,
+                        len(self._owed), exc)
+
+    def _claimed(self, name: str) -> bool:
+        assert self._claim is not None
+        try:
+            return self._claim(name)
+        except TransientStoreError as exc:
+            raise NotDurable(f"dead letter {name} not claimed: {exc}") from exc

@@ -47,7 +47,7 @@ from polystream.domain.events import (
 )
 from polystream.observe.tracing import note_batch
 from polystream.receipts import ReceiptLog
-from polystream.runtime.deadletters import DeadLetters
+from polystream.runtime.deadletters import DeadLetters, event_claim, record_claim
 from polystream.runtime.loop import BatchContext, ConsumerLoop, LoopConfig, NotDurable
 from polystream.runtime.progress import ProgressGate, Waiting
 from polystream.runtime.retry import Backoff
@@ -144,7 +144,8 @@ class SinkHandler:
         self.config = config
         self._types = frozenset(event_types_for(sink))
         self._others = frozenset(EVENT_TYPES) - self._types
-        self._dead_letters = DeadLetters(sink.value, claim=receipts.claim if receipts else None)
+        self._dead_letters = DeadLetters(sink.value, claim=receipts.claim if receipts else None,
+                                         release=receipts.release if receipts else None)
         self._gate = ProgressGate(
             {t.value: [u.value for u in ups] for t, ups in UPSTREAM_TOPICS.items()},
             grace_s=config.prerequisite_grace_s, check_every_s=config.defer_retry_s)
@@ -198,6 +199,7 @@ class SinkHandler:
         self._paused &= owned
 
     def reset(self, ctx: BatchContext) -> None:
+        self._dead_letters.rewound()
         self._deferred.clear()
         self._unsettled.clear()
         self._unsettled_json.clear()
@@ -349,7 +351,7 @@ class SinkHandler:
                 item = items[bad]
                 self._dead_letters.send(ctx.publisher, item.record, "store_rejected",
                                         detail=exc.reason, event_type=item.event.type,
-                                        once_as=f"dlq:{self.sink.value}:{item.event.event_id}")
+                                        once_as=event_claim(self.sink.value, item.event.event_id))
                 stats.dead_lettered += 1
                 outcomes[bad] = Outcome(ReceiptStatus.DEAD_LETTERED, exc.reason)
                 pending.remove(bad)
@@ -371,7 +373,7 @@ class SinkHandler:
                  publisher: BulkEventPublisher) -> None:
         if primary_sink(rec.topic) is self.sink:
             self._dead_letters.send(publisher, rec, exc,
-                                    once_as=f"dlq:{rec.topic}:{rec.partition}:{rec.offset}")
+                                    once_as=record_claim(rec))
             stats.dead_lettered += 1
             INVALID.labels(self.sink.value, exc.code, "yes").inc()
             EVENTS.labels(self.sink.value, INVALID_TYPE, ReceiptStatus.DEAD_LETTERED.value).inc()

@@ -5,12 +5,19 @@ from __future__ import annotations
 import json
 from typing import Annotated, Self
 
-from pydantic import Field, StrictBool, StrictInt, StringConstraints, model_validator
+from pydantic import (
+    AfterValidator,
+    Field,
+    StrictBool,
+    StrictInt,
+    StringConstraints,
+    model_validator,
+)
 
 from polystream.domain.events.cards import contains_card_data
 from polystream.domain.events.limits import MAX_FLAG_VALUE_BYTES
 from polystream.domain.events.payload import Payload
-from polystream.domain.events.types import ID_PATTERN, MAX_INT64, PlainText
+from polystream.domain.events.types import ID_PATTERN, MAX_INT64, PlainText, not_card_number
 
 FlagScalar = (
     StrictBool
@@ -28,6 +35,12 @@ FlagValue = (
 )
 
 
+def _scope_not_card(value: str) -> str:
+    # The user part is an id, refused as a card number like every id.
+    not_card_number(value.removeprefix("user:"))
+    return value
+
+
 class FlagSet(Payload):
     """A feature flag or runtime variable changed, globally or for one user."""
 
@@ -35,7 +48,8 @@ class FlagSet(Payload):
         str, StringConstraints(max_length=64, pattern=r"^[a-z0-9]+(?:[._-][a-z0-9]+)*$")
     ]
     value: FlagValue = Field(description="A JSON scalar or a flat object of scalars.")
-    scope: Annotated[str, StringConstraints(pattern=rf"^(?:global|user:{ID_PATTERN})$")] = Field(
+    scope: Annotated[str, StringConstraints(pattern=rf"^(?:global|user:{ID_PATTERN})$"),
+                     AfterValidator(_scope_not_card)] = Field(
         default="global", description="'global' or 'user:<user_id>'."
     )
 
