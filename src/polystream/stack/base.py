@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import ClassVar, Protocol
 
 from polystream.settings import Settings
 from polystream.stack.process import ManagedProcess, ProcessRecord, StackError
@@ -62,6 +63,8 @@ class Server(ABC):
 
     name: str = ""
     depends_on: tuple[str, ...] = ()
+    #: What `down` sends first (KILL follows after the stop timeout).
+    stop_signal: ClassVar[signal.Signals] = signal.SIGTERM
 
     def __init__(self, settings: Settings, home: Path) -> None:
         self.settings = settings

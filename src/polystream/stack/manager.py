@@ -169,7 +169,7 @@ class Stack:
             if not server.managed:
                 continue
             self.report(server.name, "stopping")
-            if server.process.stop(self.settings.stack.stop_timeout_s):
+            if server.process.stop(self.settings.stack.stop_timeout_s, server.stop_signal):
                 stopped.append(server.name)
                 self.report(server.name, "stopped")
             else:

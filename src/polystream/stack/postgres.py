@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import signal
 import subprocess
 from pathlib import Path
 
@@ -28,6 +29,9 @@ OS_USER = "postgres"
 
 class PostgresServer(Server):
     name = "postgres"
+    # Fast shutdown: TERM would be a "smart" one, which waits for every client (FerretDB, the
+    # API's pool) to disconnect, so a stop would end in KILL and crash recovery.
+    stop_signal = signal.SIGINT
 
     @property
     def cfg(self) -> PostgresSettings:

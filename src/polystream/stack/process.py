@@ -6,6 +6,7 @@ by an unrelated process after a crash, and ``down`` must stop exactly what ``up`
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -105,13 +106,14 @@ class ManagedProcess:
         proc.returncode = 0
         return rec
 
-    def stop(self, timeout_s: float) -> bool:
-        """Stop the process group: TERM, then KILL after ``timeout_s``. True if one was running."""
+    def stop(self, timeout_s: float, sig: signal.Signals = signal.SIGTERM) -> bool:
+        """Stop the process group: ``sig``, then KILL after ``timeout_s``. True if one was
+        running."""
         rec = self.running()
         if rec is None:
             self.pid_file.unlink(missing_ok=True)
             return False
-        self._signal(rec.pid, signal.SIGTERM)
+        self._signal(rec.pid, sig)
         deadline = time.monotonic() + timeout_s
         while rec.alive() and time.monotonic() < deadline:
             time.sleep(0.1)
@@ -121,6 +123,7 @@ class ManagedProcess:
                 if not rec.alive() and not bool(group_members(rec.pid)):
                     break
                 time.sleep(0.1)
+        _reap(rec.pid)
         self.pid_file.unlink(missing_ok=True)
         return True
 
@@ -132,6 +135,15 @@ class ManagedProcess:
             pass
         except PermissionError:
             os.kill(pid, sig)
+
+
+def _reap(pid: int) -> None:
+    """Collect ``pid``'s exit status when this process started it (a test or a drill that
+    restarted a server). Unreaped, it stays a zombie, and a zombie still answers kill(pid, 0):
+    PostgreSQL then takes the zombie for a live postmaster and refuses to start on its data
+    folder ("lock file postmaster.pid already exists")."""
+    with contextlib.suppress(ChildProcessError, OSError):
+        os.waitpid(pid, os.WNOHANG)
 
 
 def group_members(pgid: int) -> list[int]:
