@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, StrictBool, field_validator
+from pydantic import BaseModel, Field, field_validator
 
 from polystream.api.fields import Password, RequestModel
 from polystream.domain.events import (
@@ -12,10 +12,7 @@ from polystream.domain.events import (
     CountryCode,
     DisplayName,
     Email,
-    Genres,
-    Language,
-    MaturityRating,
-    SomeLanguages,
+    PreferenceFields,
 )
 
 
@@ -48,16 +45,8 @@ class UpdateProfile(RequestModel):
         return value
 
 
-class SetPreferences(RequestModel):
+class SetPreferences(RequestModel, PreferenceFields):
     """The full preference set (replaces the previous one)."""
-
-    genres: Genres = Field(description="Favourite genres, most liked first.")
-    languages: SomeLanguages = Field(description="Audio languages in order of preference.")
-    subtitles: StrictBool
-    subtitle_language: Language | None = None
-    autoplay_next_episode: StrictBool
-    autoplay_previews: StrictBool
-    maturity_limit: MaturityRating
 
 
 REGISTRATION_DETAIL = (

@@ -66,6 +66,7 @@ from polystream.domain.events.catalog import (
     RelationKind,
     RelationRemoved,
     Season,
+    TitleFields,
     TitleKind,
     TitleRemoved,
     TitleUpserted,
@@ -173,6 +174,7 @@ from polystream.domain.events.types import (
 )
 from polystream.domain.events.users import (
     ErasureReason,
+    PreferenceFields,
     PreferencesUpdated,
     UserErased,
     UserProfileUpdated,
@@ -255,6 +257,7 @@ __all__ = [
     "PlaybackStarted",
     "PlaybackStopReason",
     "PlaybackStopped",
+    "PreferenceFields",
     "PreferencesUpdated",
     "RatingRetracted",
     "RatingSubmitted",
@@ -281,6 +284,7 @@ __all__ = [
     "SubscriptionPlanChanged",
     "SubscriptionRenewed",
     "SubscriptionStarted",
+    "TitleFields",
     "TitleKind",
     "TitleRemoved",
     "TitleText",
