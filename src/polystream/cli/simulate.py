@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Final
+from typing import Annotated, Any, Final
 
 import typer
 from rich.console import Console
@@ -169,6 +169,12 @@ def _summary(
     return table
 
 
+def _input_file(*names: str, help: str) -> Any:
+    """An option naming a file to read: typer refuses a missing or unreadable one (exit 2)
+    before the command starts."""
+    return typer.Option(*names, exists=True, dir_okay=False, readable=True, help=help)
+
+
 def simulate(
     events: Annotated[
         int | None,
@@ -220,11 +226,8 @@ def simulate(
     ] = None,
     from_file: Annotated[
         Path | None,
-        typer.Option(
+        _input_file(
             "--from",
-            exists=True,
-            dir_okay=False,
-            readable=True,
             help="Publish a recorded JSONL file (every line is validated before anything is sent).",
         ),
     ] = None,
@@ -233,10 +236,7 @@ def simulate(
     ] = False,
     catalog: Annotated[
         Path | None,
-        typer.Option(
-            exists=True,
-            dir_okay=False,
-            readable=True,
+        _input_file(
             help="Import a catalogue (.csv or .json, see docs/simulator.md) and simulate on it.",
         ),
     ] = None,
