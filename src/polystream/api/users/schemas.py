@@ -13,6 +13,7 @@ from polystream.domain.events import (
     DisplayName,
     Email,
     PreferenceFields,
+    ProfileChanges,
 )
 
 
@@ -27,13 +28,8 @@ class RegisterUser(RequestModel):
     birth_year: BirthYear
 
 
-class UpdateProfile(RequestModel):
+class UpdateProfile(RequestModel, ProfileChanges):
     """Only the fields present change; at least one is required."""
-
-    email: Email | None = None
-    display_name: DisplayName | None = None
-    country: CountryCode | None = None
-    birth_year: BirthYear | None = None
 
     @field_validator("email", "display_name", "country", "birth_year", mode="before")
     @classmethod

@@ -31,14 +31,24 @@ class UserRegistered(Payload):
     password_hash: PasswordHash
 
 
-class UserProfileUpdated(Payload):
-    """A partial profile change: absent (null) fields are unchanged."""
-
+class _UserKey(BaseModel):
     user_id: Id
+
+
+class ProfileChanges(BaseModel):
+    """The profile fields a change may carry, as the ``UserProfileUpdated`` payload and the
+    API's update body both declare them: one definition, so both refuse the same values."""
+
     email: Email | None = None
     display_name: DisplayName | None = None
     country: CountryCode | None = None
     birth_year: BirthYear | None = None
+
+
+# pydantic orders fields from the last base to the first, so ``_UserKey`` goes last: the key
+# stays the first field and the encoded payload keeps its bytes.
+class UserProfileUpdated(Payload, ProfileChanges, _UserKey):
+    """A partial profile change: absent (null) fields are unchanged."""
 
     @model_validator(mode="after")
     def _changes_something(self) -> Self:
@@ -74,10 +84,6 @@ class PreferenceFields(BaseModel):
     maturity_limit: MaturityRating = Field(description="Most restricted rating allowed.")
 
 
-class _UserKey(BaseModel):
-    user_id: Id
-
-
 # pydantic orders fields from the last base to the first, so ``_UserKey`` goes last: the key
 # stays the first field and the encoded payload keeps its bytes.
 class PreferencesUpdated(Payload, PreferenceFields, _UserKey):
@@ -88,6 +94,7 @@ __all__ = [
     "ErasureReason",
     "PreferenceFields",
     "PreferencesUpdated",
+    "ProfileChanges",
     "UserErased",
     "UserProfileUpdated",
     "UserRegistered",
