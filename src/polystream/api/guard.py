@@ -30,10 +30,11 @@ from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from polystream.api.errors import FieldProblem, error_response, refusal_response
+from polystream.api.http_middleware import HttpMiddleware, WatchedSend, route_template
 from polystream.api.operator_gate import Resolve, needs_operator, operator_refusal
 from polystream.domain.events import contains_card_data, find_card_data
 from polystream.domain.events.cards import DIGIT_RUN, normalise_digits
-from polystream.observe.metrics import HTTP_SECONDS, NOT_ROUTED
+from polystream.observe.metrics import HTTP_SECONDS
 
 log = logging.getLogger("polystream.api.access")
 
@@ -97,7 +98,7 @@ def card_data_fields(path: str, query_string: bytes, body: bytes, content_type: 
     return fields
 
 
-class RequestGuard:
+class RequestGuard(HttpMiddleware):
     """Refuses ambiguous framing (400), anonymous operator requests (401/403), oversized
     (413) or too slow (408) bodies, and any request carrying card data (422)."""
 
@@ -110,16 +111,13 @@ class RequestGuard:
         resolve_operator: Resolve | None = None,
         body_timeout_s: float = 10.0,
     ) -> None:
-        self.app = app
+        super().__init__(app)
         self.limit_for = limit_for
         self.operator_token = operator_token
         self.resolve_operator = resolve_operator
         self.body_timeout_s = body_timeout_s
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         headers = Headers(scope=scope)
         # Two framings at once is how requests are smuggled past a proxy that reads the
         # other one (RFC 9112 section 6.3): refused rather than guessed.
@@ -246,30 +244,20 @@ def _replay(body: bytes, receive: Receive) -> Receive:
     return replay
 
 
-class RequestDeadline:
+class RequestDeadline(HttpMiddleware):
     """Bounds the time a request may hold a worker: past ``timeout_s`` it is cancelled and,
     if nothing was sent yet, answered 504 (a response already started is cut short)."""
 
     def __init__(self, app: ASGIApp, *, timeout_s: float) -> None:
-        self.app = app
+        super().__init__(app)
         self.timeout_s = timeout_s
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = False
-
-        async def watch_start(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        watched = WatchedSend(send)
         try:
-            await asyncio.wait_for(self.app(scope, receive, watch_start), self.timeout_s)
+            await asyncio.wait_for(self.app(scope, receive, watched), self.timeout_s)
         except TimeoutError:
-            if started:
+            if watched.started:
                 raise
             response = error_response(
                 504, f"the request was not answered within {self.timeout_s:g}s; retry later",
@@ -278,32 +266,19 @@ class RequestDeadline:
             await response(scope, receive, send)
 
 
-class AccessLog:
+class AccessLog(HttpMiddleware):
     """One line per request with the *route template* (``/users/{user_id}``), never the raw
     path or query: those are client-controlled and may carry personal or card data; and the
     request's latency in the ``polystream_http_request_seconds`` histogram."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
-        status = 500
-
-        async def send_status(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
+        watched = WatchedSend(send)
         try:
-            await self.app(scope, receive, send_status)
+            await self.app(scope, receive, watched)
         finally:
-            route = getattr(scope.get("route"), "path", None) or NOT_ROUTED
+            route = route_template(scope)
             elapsed = time.perf_counter() - started
-            log.info("%s %s %d %.1fms", scope["method"], route, status, elapsed * 1000)
+            log.info("%s %s %d %.1fms", scope["method"], route, watched.status, elapsed * 1000)
             # The latency histogram shares this wrapper: one timing per request, not two.
-            HTTP_SECONDS.labels(scope["method"], route, str(status)).observe(elapsed)
+            HTTP_SECONDS.labels(scope["method"], route, str(watched.status)).observe(elapsed)

@@ -30,7 +30,7 @@ from polystream.bus.admin import delete_groups, ensure_topics, group_lag, start_
 from polystream.bus.kafka import KafkaEventPublisher
 from polystream.bus.topology import topic_specs, topics_for
 from polystream.chaos.deployment import Deployment
-from polystream.chaos.processes import PolystreamProcess
+from polystream.chaos.processes import PolystreamProcess, stop_all
 from polystream.domain.events import EVENT_TYPES, Sink, decode
 from polystream.settings import Settings
 from polystream.simulate import SimConfig, generate, read_recorded
@@ -84,6 +84,18 @@ def _write(path: Path, seed: int, events: int, users: int, titles: int | None = 
     with path.open("wb") as out:
         for ev in generate(config, limit=events):
             out.write(ev.value + b"\n")
+
+
+def prepare_drill(base: Settings, drill: str, *, seed: int, events: int, users: int,
+                  workdir: Path | None, titles: int | None = None) -> tuple[Path, Path]:
+    """The drill's folder (``workdir``, or a new temporary one) and the recorded events it
+    publishes, written there; the topics exist once this returns."""
+    tmp = Path(workdir or tempfile.mkdtemp(prefix=f"polystream-chaos-{drill}-"))
+    tmp.mkdir(parents=True, exist_ok=True)
+    path = tmp / f"events-{seed}.jsonl"
+    _write(path, seed, events, users, titles)
+    ensure_topics(base.kafka, topic_specs(base.kafka))
+    return tmp, path
 
 
 def _publish(settings: Settings, path: Path) -> int:
@@ -202,11 +214,7 @@ def run_backlog_drill(base: Settings, *, events: int, other_events: int, freeze_
         finally:
             for p in procs.values():
                 p.unthrottle()
-                p.terminate()
-            for p in procs.values():
-                if p.wait(30) is None:
-                    log(f"drill: {p.args} did not stop on SIGTERM within 30s; killed")
-                p.kill()
+            stop_all(procs.values(), log, "drill")
     return DrillReport(n_main, n_other, freeze_s, results)
 
 

@@ -10,19 +10,18 @@ group commits past where it stood at the kill (restart, rejoin, redo the lost ba
 from __future__ import annotations
 
 import random
-import tempfile
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from polystream.bus.admin import committed_total, ensure_topics, group_lag
+from polystream.bus.admin import committed_total, group_lag
 from polystream.bus.kafka import KafkaEventPublisher
-from polystream.bus.topology import topic_specs, topics_for
-from polystream.chaos.backlog import Log, _deployments, _write
+from polystream.bus.topology import topics_for
+from polystream.chaos.backlog import Log, _deployments, prepare_drill
 from polystream.chaos.outcome import Outcome, judge
-from polystream.chaos.processes import PolystreamProcess
+from polystream.chaos.processes import PolystreamProcess, stop_all
 from polystream.domain.events import Sink
 from polystream.settings import Settings
 from polystream.simulate import read_recorded
@@ -100,11 +99,8 @@ def run_kill_drill(base: Settings, *, events: int, kills: int, rate: float,
     """Publish ``events`` at ``rate`` per second and SIGKILL a random sink worker ``kills``
     times, spread over the publishing time at random moments; restart each at once."""
     rng = random.Random(seed)
-    tmp = Path(workdir or tempfile.mkdtemp(prefix="polystream-chaos-kill-"))
-    tmp.mkdir(parents=True, exist_ok=True)
-    path = tmp / f"events-{seed}.jsonl"
-    _write(path, seed, events, users)
-    ensure_topics(base.kafka, topic_specs(base.kafka))
+    tmp, path = prepare_drill(base, "kill", seed=seed, events=events, users=users,
+                              workdir=workdir)
     with _deployments(base, ["kill"], log) as (deployment,):
         settings = deployment.settings(base)
         sinks = _sinks(settings)
@@ -149,12 +145,7 @@ def run_kill_drill(base: Settings, *, events: int, kills: int, rate: float,
             report = KillReport(counter[0], published_s, drained_s, report_kills)
             report.outcome = judge(deployment, settings, path)
         finally:
-            for p in procs.values():
-                p.terminate()
-            for p in procs.values():
-                if p.wait(30) is None:
-                    log(f"chaos kill: {p.args} did not stop on SIGTERM within 30s; killed")
-                p.kill()
+            stop_all(procs.values(), log, "chaos kill")
     return report
 
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import secrets
-import tempfile
 import threading
 import time
 import uuid
@@ -26,12 +25,11 @@ from typing import TYPE_CHECKING
 from pydantic import SecretStr
 
 from polystream.bootstrap_api import create_app_from_settings
-from polystream.bus.admin import ensure_topics
 from polystream.bus.kafka import KafkaEventPublisher
 from polystream.bus.ports import PublishError
 from polystream.bus.topic_read import read_topics
-from polystream.bus.topology import topic_of, topic_specs
-from polystream.chaos.backlog import Log, _deployments, _write
+from polystream.bus.topology import topic_of
+from polystream.chaos.backlog import Log, _deployments, prepare_drill
 from polystream.chaos.kill import _committed, _sinks, publish_paced
 from polystream.chaos.outcome import Outcome, judge
 from polystream.chaos.processes import PolystreamProcess
@@ -238,12 +236,9 @@ def run_outage_drill(base: Settings, *, events: int, down_s: float, rate: float,
                      workdir: Path | None = None,
                      recovery_timeout_s: float = 60, timeout_s: float = 1800,
                      servers: tuple[str, ...] = SERVERS, log: Log = print) -> OutageReport:
-    tmp = Path(workdir or tempfile.mkdtemp(prefix="polystream-chaos-outage-"))
-    tmp.mkdir(parents=True, exist_ok=True)
-    path = tmp / f"events-{seed}.jsonl"
     # The catalog is generated first: a short run needs few titles to reach users at all.
-    _write(path, seed, events, users, titles)
-    ensure_topics(base.kafka, topic_specs(base.kafka))
+    tmp, path = prepare_drill(base, "outage", seed=seed, events=events, users=users,
+                              workdir=workdir, titles=titles)
     stack = Stack(base)
     chosen = [s for s in servers if s in stack.servers]
     report = OutageReport(events)

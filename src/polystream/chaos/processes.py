@@ -11,7 +11,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 
 
@@ -88,3 +88,16 @@ class PolystreamProcess:
             return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
         except OSError:
             return ""
+
+
+def stop_all(procs: Iterable[PolystreamProcess], log: Callable[[str], None], who: str,
+             grace_s: float = 30) -> None:
+    """SIGTERM every process first, so that they shut down side by side, then wait for each;
+    one still running after ``grace_s`` is killed (and said so)."""
+    procs = list(procs)
+    for p in procs:
+        p.terminate()
+    for p in procs:
+        if p.wait(grace_s) is None:
+            log(f"{who}: {p.args} did not stop on SIGTERM within {grace_s:g}s; killed")
+        p.kill()

@@ -7,18 +7,15 @@ Nothing may be lost or applied twice (`verify`)."""
 
 from __future__ import annotations
 
-import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from polystream.bus.admin import ensure_topics
-from polystream.bus.topology import topic_specs
-from polystream.chaos.backlog import Log, _deployments, _write
+from polystream.chaos.backlog import Log, _deployments, prepare_drill
 from polystream.chaos.kill import _committed, _drain, _sinks, publish_paced
 from polystream.chaos.outcome import Outcome, judge
-from polystream.chaos.processes import PolystreamProcess
+from polystream.chaos.processes import PolystreamProcess, stop_all
 from polystream.domain.events import Sink
 from polystream.settings import Settings
 
@@ -54,11 +51,8 @@ def run_rebalance_drill(base: Settings, *, events: int, rate: float, freeze_s: f
                         timeout_s: float = 1800, log: Log = print) -> RebalanceReport:
     """Publish ``events`` at ``rate``; one third in, freeze one member of every store sink's
     group for ``freeze_s`` seconds, all at once; resume them; drain; verify."""
-    tmp = Path(workdir or tempfile.mkdtemp(prefix="polystream-chaos-rebalance-"))
-    tmp.mkdir(parents=True, exist_ok=True)
-    path = tmp / f"events-{seed}.jsonl"
-    _write(path, seed, events, users)
-    ensure_topics(base.kafka, topic_specs(base.kafka))
+    tmp, path = prepare_drill(base, "rebalance", seed=seed, events=events, users=users,
+                              workdir=workdir)
     with _deployments(base, ["rebalance"], log) as (deployment,):
         settings = deployment.settings(base)
         sinks = _sinks(settings)
@@ -106,11 +100,8 @@ def run_rebalance_drill(base: Settings, *, events: int, rate: float, freeze_s: f
                 Freeze(s.value, at, freeze_s, taken.get(s)) for s in twinned])
             report.outcome = judge(deployment, settings, path)
         finally:
-            for p in [*procs.values(), *spares.values()]:
+            everyone = [*procs.values(), *spares.values()]
+            for p in everyone:
                 p.thaw()
-                p.terminate()
-            for p in [*procs.values(), *spares.values()]:
-                if p.wait(30) is None:
-                    log(f"chaos rebalance: {p.args} did not stop on SIGTERM within 30s; killed")
-                p.kill()
+            stop_all(everyone, log, "chaos rebalance")
     return report

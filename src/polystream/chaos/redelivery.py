@@ -31,7 +31,7 @@ from polystream.bus.topology import topic_specs, topics_for
 from polystream.chaos.backlog import Log, _deployments, _write
 from polystream.chaos.deployment import Deployment
 from polystream.chaos.outcome import Outcome, judge
-from polystream.chaos.processes import PolystreamProcess
+from polystream.chaos.processes import PolystreamProcess, stop_all
 from polystream.domain.events import Sink
 from polystream.settings import Settings
 from polystream.simulate import SimEvent, read_recorded
@@ -133,12 +133,7 @@ def _workers(deployment: Deployment, sinks: list[Sink], tmp: Path,
     try:
         yield procs
     finally:
-        for p in procs.values():
-            p.terminate()
-        for p in procs.values():
-            if p.wait(30) is None:
-                log(f"chaos: {p.args} did not stop on SIGTERM within 30s; killed")
-            p.kill()
+        stop_all(procs.values(), log, "chaos")
 
 
 def _drain(settings: Settings, sinks: list[Sink], procs: dict[Sink, PolystreamProcess],

@@ -7,6 +7,8 @@ JSONL folder otherwise (opened read-only, so it works while the auditor runs).
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
@@ -66,6 +68,19 @@ def _open(jsonl_dir: Path | None) -> AuditIndex:
     return index
 
 
+@contextmanager
+def _closing(index: AuditIndex, failure: str) -> Iterator[AuditIndex]:
+    """The index for one command, closed at its end; an `AuditIndexError` ends the command
+    with ``failure: reason`` and exit code 1."""
+    try:
+        yield index
+    except AuditIndexError as exc:
+        console.print(f"[bold red]{failure}:[/] {exc}")
+        raise typer.Exit(1) from None
+    finally:
+        index.close()
+
+
 def _lineage(record: AuditRecord) -> str:
     marks = {"stored": "✓", "duplicate": "=", "stale": "~", "rejected": "✗",
              "dead_lettered": "☠"}
@@ -113,16 +128,12 @@ def search(
                                "until": parse_when(until), "text": text, "kind": kind}
     table = Table("occurred at (UTC)", "type", "event id", "user", "lineage", "source",
                   title="audit trail", show_lines=False)
-    try:
-        records, total = _records(index, limit, **filters)
-    except InvalidCursor as exc:  # pragma: no cover - cursors are produced right here
-        console.print(f"[red]{exc}[/]")
-        raise typer.Exit(1) from None
-    except AuditIndexError as exc:
-        console.print(f"[bold red]search failed:[/] {exc}")
-        raise typer.Exit(1) from None
-    finally:
-        index.close()
+    with _closing(index, "search failed"):
+        try:
+            records, total = _records(index, limit, **filters)
+        except InvalidCursor as exc:  # pragma: no cover - cursors are produced right here
+            console.print(f"[red]{exc}[/]")
+            raise typer.Exit(1) from None
     for record in records:
         if as_json:
             out.print_json(record.model_dump_json(exclude={"dead_letters"}), indent=None)
@@ -144,14 +155,8 @@ def show(
     jsonl_dir: JsonlDir = None,
 ) -> None:
     """One event's audit document: payload (redacted), lineage, dead letters."""
-    index = _open(jsonl_dir)
-    try:
+    with _closing(_open(jsonl_dir), "lookup failed") as index:
         record = index.get(event_id)
-    except AuditIndexError as exc:
-        console.print(f"[bold red]lookup failed:[/] {exc}")
-        raise typer.Exit(1) from None
-    finally:
-        index.close()
     if record is None:
         console.print(f"no audit document for {event_id}")
         raise typer.Exit(1)
@@ -175,14 +180,9 @@ def retention(
     """Delete the monthly indices (or JSONL files) entirely older than --days."""
     settings = load_settings()
     index = open_audit_index(settings, jsonl_dir=jsonl_dir, retention_days=days)
-    try:
+    with _closing(index, "retention failed"):
         index.ensure()
         deleted = index.apply_retention(datetime.now(UTC))
-    except AuditIndexError as exc:
-        console.print(f"[bold red]retention failed:[/] {exc}")
-        raise typer.Exit(1) from None
-    finally:
-        index.close()
     console.print(f"deleted: {', '.join(deleted) or 'nothing'}")
 
 

@@ -8,10 +8,11 @@ invalid rows); 130 interrupted.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Final
+from typing import Annotated, Any, Final
 
 import typer
 from rich.console import Console
@@ -30,19 +31,23 @@ from polystream.bus.ports import BulkEventPublisher, BusError, PublishError
 from polystream.bus.topology import topic_of
 from polystream.domain.events import EVENT_TYPES
 from polystream.settings import Settings, load_settings
-from polystream.simulate.catalog_import import CatalogImportError, load_catalog
-from polystream.simulate.config import DEFAULT_START, Behaviour, SimConfig
-from polystream.simulate.engine import generate
-from polystream.simulate.runner import (
+from polystream.simulate import (
+    DEFAULT_START,
+    Behaviour,
+    CatalogImportError,
     JsonlWriter,
     PublisherSink,
     RecordedFileError,
     RunReport,
+    SimConfig,
+    SimEvent,
     check_recorded,
+    generate,
+    load_catalog,
     pump,
     read_recorded,
 )
-from polystream.simulate.wire import SimEvent
+from polystream.simulate.runner import Send
 
 #: Events generated when neither --events nor --duration is given.
 DEFAULT_EVENTS: Final = 10_000
@@ -164,6 +169,12 @@ def _summary(
     return table
 
 
+def _input_file(*names: str, help: str) -> Any:
+    """An option naming a file to read: typer refuses a missing or unreadable one (exit 2)
+    before the command starts."""
+    return typer.Option(*names, exists=True, dir_okay=False, readable=True, help=help)
+
+
 def simulate(
     events: Annotated[
         int | None,
@@ -215,11 +226,8 @@ def simulate(
     ] = None,
     from_file: Annotated[
         Path | None,
-        typer.Option(
+        _input_file(
             "--from",
-            exists=True,
-            dir_okay=False,
-            readable=True,
             help="Publish a recorded JSONL file (every line is validated before anything is sent).",
         ),
     ] = None,
@@ -228,10 +236,7 @@ def simulate(
     ] = False,
     catalog: Annotated[
         Path | None,
-        typer.Option(
-            exists=True,
-            dir_okay=False,
-            readable=True,
+        _input_file(
             help="Import a catalogue (.csv or .json, see docs/simulator.md) and simulate on it.",
         ),
     ] = None,
@@ -302,26 +307,33 @@ def simulate(
         run.to_kafka(ensure_topics=ensure_topics)
 
 
+@dataclass
 class _Run:
-    def __init__(
-        self,
-        stream: Iterator[SimEvent],
-        *,
-        events: int | None,
-        duration: float | None,
-        rate: float,
-        total: int | None,
-        label: str,
-        show: bool,
+    stream: Iterator[SimEvent]
+    events: int | None
+    duration: float | None
+    rate: float
+    total: int | None
+    label: str
+    show: bool
+    report: RunReport = field(default_factory=RunReport)
+
+    def _bar(self) -> _Bar:
+        return _Bar(err, self.total, self.label, self.show)
+
+    def _pump(
+        self, bar: _Bar, send: Send, check: Callable[[], None] | None = None
     ) -> None:
-        self.stream = stream
-        self.events = events
-        self.duration = duration
-        self.rate = rate
-        self.total = total
-        self.label = label
-        self.show = show
-        self.report = RunReport()
+        pump(
+            self.stream,
+            send,
+            report=self.report,
+            events=self.events,
+            duration_s=self.duration,
+            rate=self.rate,
+            progress=bar.update,
+            check=check,
+        )
 
     def to_file(self, path: Path) -> None:
         try:
@@ -331,16 +343,8 @@ class _Run:
             raise typer.Exit(2) from None
         interrupted = False
         try:
-            with _Bar(err, self.total, self.label, self.show) as bar:
-                pump(
-                    self.stream,
-                    writer.send,
-                    report=self.report,
-                    events=self.events,
-                    duration_s=self.duration,
-                    rate=self.rate,
-                    progress=bar.update,
-                )
+            with self._bar() as bar:
+                self._pump(bar, writer.send)
         except KeyboardInterrupt:
             interrupted = True
         finally:
@@ -360,17 +364,8 @@ class _Run:
         interrupted = False
         began = time.perf_counter()
         try:
-            with _Bar(err, self.total, self.label, self.show) as bar:
-                pump(
-                    self.stream,
-                    sink.send,
-                    report=self.report,
-                    events=self.events,
-                    duration_s=self.duration,
-                    rate=self.rate,
-                    progress=bar.update,
-                    check=sink.check,
-                )
+            with self._bar() as bar:
+                self._pump(bar, sink.send, check=sink.check)
                 bar.label("waiting for acks")
                 publisher.flush(_FLUSH_TIMEOUT_S)
         except PublishError as exc:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated
 
 import typer
@@ -33,15 +35,22 @@ def _stack() -> Stack:
     return Stack(load_settings(), report=report)
 
 
+@contextmanager
+def _failing_as(command: str) -> Iterator[None]:
+    """A `StackError` ends the command with ``<command> failed: reason`` and exit code 1."""
+    try:
+        yield
+    except StackError as exc:
+        console.print(f"[bold red]{command} failed:[/] {exc}")
+        raise typer.Exit(1) from None
+
+
 @app.command()
 def up(names: Names = None) -> None:
     """Provision what is missing, start what is not running, wait until all answer."""
     t0 = time.monotonic()
-    try:
+    with _failing_as("stack up"):
         results = _stack().up(names)
-    except StackError as exc:
-        console.print(f"[bold red]stack up failed:[/] {exc}")
-        raise typer.Exit(1) from None
     took = time.monotonic() - t0
     console.print(f"[bold green]stack up[/]: {len(results)} servers healthy in {took:.1f}s")
 
@@ -49,11 +58,8 @@ def up(names: Names = None) -> None:
 @app.command()
 def down(names: Names = None) -> None:
     """Stop exactly the processes that `up` started (their process groups)."""
-    try:
+    with _failing_as("stack down"):
         stopped = _stack().down(names)
-    except StackError as exc:
-        console.print(f"[bold red]stack down failed:[/] {exc}")
-        raise typer.Exit(1) from None
     console.print(f"[bold]stack down[/]: stopped {', '.join(stopped) or 'nothing'}")
 
 

@@ -9,7 +9,8 @@ one line.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -67,40 +68,26 @@ def _read_stores(settings: Settings, progress: Progress = None
     from polystream.sinks.redis_live import RedisLiveStore
 
     _say(progress, "reading PostgreSQL")
-    try:
+    with _reading("PostgreSQL", StoreError, ConfigurationError):
         if not schema_current(settings.postgres):
             raise VerifyError(
                 f"PostgreSQL database {settings.postgres.database!r} on "
                 f"{settings.postgres.host}:{settings.postgres.port} has no current polystream "
                 "schema (start a postgres worker, or run `python -m polystream.sinks.postgres "
                 "upgrade`)")
-        pg = PostgresAccountStore(settings.postgres)
-        try:
+        with closing(PostgresAccountStore(settings.postgres)) as pg:
             accounts = pg.dump()
-        finally:
-            pg.close()
-    except (StoreError, ConfigurationError) as exc:
-        raise VerifyError(f"PostgreSQL: {_first_line(exc)}") from exc
     _say(progress, "reading MongoDB and its GridFS bucket")
-    try:
-        mg = MongoCatalogStore.from_settings(settings.mongo)
-        try:
-            catalog = mg.snapshot()
-            assets = mongo_inventory(mg)
-        finally:
-            mg.close()
-    except (StoreError, PyMongoError) as exc:
-        raise VerifyError(f"MongoDB: {_first_line(exc)}") from exc
+    with (_reading("MongoDB", StoreError, PyMongoError),
+          closing(MongoCatalogStore.from_settings(settings.mongo)) as mg):
+        catalog = mg.snapshot()
+        assets = mongo_inventory(mg)
     _say(progress, "reading Redis")
-    try:
-        rd = RedisLiveStore.from_settings(settings.redis, prefix=settings.redis.key_prefix)
-        try:
-            live = {k: v for k, v in rd.dump().items()
-                    if k.split(":", 1)[0] not in RECEIPT_NAMESPACES | API_NAMESPACES}
-        finally:
-            rd.close()
-    except StoreError as exc:
-        raise VerifyError(f"Redis: {_first_line(exc)}") from exc
+    with (_reading("Redis", StoreError),
+          closing(RedisLiveStore.from_settings(settings.redis,
+                                               prefix=settings.redis.key_prefix)) as rd):
+        live = {k: v for k, v in rd.dump().items()
+                if k.split(":", 1)[0] not in RECEIPT_NAMESPACES | API_NAMESPACES}
     return accounts, catalog, live, assets
 
 
@@ -109,14 +96,19 @@ def _audit_docs(settings: Settings, progress: Progress) -> list[AuditDoc]:
 
     where = (settings.opensearch.url if settings.opensearch.enabled else "JSONL files")
     _say(progress, f"reading the audit index ({where})")
+    # Whatever the engine raises, the check cannot run.
+    with (_reading(f"audit index ({where})", Exception),
+          closing(open_audit_index(settings, read_only=True)) as index):
+        return list(audit_documents(index))
+
+
+@contextmanager
+def _reading(source: str, *errors: type[Exception]) -> Iterator[None]:
+    """A failure to read ``source`` (one of ``errors``) becomes a `VerifyError` naming it."""
     try:
-        index = open_audit_index(settings, read_only=True)
-        try:
-            return list(audit_documents(index))
-        finally:
-            index.close()
-    except Exception as exc:  # whatever the engine raises, the check cannot run
-        raise VerifyError(f"audit index ({where}): {_first_line(exc)}") from exc
+        yield
+    except errors as exc:
+        raise VerifyError(f"{source}: {_first_line(exc)}") from exc
 
 
 def _first_line(exc: BaseException) -> str:

@@ -88,6 +88,20 @@ class CatalogState:
     assets: dict[str, str] = field(default_factory=dict)
 
 
+def stored_state(
+    titles: Iterable[Mapping[str, Any]] = (),
+    relations: Iterable[Mapping[str, Any]] = (),
+    asset_files: Iterable[Mapping[str, Any]] = (),
+) -> CatalogState:
+    """The guard state of the stored documents a batch touches, keyed by their ``_id``: each
+    store only finds the documents, so what a guard reads of them is said once, here."""
+    return CatalogState(
+        titles={doc["_id"]: title_guard(doc) for doc in titles},
+        relations={doc["_id"]: relation_guard(doc) for doc in relations},
+        assets={doc["_id"]: asset_guard(doc) for doc in asset_files},
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class NewAsset:
     file: Document
@@ -229,5 +243,6 @@ __all__ = [
     "keys_of",
     "plan_batch",
     "relation_guard",
+    "stored_state",
     "title_guard",
 ]

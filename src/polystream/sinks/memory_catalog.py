@@ -27,13 +27,7 @@ from polystream.domain.catalog import (
     edge_order,
     title_from_document,
 )
-from polystream.domain.catalog_rules import (
-    CatalogState,
-    asset_guard,
-    keys_of,
-    relation_guard,
-    title_guard,
-)
+from polystream.domain.catalog_rules import keys_of, stored_state
 from polystream.domain.events import AnyEvent, Genre, RelationKind, Sink, TitleKind
 from polystream.domain.outcomes import Outcome
 from polystream.stores.catalog_layout import (
@@ -72,18 +66,10 @@ class InMemoryCatalogStore:
         """See :meth:`MongoCatalogStore.apply`; ``allow_defer`` changes nothing for the catalog."""
         keys = keys_of(events)
         with self._lock:
-            state = CatalogState(
-                titles={
-                    k: title_guard(self._titles[k]) for k in keys["title"] & self._titles.keys()
-                },
-                relations={
-                    k: relation_guard(self._relations[k])
-                    for k in keys["relation"] & self._relations.keys()
-                },
-                assets={
-                    k: asset_guard(self._asset_files[k])
-                    for k in keys["asset"] & self._asset_files.keys()
-                },
+            state = stored_state(
+                titles=_stored(self._titles, keys["title"]),
+                relations=_stored(self._relations, keys["relation"]),
+                asset_files=_stored(self._asset_files, keys["asset"]),
             )
             plan = plan_writes(events, state)
             self._titles.update(plan.titles)
@@ -202,6 +188,10 @@ class InMemoryCatalogStore:
                     for key, data in sorted(self._asset_data.items())
                 ],
             }
+
+
+def _stored(documents: Mapping[str, Document], ids: set[str]) -> list[Document]:
+    return [documents[key] for key in ids & documents.keys()]
 
 
 def _by_id(doc: Mapping[str, Any]) -> str:

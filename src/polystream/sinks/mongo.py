@@ -58,7 +58,7 @@ per replace), replays (all duplicates) ~300/s.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Final, Self
 
@@ -83,11 +83,9 @@ from polystream.domain.catalog_rules import (
     CatalogPlan,
     CatalogState,
     Key,
-    asset_guard,
     key_of,
     keys_of,
-    relation_guard,
-    title_guard,
+    stored_state,
 )
 from polystream.domain.events import AnyEvent, Genre, RelationKind, Sink, TitleKind
 from polystream.domain.outcomes import Outcome
@@ -287,24 +285,21 @@ class MongoCatalogStore:
 
     def _read_state(self, events: Sequence[AnyEvent], *, assets_only: bool) -> CatalogState:
         keys = keys_of(events)
-        state = CatalogState()
-        if keys["title"] and not assets_only:
-            for doc in self._titles.find(
-                {"_id": {"$in": sorted(keys["title"])}}, {"version": 1, "removed": 1, "event_id": 1}
-            ):
-                state.titles[doc["_id"]] = title_guard(doc)
-        if keys["relation"] and not assets_only:
-            for doc in self._relations.find(
-                {"_id": {"$in": sorted(keys["relation"])}},
-                {"event_time_us": 1, "event_id": 1, "removed": 1},
-            ):
-                state.relations[doc["_id"]] = relation_guard(doc)
-        if keys["asset"]:
-            for doc in self._files.find(
-                {"_id": {"$in": sorted(keys["asset"])}}, {"metadata.sha256": 1}
-            ):
-                state.assets[doc["_id"]] = asset_guard(doc)
-        return state
+
+        def stored(
+            collection: Collection[Document], kind: str, projection: Document
+        ) -> Iterable[Document]:
+            if not keys[kind] or (assets_only and kind != "asset"):
+                return ()
+            return collection.find({"_id": {"$in": sorted(keys[kind])}}, projection)
+
+        return stored_state(
+            titles=stored(self._titles, "title", {"version": 1, "removed": 1, "event_id": 1}),
+            relations=stored(
+                self._relations, "relation", {"event_time_us": 1, "event_id": 1, "removed": 1}
+            ),
+            asset_files=stored(self._files, "asset", {"metadata.sha256": 1}),
+        )
 
     def _write(self, plan: CatalogPlan, state: CatalogState) -> set[Key]:
         """Write a plan; return the keys whose write another writer got in before."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, StrictBool, field_validator
+from pydantic import BaseModel, Field, field_validator
 
 from polystream.api.fields import Password, RequestModel
 from polystream.domain.events import (
@@ -12,10 +12,8 @@ from polystream.domain.events import (
     CountryCode,
     DisplayName,
     Email,
-    Genres,
-    Language,
-    MaturityRating,
-    SomeLanguages,
+    PreferenceFields,
+    ProfileChanges,
 )
 
 
@@ -30,13 +28,8 @@ class RegisterUser(RequestModel):
     birth_year: BirthYear
 
 
-class UpdateProfile(RequestModel):
+class UpdateProfile(RequestModel, ProfileChanges):
     """Only the fields present change; at least one is required."""
-
-    email: Email | None = None
-    display_name: DisplayName | None = None
-    country: CountryCode | None = None
-    birth_year: BirthYear | None = None
 
     @field_validator("email", "display_name", "country", "birth_year", mode="before")
     @classmethod
@@ -48,16 +41,8 @@ class UpdateProfile(RequestModel):
         return value
 
 
-class SetPreferences(RequestModel):
+class SetPreferences(RequestModel, PreferenceFields):
     """The full preference set (replaces the previous one)."""
-
-    genres: Genres = Field(description="Favourite genres, most liked first.")
-    languages: SomeLanguages = Field(description="Audio languages in order of preference.")
-    subtitles: StrictBool
-    subtitle_language: Language | None = None
-    autoplay_next_episode: StrictBool
-    autoplay_previews: StrictBool
-    maturity_limit: MaturityRating
 
 
 REGISTRATION_DETAIL = (

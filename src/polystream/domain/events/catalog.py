@@ -8,7 +8,7 @@ import hashlib
 from enum import StrEnum
 from typing import Annotated, Any, Final, Self
 
-from pydantic import ConfigDict, Field, StrictInt, StringConstraints, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StringConstraints, model_validator
 
 from polystream.domain.events.images import ImageType, InvalidImage, inspect_image
 from polystream.domain.events.limits import MAX_ASSET_BYTES
@@ -90,17 +90,10 @@ _TITLE_KIND_RULES: Final[dict[str, Any]] = {
 }
 
 
-class TitleUpserted(Payload):
-    """The full current state of a movie or series (a snapshot).
+class TitleFields(BaseModel):
+    """A title's state as the ``TitleUpserted`` payload and the API's upsert body both declare
+    it: one definition, so the request refuses exactly what the contract refuses."""
 
-    ``version`` increases with every edit of the title; stores keep the highest version they
-    have seen, so a late or replayed older snapshot never overwrites a newer one. Movies
-    carry ``runtime_minutes``; series carry ``seasons`` with their episodes.
-    """
-
-    model_config = ConfigDict(json_schema_extra=_TITLE_KIND_RULES)
-
-    title_id: Id
     kind: TitleKind
     version: Version
     title: TitleText
@@ -116,6 +109,23 @@ class TitleUpserted(Payload):
     seasons: Annotated[tuple[Season, ...], Field(max_length=100)] = Field(
         default=(), description="Series only; season numbers unique."
     )
+
+
+class _TitleKey(BaseModel):
+    title_id: Id
+
+
+# pydantic orders fields from the last base to the first, so ``_TitleKey`` goes last: the key
+# stays the first field and the encoded payload keeps its bytes.
+class TitleUpserted(Payload, TitleFields, _TitleKey):
+    """The full current state of a movie or series (a snapshot).
+
+    ``version`` increases with every edit of the title; stores keep the highest version they
+    have seen, so a late or replayed older snapshot never overwrites a newer one. Movies
+    carry ``runtime_minutes``; series carry ``seasons`` with their episodes.
+    """
+
+    model_config = ConfigDict(json_schema_extra=_TITLE_KIND_RULES)
 
     @model_validator(mode="after")
     def _fields_match_kind(self) -> Self:
@@ -243,6 +253,7 @@ __all__ = [
     "RelationKind",
     "RelationRemoved",
     "Season",
+    "TitleFields",
     "TitleKind",
     "TitleRemoved",
     "TitleUpserted",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Self
 
-from pydantic import Field, StrictBool, model_validator
+from pydantic import BaseModel, Field, StrictBool, model_validator
 
 from polystream.domain.events.payload import Payload
 from polystream.domain.events.types import (
@@ -31,14 +31,24 @@ class UserRegistered(Payload):
     password_hash: PasswordHash
 
 
-class UserProfileUpdated(Payload):
-    """A partial profile change: absent (null) fields are unchanged."""
-
+class _UserKey(BaseModel):
     user_id: Id
+
+
+class ProfileChanges(BaseModel):
+    """The profile fields a change may carry, as the ``UserProfileUpdated`` payload and the
+    API's update body both declare them: one definition, so both refuse the same values."""
+
     email: Email | None = None
     display_name: DisplayName | None = None
     country: CountryCode | None = None
     birth_year: BirthYear | None = None
+
+
+# pydantic orders fields from the last base to the first, so ``_UserKey`` goes last: the key
+# stays the first field and the encoded payload keeps its bytes.
+class UserProfileUpdated(Payload, ProfileChanges, _UserKey):
+    """A partial profile change: absent (null) fields are unchanged."""
 
     @model_validator(mode="after")
     def _changes_something(self) -> Self:
@@ -61,10 +71,10 @@ class UserErased(Payload):
     reason: ErasureReason
 
 
-class PreferencesUpdated(Payload):
-    """The full preference set (a snapshot, not a patch: the newest ``occurred_at`` wins)."""
+class PreferenceFields(BaseModel):
+    """A user's preference set as the ``PreferencesUpdated`` payload and the API's body both
+    declare it: one definition, so the request refuses exactly what the contract refuses."""
 
-    user_id: Id
     genres: Genres = Field(description="Favourite genres, most liked first.")
     languages: SomeLanguages = Field(description="Audio languages in order of preference.")
     subtitles: StrictBool
@@ -74,9 +84,17 @@ class PreferencesUpdated(Payload):
     maturity_limit: MaturityRating = Field(description="Most restricted rating allowed.")
 
 
+# pydantic orders fields from the last base to the first, so ``_UserKey`` goes last: the key
+# stays the first field and the encoded payload keeps its bytes.
+class PreferencesUpdated(Payload, PreferenceFields, _UserKey):
+    """The full preference set (a snapshot, not a patch: the newest ``occurred_at`` wins)."""
+
+
 __all__ = [
     "ErasureReason",
+    "PreferenceFields",
     "PreferencesUpdated",
+    "ProfileChanges",
     "UserErased",
     "UserProfileUpdated",
     "UserRegistered",
