@@ -120,10 +120,10 @@ def open_values(values: Sequence[bytes], keys: KeyCache) -> list[bytes]:
     sealed = {i: found for i, value in enumerate(values) if (found := sealed_for(value))}
     if not sealed:
         return list(values)
-    found_keys = keys.for_opening({user for _obj, user in sealed.values()})
+    found_keys = keys.for_opening({user for _raw, user in sealed.values()})
     out = list(values)
-    for i, (obj, user) in sealed.items():
-        out[i] = open_sealed(obj, user, found_keys.get(user))
+    for i, (raw, user) in sealed.items():
+        out[i] = open_sealed(raw, user, found_keys.get(user))
     return out
 
 
