@@ -3,12 +3,12 @@ the key store.
 
 Every producer's publisher is wrapped in :class:`ShreddingPublisher` and every consumer in
 :class:`ShreddingConsumer` (``polystream.shred.wrap_*``), so the codec, the sinks' rules, the
-auditor and ``verify`` keep seeing plain events. Cost, measured in
-``tests/unit/test_shred_fields.py``'s neighbour bench (docs/operations.md): one JSON parse and
-dump plus one AES-GCM operation per personal field, on the events that have personal fields
-only; records without a sealed field are passed on after a substring test. Key lookups are
-cached (LRU, ``privacy.key_cache_size`` users, ``privacy.key_cache_ttl_s``) and a consumer
-fetches the keys its batch misses in one statement.
+auditor and ``verify`` keep seeing plain events. Cost (``bench/b_shred.py``, figures in
+docs/operations.md): a producer parses and re-dumps each event that has personal fields and
+seals each field; a consumer opens the sealed fields in the record bytes (one AES-GCM
+operation each, no JSON parse); records without a sealed field cost one substring test.
+Key lookups are cached (LRU, ``privacy.key_cache_size`` users, ``privacy.key_cache_ttl_s``)
+and a consumer fetches the keys its batch misses in one statement.
 """
 
 from __future__ import annotations
