@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from polystream.bus.ports import BusError, ProgressMark, Record
+from polystream.bus.ports import BusError, ProgressMark, PublishError, Record
 from polystream.domain.errors import EventValidationError
 from polystream.domain.events import (
     EVENT_TYPES,
@@ -296,3 +296,18 @@ def test_sealed_values_of_every_length_open(length: int) -> None:
     key = b"\x02" * 32
     found = sealed_for(seal(encode(event), lambda _u: key))
     assert found is not None and decode(open_sealed(*found, key)) == event
+
+
+def test_a_producer_that_cannot_reach_the_keys_publishes_nothing() -> None:
+    class Down(MemoryKeyStore):
+        def issue(self, users: Any) -> dict[str, bytes | None]:
+            raise KeyStoreError("down")
+
+    published = _Published()
+    pub = ShreddingPublisher(published, KeyCache(Down()))
+    with pytest.raises(PublishError, match="not sealed"):
+        pub.publish_fire("t", "ann", encode(_event("user.registered", user_id="ann")))
+    assert published.values == []
+    # Events without personal fields need no key and still go out.
+    pub.publish_fire("t", "x", encode(_event("catalog.title_upserted")))
+    assert len(published.values) == 1

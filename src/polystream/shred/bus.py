@@ -29,6 +29,7 @@ from polystream.bus.ports import (
     EventConsumer,
     ProgressMark,
     PublisherStats,
+    PublishError,
     Record,
 )
 from polystream.domain.errors import InvalidEvent
@@ -138,8 +139,6 @@ class ShreddingPublisher:
         try:
             return seal(value, self.keys.for_sealing)
         except KeyStoreError as exc:
-            from polystream.bus.ports import PublishError
-
             # Not published in clear, not published at all: the caller reports a failure.
             raise PublishError(f"personal fields not sealed: {exc}") from exc
 
