@@ -28,8 +28,8 @@ from polystream.bus.ports import (
     Delivered,
     EventConsumer,
     ProgressMark,
-    PublisherStats,
     PublishError,
+    PublisherStats,
     Record,
 )
 from polystream.domain.errors import InvalidEvent
