@@ -30,7 +30,14 @@ def key_cache(settings: Settings, role: str) -> KeyCache | None:
     """A key cache over PostgreSQL for one process role, or None when shredding is off."""
     if not settings.privacy.encrypt_personal:
         return None
-    store = PostgresKeyStore(settings.postgres, application_name=f"polystream-keys-{role}")
+    database = settings.privacy.keys_database
+    postgres = settings.postgres
+    if database is not None and database != postgres.database:
+        from polystream.sinks.postgres.migrate import upgrade
+
+        postgres = postgres.model_copy(update={"database": database})
+        upgrade(postgres)  # idempotent: the accounts database's sink migrates its own
+    store = PostgresKeyStore(postgres, application_name=f"polystream-keys-{role}")
     return KeyCache(store, size=settings.privacy.key_cache_size,
                     ttl_s=settings.privacy.key_cache_ttl_s)
 
