@@ -126,7 +126,8 @@ def test_a_field_sealed_for_another_user_does_not_open_and_the_record_is_refused
 def test_records_without_personal_fields_and_garbage_pass_unchanged() -> None:
     plain = encode(_event("catalog.title_upserted"))
     assert seal(plain, lambda _u: pytest.fail("no key wanted")) is plain
-    for garbage in (b"", b"\xff\x00", b"[1,2]", b'{"type": "user.registered"}'):
+    for garbage in (b"", b"\xff\x00", b"[1,2]", b'{"type": "user.registered"}',
+                    b'{"type": "poison.never_registered", "key": "ann"}'):
         assert seal(garbage, lambda _u: b"k" * 32) == garbage
         assert sealed_for(garbage) is None
 

@@ -32,11 +32,13 @@ def key_cache(settings: Settings, role: str) -> KeyCache | None:
         return None
     database = settings.privacy.keys_database
     postgres = settings.postgres
-    if database is not None and database != postgres.database:
+    if database is not None:
         from polystream.sinks.postgres.migrate import upgrade
 
+        # Idempotent; a producer may come first (the accounts database is migrated by its
+        # PostgreSQL sink at start-up, a separate key database by whoever uses it first).
         postgres = postgres.model_copy(update={"database": database})
-        upgrade(postgres)  # idempotent: the accounts database's sink migrates its own
+        upgrade(postgres)
     store = PostgresKeyStore(postgres, application_name=f"polystream-keys-{role}")
     return KeyCache(store, size=settings.privacy.key_cache_size,
                     ttl_s=settings.privacy.key_cache_ttl_s)

@@ -74,7 +74,8 @@ def seal(raw: bytes, key_for: Callable[[str], bytes | None]) -> bytes:
     it. When ``key_for`` answers None (the user is erased: their key is gone for good) the
     fields get their erased values instead, so nothing personal reaches the topic."""
     event_type = peek_type(raw)
-    paths = personal_paths(event_type) if event_type is not None else ()
+    # An unknown type has no schema: passed on as it is, for the consumers to dead-letter.
+    paths = personal_paths(event_type) if event_type in EVENT_TYPES else ()
     obj = _object(raw) if paths else None
     user = None if obj is None else obj.get("key")
     if obj is None or not isinstance(user, str):
