@@ -27,9 +27,7 @@ from pydantic import SecretStr
 
 from polystream.bootstrap_api import create_app_from_settings
 from polystream.bus.admin import ensure_topics
-from polystream.bus.kafka import KafkaEventPublisher
-from polystream.bus.ports import PublishError
-from polystream.bus.topic_read import read_topics
+from polystream.bus.ports import BulkEventPublisher, PublishError
 from polystream.bus.topology import topic_of, topic_specs
 from polystream.chaos.backlog import Log, _deployments, _write
 from polystream.chaos.kill import _committed, _sinks, publish_paced
@@ -38,6 +36,7 @@ from polystream.chaos.processes import PolystreamProcess
 from polystream.domain.errors import InvalidEvent
 from polystream.domain.events import SessionLoginStarted, decode
 from polystream.settings import Settings
+from polystream.shred import read_topics_opened
 from polystream.simulate import SimConfig
 from polystream.stack.manager import Stack
 
@@ -120,7 +119,7 @@ class OutageReport:
         return out + self.outcome.lines()
 
 
-def _flush_through(pub: KafkaEventPublisher, timeout_s: float) -> None:
+def _flush_through(pub: BulkEventPublisher, timeout_s: float) -> None:
     """Flush, waiting out a Kafka outage: queued records stay queued in the producer while
     the broker is down, so a flush that times out is tried again (until ``timeout_s``)."""
     deadline = time.monotonic() + timeout_s
@@ -342,7 +341,7 @@ def _add_the_login(settings: Settings, path: Path, callers: Callers) -> int:
     topic = topic_of("session.login_started").value
     since = callers.logged_in_at - timedelta(seconds=5)
     logins: list[tuple[int, int, bytes]] = []
-    partitions = read_topics(settings.kafka, [topic], since=since)
+    partitions = read_topics_opened(settings, [topic], since=since)
     for records in partitions.values():
         for rec in records:
             try:
