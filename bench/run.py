@@ -42,6 +42,12 @@ def _codec(settings: Settings, run_id: str, quick: bool) -> Benchmark:
     return CodecBench(quick)
 
 
+def _shred(settings: Settings, run_id: str, quick: bool) -> Benchmark:
+    from bench.b_shred import ShredBench
+
+    return ShredBench(quick)
+
+
 def _kafka(settings: Settings, run_id: str, quick: bool) -> Benchmark:
     from bench.b_kafka import KafkaBench
 
@@ -75,6 +81,7 @@ def _audit(settings: Settings, run_id: str, quick: bool) -> Benchmark:
 #: In the order they run (and appear in the table).
 BENCHMARKS: Final[dict[str, Factory]] = {
     "codec": _codec,
+    "shred": _shred,
     "kafka": _kafka,
     "postgres": _postgres,
     "redis": _redis,

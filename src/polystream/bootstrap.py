@@ -12,10 +12,12 @@ from pathlib import Path
 from polystream.audit.ports import AuditIndex
 from polystream.audit.worker import AuditConfig, AuditWorker
 from polystream.bus.kafka import KafkaEventConsumer, KafkaEventPublisher
+from polystream.bus.ports import BulkEventPublisher
 from polystream.bus.topology import topics_for
 from polystream.domain.events import Sink
 from polystream.receipts.redis_log import RedisReceiptLog
 from polystream.settings import Settings
+from polystream.shred import wrap_consumer, wrap_publisher
 from polystream.sinks.ports import EventStore
 from polystream.sinks.worker import SinkWorker, WorkerConfig
 
@@ -24,8 +26,11 @@ def client_id(role: str) -> str:
     return f"polystream-{role}-{socket.gethostname()}-{os.getpid()}"
 
 
-def publisher(settings: Settings, role: str) -> KafkaEventPublisher:
-    return KafkaEventPublisher(settings.kafka, client_id=client_id(role))
+def publisher(settings: Settings, role: str) -> BulkEventPublisher:
+    """A producer of ``role``; it seals personal fields when shredding is on (a dead letter
+    carries the record as its sink read it: opened)."""
+    return wrap_publisher(settings, KafkaEventPublisher(settings.kafka, client_id=client_id(role)),
+                          role)
 
 
 def group_id(settings: Settings, sink: Sink) -> str:
@@ -78,9 +83,11 @@ def sink_worker(sink: Sink, settings: Settings, config: WorkerConfig) -> SinkWor
         receipts = receipt_log(settings)
         return SinkWorker(
             sink=sink,
-            consumer=KafkaEventConsumer(
+            # The PostgreSQL sink owns the data keys: it destroys those of erased users.
+            consumer=wrap_consumer(settings, KafkaEventConsumer(
                 settings.kafka, group_id=group_id(settings, sink),
                 topics=[t.value for t in topics_for(sink)], client_id=client_id(role)),
+                role, erases=sink is Sink.POSTGRES),
             store=sink_store,
             publisher=publisher(settings, role),
             receipts=receipts,
@@ -100,10 +107,10 @@ def audit_worker(settings: Settings, config: AuditConfig) -> AuditWorker:
     try:
         index.ensure()
         return AuditWorker(
-            consumer=KafkaEventConsumer(
+            consumer=wrap_consumer(settings, KafkaEventConsumer(
                 settings.kafka, group_id=group_id(settings, Sink.AUDIT),
                 topics=[t.value for t in topics_for(Sink.AUDIT)],
-                client_id=client_id("audit")),
+                client_id=client_id("audit")), "audit"),
             index=index, publisher=publisher(settings, "audit"), secret=secret, config=config,
             # Its dead letters are claimed where the sinks claim theirs (its own receipts
             # are not recorded there: the API's event status reads the store sinks').

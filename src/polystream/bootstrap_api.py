@@ -29,6 +29,7 @@ from polystream.reads.catalog import MongoCatalogReads
 from polystream.reads.live import FastCache, LiveReads
 from polystream.reads.service import ReadService
 from polystream.settings import KafkaSettings, RedisSettings, Settings, load_settings
+from polystream.shred import wrap_publisher
 from polystream.sinks.postgres.store import PostgresAccountStore
 from polystream.sinks.redis_live import RedisLiveStore
 from polystream.stores.redis_client import connect
@@ -75,14 +76,16 @@ class KafkaReadiness:
 
 
 def build_deps(settings: Settings) -> ApiDeps:
-    publisher = KafkaEventPublisher(
+    # Seals personal fields when shredding is on: a user's first event costs one key
+    # round trip to PostgreSQL, later ones a cache hit.
+    publisher = wrap_publisher(settings, KafkaEventPublisher(
         settings.kafka,
         client_id=CLIENT_ID,
         extra=producer_overrides(settings),
         # A full local queue means the brokers have been unreachable for a while: fail the
         # request at once (503) instead of blocking the event loop waiting for room.
         queue_full_timeout_s=0.0,
-    )
+    ), "api")
     receipts = receipt_log(settings)
     audit = open_audit_index(settings, read_only=True)
     # Clients only: nothing is queried until the dashboard is first opened.

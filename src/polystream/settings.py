@@ -197,6 +197,19 @@ class OpenSearchSettings(BaseModel):
         return urlsplit(self.url).hostname or "127.0.0.1", self.http_port
 
 
+class PrivacySettings(BaseModel):
+    # Crypto-shredding of the data topics (docs/operations.md, "Erasure"): personal fields
+    # are sealed with a per-user key kept in PostgreSQL, destroyed on erasure. Every producer
+    # and consumer of a deployment must agree on it; off, records carry them in clear.
+    encrypt_personal: bool = False
+    # The PostgreSQL database holding the data keys; None = the accounts database. Set it
+    # when several deployments (their own accounts databases) read the same topics, as the
+    # chaos drills do: the keys belong to the topics, not to one deployment's stores.
+    keys_database: str | None = Field(None, pattern=r"^[A-Za-z0-9_-]{1,63}$")
+    key_cache_size: int = Field(100_000, ge=1)
+    key_cache_ttl_s: float = Field(300.0, gt=0)
+
+
 class ApiSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
@@ -319,6 +332,7 @@ class Settings(BaseSettings):
     observability: ObservabilitySettings = ObservabilitySettings()
     stack: StackSettings = StackSettings()
     reads: ReadSettings = ReadSettings()
+    privacy: PrivacySettings = PrivacySettings()
 
     def log_format(self) -> Literal["json", "console"]:
         if self.observability.log_format is not None:

@@ -24,6 +24,7 @@ from polystream.bus.kafka import KafkaEventConsumer, KafkaEventPublisher
 from polystream.bus.topology import topic_specs, topics_for
 from polystream.domain.events import Sink
 from polystream.settings import Settings
+from polystream.shred import wrap_consumer, wrap_publisher
 from polystream.sinks.postgres.migrate import upgrade
 from polystream.sinks.postgres.store import PostgresAccountStore
 from polystream.sinks.worker import SinkWorker, WorkerConfig
@@ -89,11 +90,13 @@ def running_platform(base: Settings, **api: Any) -> Iterator[Platform]:
     topics = [t.value for t in topics_for(Sink.POSTGRES)]
     # From the start of the topics (as the e2e tests do): other tests' history lands in this
     # fresh database, which only this module reads.
-    consumer = KafkaEventConsumer(settings.kafka, group_id=group, topics=topics,
-                                  client_id=group)
+    # Opens sealed personal fields and destroys erased users' keys when shredding is on.
+    consumer = wrap_consumer(settings, KafkaEventConsumer(
+        settings.kafka, group_id=group, topics=topics, client_id=group), group, erases=True)
     worker = SinkWorker(
         sink=Sink.POSTGRES, consumer=consumer, store=PostgresAccountStore(pg),
-        publisher=KafkaEventPublisher(settings.kafka, client_id=group),
+        publisher=wrap_publisher(settings, KafkaEventPublisher(settings.kafka, client_id=group),
+                                 group),
         receipts=receipt_log(settings), config=WorkerConfig(batch_size=500, linger_s=0.005))
     stop = threading.Event()
     thread = threading.Thread(target=worker.run, args=(stop,), daemon=True)

@@ -4,6 +4,11 @@ person's canary values is left in any table of PostgreSQL, any key or value unde
 deployment's Redis prefix, the MongoDB catalog or the audit index (not even as the audit's
 keyed pseudonyms), while another user's canaries all stay.
 
+The module runs with crypto-shredding on (``privacy.encrypt_personal``): no record of any
+topic, read as raw bytes from offset 0, holds a canary in clear; before the erasure both
+users' sealed fields open, after it only the other user's do (the erased user's key is gone
+from ``data_keys``), and a replay still leaves every store as it was.
+
 The API, the PostgreSQL sink, a Redis sink and an auditor run against a database, a Redis
 prefix and an audit index of their own, so the search covers everything this deployment
 wrote."""
@@ -34,12 +39,15 @@ from polystream.audit.worker import AuditConfig, AuditWorker, audit_secret
 from polystream.bootstrap import receipt_log
 from polystream.bus.admin import group_lag, start_group_at_end
 from polystream.bus.kafka import KafkaEventConsumer, KafkaEventPublisher
-from polystream.bus.topology import topics_for
+from polystream.bus.topic_read import read_topics
+from polystream.bus.topology import topic_specs, topics_for
 from polystream.cli import app as cli
 from polystream.domain.events import Sink
 from polystream.observe.logs import QUIET_LOGGERS
 from polystream.runtime.loop import ConsumerLoop
 from polystream.settings import Settings
+from polystream.shred import key_cache, wrap_consumer, wrap_publisher
+from polystream.shred.bus import open_values
 from polystream.sinks.ports import EventStore
 from polystream.sinks.postgres.store import PostgresAccountStore
 from polystream.sinks.redis_live import RedisLiveStore
@@ -72,17 +80,19 @@ class World:
 
 
 def _workers(base: Settings, index: OpenSearchAuditIndex, tag: str,
-             sinks: Sequence[Sink]) -> list[tuple[str, list[str], ConsumerLoop]]:
+             sinks: Sequence[Sink], keys: Settings) -> list[tuple[str, list[str], ConsumerLoop]]:
     """(group, topics, worker) per sink, each group starting at the topics' current end: only
-    this test's events matter, and the topics may hold the history of a whole test run."""
+    this test's events matter, and the topics may hold the history of a whole test run.
+    ``keys``: the settings whose PostgreSQL database holds the data keys (the platform's)."""
     made: list[tuple[str, list[str], ConsumerLoop]] = []
     for sink in sinks:
         group = f"erase-{base.redis.key_prefix}-{tag}-{sink.value}"
         topics = [t.value for t in topics_for(sink)]
         start_group_at_end(base.kafka, group, topics)
-        consumer = KafkaEventConsumer(base.kafka, group_id=group, topics=topics,
-                                      client_id=group)
-        publisher = KafkaEventPublisher(base.kafka, client_id=group)
+        consumer = wrap_consumer(keys, KafkaEventConsumer(
+            base.kafka, group_id=group, topics=topics, client_id=group), group,
+            erases=sink is Sink.POSTGRES)
+        publisher = wrap_publisher(keys, KafkaEventPublisher(base.kafka, client_id=group), group)
         worker: ConsumerLoop
         if sink is Sink.AUDIT:
             worker = AuditWorker(consumer=consumer, index=index, publisher=publisher,
@@ -106,7 +116,9 @@ def _start(workers: list[tuple[str, list[str], ConsumerLoop]],
     return threads
 
 
-def _replay(base: Settings, replayers: list[tuple[str, list[str], ConsumerLoop]]) -> None:
+def _replay(base: Settings, replayers: list[tuple[str, list[str], ConsumerLoop]],
+            ran: list[bool]) -> None:
+    ran.append(True)  # their loops close their clients; otherwise the fixture does
     stop = threading.Event()
     threads = _start(replayers, stop)
     try:
@@ -127,24 +139,30 @@ def world(settings: Settings) -> Iterator[World]:
     # The API's login tokens and the Redis sink's state under one fresh prefix: the sink must
     # find the tokens where the API put them.
     base = settings.model_copy(update={
-        "redis": settings.redis.model_copy(update={"key_prefix": prefix})})
+        "redis": settings.redis.model_copy(update={"key_prefix": prefix}),
+        "privacy": settings.privacy.model_copy(update={"encrypt_personal": True})})
     index = OpenSearchAuditIndex(settings.opensearch.model_copy(
         update={"index_prefix": f"test-{prefix}"}))
     index.ensure()
     for platform in running_platform(base):  # its PostgreSQL sink runs already
         stop = threading.Event()
-        threads = _start(_workers(base, index, "live", (Sink.REDIS, Sink.AUDIT)), stop)
+        keys = platform.settings
+        threads = _start(_workers(base, index, "live", (Sink.REDIS, Sink.AUDIT), keys), stop)
         # Placed now, started by `replay`: they will read every event of the test.
         replayers = _workers(platform.settings, index, "replay",
-                             (Sink.POSTGRES, Sink.REDIS, Sink.AUDIT))
+                             (Sink.POSTGRES, Sink.REDIS, Sink.AUDIT), keys)
 
+        replayed: list[bool] = []
         try:
             yield World(platform, prefix, index,
-                        functools.partial(_replay, base, replayers))
+                        functools.partial(_replay, base, replayers, replayed))
         finally:
             stop.set()
             for thread in threads:
                 thread.join(30)
+            if not replayed:  # a test failed before: their Kafka clients would hang the exit
+                for _, _, worker in replayers:
+                    worker.close()
             client = redis.Redis.from_url(settings.redis.url)
             for key in client.scan_iter(f"{prefix}:*", count=1000):
                 client.delete(key)
@@ -242,6 +260,39 @@ def _pseudonyms(index: OpenSearchAuditIndex, user_id: str) -> set[str]:
             for h in walk(d.get("payload"))}
 
 
+def _topic_values(settings: Settings) -> list[bytes]:
+    """Every record of every topic of the deployment, raw, from offset 0."""
+    partitions = read_topics(settings.kafka, [s.name for s in topic_specs(settings.kafka)])
+    return [rec.value for records in partitions.values() for rec in records if rec.value]
+
+
+def _check_topics(settings: Settings, people: Sequence[Person],
+                  readable: Sequence[Person]) -> None:
+    """No canary of ``people`` in clear in any record; once opened with the data keys,
+    exactly the canaries of ``readable`` come back (the others read as erased values)."""
+    raw = _topic_values(settings)
+    clear = {c for p in people for c in p.canaries if any(c.encode() in v for v in raw)}
+    assert clear == set(), f"personal data in clear on the topics: {clear}"
+    keys = key_cache(settings, "test-erasure")
+    assert keys is not None
+    try:
+        opened = b"\n".join(open_values(raw, keys))
+    finally:
+        keys.close()
+    for person in people:
+        found = {c for c in person.canaries if c.encode() in opened}
+        wanted = set(person.canaries) if person in readable else set()
+        assert found == wanted, (person.user_id, found, wanted)
+
+
+def _data_key(settings: Settings, user_id: str) -> tuple[bytes | None, object]:
+    with psycopg.connect(settings.postgres.dsn()) as conn:
+        row = conn.execute("SELECT data_key, erased_at FROM data_keys WHERE user_id = %s",
+                           (user_id,)).fetchone()
+    assert row is not None, f"no data key row for {user_id}"
+    return (None if row[0] is None else bytes(row[0])), row[1]
+
+
 def _wait(what: str, done: object, timeout_s: float = 30) -> None:
     deadline = time.monotonic() + timeout_s
     while not done():  # type: ignore[operator]
@@ -311,6 +362,11 @@ def test_erasure_leaves_no_personal_data_and_ends_sessions(
     assert all(token_digest(p.token) in _redis_text(settings, world.prefix)
                for p in (gone, kept))
 
+    # Crypto-shredding: the topics hold both users' personal fields sealed, and both open.
+    _check_topics(platform.settings, (gone, kept), readable=(gone, kept))
+    assert all(len(_data_key(platform.settings, p.user_id)[0] or b"") == 32
+               for p in (gone, kept))
+
     erased = platform.client.delete("/me", headers=bearer(gone.token))
     assert erased.status_code == 202, erased.text
     assert erased.json()["type"] == "user.erased"
@@ -332,6 +388,11 @@ def test_erasure_leaves_no_personal_data_and_ends_sessions(
     _wait("user.erased applied by the auditor", lambda: any(
         d.get("type") == "user.erased" and d.get("erased") for d in _audit_docs(world.audit)))
     _check_stores(world, settings, gone, kept, own, pseudonyms[kept.user_id])
+    # The key is destroyed once the PostgreSQL sink committed the erasure: every copy of the
+    # person's fields on every topic is unreadable; the other user's still open.
+    _wait("the data key destroyed", lambda: _data_key(platform.settings, gone.user_id)[0] is None)
+    assert _data_key(platform.settings, gone.user_id)[1] is not None
+    _check_topics(platform.settings, (gone, kept), readable=(kept,))
     # A replay of every topic (PostgreSQL, Redis and audit consumers of groups of their own,
     # from before the first event) finds the erasure markers and brings nothing back.
     world.replay()

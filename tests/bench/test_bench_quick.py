@@ -12,7 +12,7 @@ import pytest
 pytestmark = [pytest.mark.stack, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[2]
-BENCHMARKS = ["codec", "kafka", "postgres", "redis", "mongo", "audit"]
+BENCHMARKS = ["codec", "shred", "kafka", "postgres", "redis", "mongo", "audit"]
 
 
 def test_quick_suite_writes_positive_rates_for_every_benchmark(tmp_path: Path) -> None:

@@ -180,6 +180,16 @@ class KafkaEventConsumer:
                 raise BusError(f"seek {tp.topic}[{tp.partition}] for {self._group_id} failed: "
                                f"{describe(exc.args[0])}") from exc
 
+    def seek_to(self, offsets: Mapping[tuple[str, int], int]) -> None:
+        """Deliver each partition again from the given offset (records polled but not handed
+        on, e.g. while their data keys could not be read)."""
+        for (topic, partition), offset in offsets.items():
+            try:
+                self._consumer.seek(TopicPartition(topic, partition, offset))
+            except KafkaException as exc:
+                raise BusError(f"seek {topic}[{partition}] for {self._group_id} failed: "
+                               f"{describe(exc.args[0])}") from exc
+
     def assignment(self) -> list[tuple[str, int]]:
         try:
             return [(tp.topic, tp.partition) for tp in self._consumer.assignment()]

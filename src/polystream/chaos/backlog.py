@@ -33,6 +33,7 @@ from polystream.chaos.deployment import Deployment
 from polystream.chaos.processes import PolystreamProcess, stop_all
 from polystream.domain.events import EVENT_TYPES, Sink, decode
 from polystream.settings import Settings
+from polystream.shred import wrap_publisher
 from polystream.simulate import SimConfig, generate, read_recorded
 
 VARIANTS = ("fast", "throttled", "freeze", "startup-freeze")
@@ -99,7 +100,8 @@ def prepare_drill(base: Settings, drill: str, *, seed: int, events: int, users: 
 
 
 def _publish(settings: Settings, path: Path) -> int:
-    pub = KafkaEventPublisher(settings.kafka, client_id="polystream-drill")
+    pub = wrap_publisher(settings, KafkaEventPublisher(
+        settings.kafka, client_id="polystream-drill"), "drill")
     n = 0
     try:
         for ev in read_recorded(path):

@@ -18,12 +18,14 @@ from pathlib import Path
 
 from polystream.bus.admin import committed_total, group_lag
 from polystream.bus.kafka import KafkaEventPublisher
+from polystream.bus.ports import BulkEventPublisher
 from polystream.bus.topology import topics_for
 from polystream.chaos.backlog import Log, _deployments, prepare_drill
 from polystream.chaos.outcome import Outcome, judge
 from polystream.chaos.processes import PolystreamProcess, stop_all
 from polystream.domain.events import Sink
 from polystream.settings import Settings
+from polystream.shred import wrap_publisher
 from polystream.simulate import read_recorded
 
 
@@ -70,13 +72,18 @@ def _committed(settings: Settings, sink: Sink) -> tuple[int, int]:
     return committed_total(settings.kafka, group, topics), lag
 
 
+def _flush(pub: BulkEventPublisher, timeout_s: float) -> None:
+    pub.flush(timeout_s)
+
+
 def publish_paced(settings: Settings, path: Path, rate: float, done: threading.Event,
                    counter: list[int], *, client_id: str = "polystream-chaos-kill",
-                   flush: Callable[[KafkaEventPublisher, float], None] = KafkaEventPublisher.flush,
+                   flush: Callable[[BulkEventPublisher, float], None] = _flush,
                    pause_flush_s: float = 30, final_flush_s: float = 120) -> None:
     """Publish the recorded events at ``rate`` per second, counting them in ``counter``; set
     ``done`` at the end. ``flush`` drains the producer before each pause and at the end."""
-    pub = KafkaEventPublisher(settings.kafka, client_id=client_id)
+    pub = wrap_publisher(settings, KafkaEventPublisher(settings.kafka, client_id=client_id),
+                         "drill")
     started = time.monotonic()
     try:
         for ev in read_recorded(path):

@@ -25,9 +25,7 @@ from typing import TYPE_CHECKING
 from pydantic import SecretStr
 
 from polystream.bootstrap_api import create_app_from_settings
-from polystream.bus.kafka import KafkaEventPublisher
-from polystream.bus.ports import PublishError
-from polystream.bus.topic_read import read_topics
+from polystream.bus.ports import BulkEventPublisher, PublishError
 from polystream.bus.topology import topic_of
 from polystream.chaos.backlog import Log, _deployments, prepare_drill
 from polystream.chaos.kill import _committed, _sinks, publish_paced
@@ -36,6 +34,7 @@ from polystream.chaos.processes import PolystreamProcess
 from polystream.domain.errors import InvalidEvent
 from polystream.domain.events import SessionLoginStarted, decode
 from polystream.settings import Settings
+from polystream.shred import read_topics_opened
 from polystream.simulate import SimConfig
 from polystream.stack.manager import Stack
 
@@ -118,7 +117,7 @@ class OutageReport:
         return out + self.outcome.lines()
 
 
-def _flush_through(pub: KafkaEventPublisher, timeout_s: float) -> None:
+def _flush_through(pub: BulkEventPublisher, timeout_s: float) -> None:
     """Flush, waiting out a Kafka outage: queued records stay queued in the producer while
     the broker is down, so a flush that times out is tried again (until ``timeout_s``)."""
     deadline = time.monotonic() + timeout_s
@@ -337,7 +336,7 @@ def _add_the_login(settings: Settings, path: Path, callers: Callers) -> int:
     topic = topic_of("session.login_started").value
     since = callers.logged_in_at - timedelta(seconds=5)
     logins: list[tuple[int, int, bytes]] = []
-    partitions = read_topics(settings.kafka, [topic], since=since)
+    partitions = read_topics_opened(settings, [topic], since=since)
     for records in partitions.values():
         for rec in records:
             try:

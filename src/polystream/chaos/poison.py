@@ -76,6 +76,7 @@ from polystream.chaos.outcome import Outcome, judge
 from polystream.chaos.processes import PolystreamProcess
 from polystream.domain.events import Sink
 from polystream.settings import KafkaSettings, Settings
+from polystream.shred import wrap_publisher
 from polystream.simulate import SimConfig, generate, read_recorded
 
 #: The event topics (one per family); the receipts topic is added when the audit runs.
@@ -341,7 +342,8 @@ def _publish(settings: Settings, path: Path, rate: float,
              done: threading.Event, counter: list[int], on_acked: Callable[[Poison], None]) -> None:
     """The valid events at ``rate`` per second; after the i-th, the poison records scheduled
     at i, each awaited (its partition, offset and acknowledgement time)."""
-    pub = KafkaEventPublisher(settings.kafka, client_id="polystream-chaos-poison")
+    pub = wrap_publisher(settings, KafkaEventPublisher(
+        settings.kafka, client_id="polystream-chaos-poison"), "chaos-poison")
     started = time.monotonic()
 
     def acked(poison: Poison, fut: Future[Delivered]) -> None:

@@ -34,6 +34,7 @@ from polystream.chaos.outcome import Outcome, judge
 from polystream.chaos.processes import PolystreamProcess, stop_all
 from polystream.domain.events import Sink
 from polystream.settings import Settings
+from polystream.shred import wrap_publisher
 from polystream.simulate import SimEvent, read_recorded
 
 VERSIONED = frozenset({"catalog.title_upserted"})
@@ -186,7 +187,8 @@ def run_redelivery_drill(base: Settings, *, events: int, share: float = 0.10,
         settings = deployment.settings(base)
         sinks = _sinks(settings)
         starts = _positions(settings, sinks)
-        pub = KafkaEventPublisher(base.kafka, client_id="polystream-chaos-redelivery")
+        pub = wrap_publisher(base, KafkaEventPublisher(
+            base.kafka, client_id="polystream-chaos-redelivery"), "chaos-redelivery")
         try:
             for ev in _with_redeliveries(generated, path, share, rng, injected):
                 pub.publish_fire(ev.topic, ev.key, ev.value)

@@ -83,7 +83,11 @@ def open_publisher(settings: Settings, *, ensure_topics: bool) -> BulkEventPubli
                 f"topic(s) missing: {', '.join(missing)}; run `polystream topics ensure` "
                 "or pass --ensure-topics"
             )
-    return KafkaEventPublisher(settings.kafka, client_id="polystream-simulate")
+    from polystream.shred import wrap_publisher
+
+    return wrap_publisher(settings, KafkaEventPublisher(settings.kafka,
+                                                        client_id="polystream-simulate"),
+                          "simulate")
 
 
 def _complain(title: str, detail: str, *, style: str = "bold red") -> None:

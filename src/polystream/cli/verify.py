@@ -21,13 +21,15 @@ from pymongo.errors import PyMongoError
 from rich.console import Console
 from rich.table import Table
 
-from polystream.bus.topic_read import TopicReadError, merged, read_topics
+from polystream.bus.topic_read import TopicReadError, merged
 from polystream.bus.topology import Topic
 from polystream.domain.errors import InvalidEvent
 from polystream.domain.events import AnyEvent, decode
 from polystream.receipts import RECEIPT_NAMESPACES
 from polystream.runtime.retry import ConfigurationError
 from polystream.settings import Settings, load_settings
+from polystream.shred import read_topics_opened
+from polystream.shred.keys import KeyStoreError
 from polystream.simulate import check_recorded, read_recorded
 from polystream.store_errors import StoreError
 from polystream.verify import Difference, Scope, compare_live, compare_rows, expected_state
@@ -149,8 +151,8 @@ def _events_from_topics(settings: Settings, since: datetime | None,
 
     _say(progress, "reading the topics")
     try:
-        partitions = read_topics(settings.kafka, EVENT_TOPICS, since=since, progress=tell)
-    except TopicReadError as exc:
+        partitions = read_topics_opened(settings, EVENT_TOPICS, since=since, progress=tell)
+    except (TopicReadError, KeyStoreError) as exc:
         raise VerifyError(_first_line(exc)) from exc
     poison: list[Position] = []
     decoded: list[list[tuple[int, datetime, AnyEvent]]] = []

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from functools import cache
 from typing import Any, Final
 
@@ -77,8 +77,9 @@ def personal_paths(event_type: str) -> tuple[tuple[str, ...], ...]:
     return _marked_paths(event_type, "x-personal")
 
 
-def _apply(data: Any, path: tuple[str, ...], change: Any) -> None:
-    """Replace the non-null value(s) at ``path`` with ``change(value)``."""
+def apply_at(data: Any, path: tuple[str, ...], change: Callable[[Any], Any]) -> None:
+    """Replace the non-null value(s) at ``path`` (as :func:`personal_paths` gives them) of the
+    JSON-shaped ``data`` with ``change(value)``, in place."""
     if not path:
         return
     head, rest = path[0], path[1:]
@@ -86,14 +87,14 @@ def _apply(data: Any, path: tuple[str, ...], change: Any) -> None:
         if isinstance(data, list):
             for index, item in enumerate(data):
                 if rest:
-                    _apply(item, rest, change)
+                    apply_at(item, rest, change)
                 elif item is not None:
                     data[index] = change(item)
         return
     if not isinstance(data, dict) or head not in data:
         return
     if rest:
-        _apply(data[head], rest, change)
+        apply_at(data[head], rest, change)
     elif data[head] is not None:
         data[head] = change(data[head])
 
@@ -136,7 +137,7 @@ def redact(event: AnyEvent | Mapping[str, Any], *, personal: bool = False) -> di
         if personal:
             paths = paths + personal_paths(spec.type)
         for path in paths:
-            _apply(data, path, lambda _value: REDACTED)
+            apply_at(data, path, lambda _value: REDACTED)
     for mapping in _iter_dicts(data):
         for key, value in mapping.items():
             if value is not None and normalise_key(key) in _SECRET_KEYS:
@@ -161,8 +162,8 @@ def pseudonymise(event: AnyEvent | Mapping[str, Any], *, secret: bytes) -> dict[
             return f"hmac:{digest}"
 
         for path in personal_paths(spec.type):
-            _apply(data, path, pseudonym)
+            apply_at(data, path, pseudonym)
     return data
 
 
-__all__ = ["REDACTED", "personal_paths", "pseudonymise", "redact", "sensitive_paths"]
+__all__ = ["REDACTED", "apply_at", "personal_paths", "pseudonymise", "redact", "sensitive_paths"]

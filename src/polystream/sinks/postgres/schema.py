@@ -28,6 +28,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     PrimaryKeyConstraint,
     SmallInteger,
@@ -237,12 +238,28 @@ processed_events = Table(
     CheckConstraint(_one_of("status", ["stored", "stale", "rejected"]), name="status"),
 )
 
+# Per-user keys sealing the personal fields of the data topics (polystream.shred). Not event
+# data: a producer creates the row before the user's first event is published (so no foreign
+# key to users); the PostgreSQL sink's consumer destroys the key on erasure and keeps the row
+# (key NULL) so that no key is ever issued for that user again.
+data_keys = Table(
+    "data_keys",
+    metadata,
+    Column("user_id", ID, primary_key=True),
+    Column("data_key", LargeBinary),
+    Column("created_at", _tz(), nullable=False, server_default=text("now()")),
+    Column("erased_at", _tz()),
+    CheckConstraint("(data_key IS NULL) = (erased_at IS NOT NULL)", name="key_or_erased"),
+    CheckConstraint("data_key IS NULL OR octet_length(data_key) = 32", name="key_length"),
+)
+
 #: Tables holding data written by events (not ``plans``), parents first.
 DATA_TABLES: Final = (users, subscriptions, payments, preferences, ratings, processed_events)
 
 __all__ = [
     "DATA_TABLES",
     "NAMING_CONVENTION",
+    "data_keys",
     "metadata",
     "payments",
     "plans",
