@@ -30,6 +30,7 @@ from polystream.bus.topology import Topic, topic_of, topic_specs
 from polystream.domain.events import EVENT_TYPES, Receipt, ReceiptStatus, Sink
 from polystream.domain.examples import USER_ID
 from polystream.settings import Settings
+from polystream.sinks.postgres.migrate import upgrade
 
 from .cases import BAD, CARD_BAD, OPERATOR_CALLS, REGISTER, VALID, Call
 from .conftest import OPERATOR_TOKEN, open_session
@@ -44,6 +45,7 @@ Offsets = dict[tuple[str, int], int]
 @pytest.fixture(scope="module")
 def stack(settings: Settings) -> Iterator[tuple[TestClient, ApiDeps]]:
     ensure_topics(settings.kafka, topic_specs(settings.kafka))
+    upgrade(settings.postgres)  # as a worker does at start: /readyz reads the users table
     api = settings.api.model_copy(update={"operator_token": SecretStr(OPERATOR_TOKEN)})
     deps = build_deps(settings.model_copy(update={"api": api}))
     with TestClient(create_app(deps)) as client:
