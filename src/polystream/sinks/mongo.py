@@ -6,7 +6,7 @@ without upsert, ``count_documents``, single-field and compound indexes. No trans
 no ``$lookup``/``$facet``, no partial or TTL indexes.
 
 Layout (document shapes and rules live in :mod:`polystream.domain.catalog` and
-:mod:`polystream.domain.catalog_rules`; the asynchronous reader is in :mod:`.mongo_reader`):
+:mod:`polystream.domain.catalog_rules`; the API reads through :mod:`polystream.reads.catalog`):
 
 * ``titles``: one document per title, ``_id`` = title_id, the snapshot's fields (movies
   without ``seasons``, series without ``runtime_minutes``, series embedding seasons and

@@ -1,8 +1,8 @@
-"""What every MongoDB catalog adapter shares: the sink's store (:mod:`.mongo`), its asynchronous
-reader (:mod:`.mongo_reader`) and the API's reads (:mod:`polystream.reads.catalog`).
+"""What every MongoDB catalog adapter shares: the sink's store (:mod:`polystream.sinks.mongo`)
+and the API's reads (:mod:`polystream.reads.catalog`).
 
 Client options, the translation of driver errors into the project's store errors, and the
-queries both the synchronous and the asynchronous side send.
+queries of the sink's read side.
 """
 
 from __future__ import annotations
