@@ -78,13 +78,11 @@ STORE_RETRIES = Counter(
 
 
 @dataclass
-class WorkerConfig:
-    batch_size: int = 500
-    linger_s: float = 0.05
+class WorkerConfig(LoopConfig):
+    """The consumer loop's settings (batching, backoff, flush) plus what a sink adds."""
+
     # Quick retries inside one batch, then the loop rewinds and waits longer between attempts.
     retry_attempts: int = 4
-    backoff_initial_s: float = 0.1
-    backoff_max_s: float = 5.0
     # A deferred event is decided once the group has read the topics it waits for past its
     # time plus this (clock skew between producers, records in flight); see runtime.progress.
     prerequisite_grace_s: float = 5.0
@@ -94,11 +92,6 @@ class WorkerConfig:
     # Beyond this many deferred events, the partitions holding them are paused (and resumed
     # below half), so the topics they wait for are read first and memory stays bounded.
     max_deferred: int = 5_000
-
-    def loop(self) -> LoopConfig:
-        return LoopConfig(batch_size=self.batch_size, linger_s=self.linger_s,
-                          backoff_initial_s=self.backoff_initial_s,
-                          backoff_max_s=self.backoff_max_s)
 
 
 @dataclass
@@ -420,7 +413,7 @@ class SinkWorker(ConsumerLoop):
         super().__init__(name=f"sink {sink.value}", consumer=consumer, publisher=publisher,
                          handler=SinkHandler(sink=sink, store=store, receipts=receipts,
                                              config=cfg),
-                         config=cfg.loop())
+                         config=cfg)
 
     @property
     def deferred(self) -> int:
