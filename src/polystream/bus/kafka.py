@@ -58,6 +58,7 @@ from polystream.bus.kafka_config import consumer_config, describe, producer_conf
 from polystream.bus.kafka_consumer import KafkaEventConsumer
 from polystream.bus.kafka_delivery import DeliveryFuture
 from polystream.bus.ports import Delivered, PublishError, PublisherStats
+from polystream.bus.tally import DeliveryTally
 from polystream.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
@@ -83,14 +84,7 @@ class KafkaEventPublisher:
         conf["on_delivery"] = self._on_fire_delivery
         self._producer = Producer(conf)
         self._queue_full_timeout_s = queue_full_timeout_s
-        self._lock = threading.Lock()
-        self._acked = 0
-        self._failed = 0
-        self._first_error: str | None = None
-        # Failures not yet raised by flush(): each one is reported once, so one bad message does
-        # not make every later flush of a long-lived publisher fail.
-        self._unreported = 0
-        self._unreported_first: str | None = None
+        self._tally = DeliveryTally()
         self._fatal: str | None = None
         self._closed = False
         self._released = False  # the librdkafka handle is gone (end of close)
@@ -170,16 +164,14 @@ class KafkaEventPublisher:
 
     def _on_fire_delivery(self, err: KafkaError | None, msg: Any) -> None:
         if err is None:
-            with self._lock:
-                self._acked += 1
+            self._tally.acked()
         else:
             self._count_failure(err, msg)
 
     def _on_future_delivery(self, fut: Future[Delivered], err: KafkaError | None,
                             msg: Any) -> None:
         if err is None:
-            with self._lock:
-                self._acked += 1
+            self._tally.acked()
             result = Delivered(msg.topic(), msg.partition(), msg.offset())
             # try/except, not contextlib.suppress: this runs once per message.
             try:  # noqa: SIM105
@@ -195,13 +187,7 @@ class KafkaEventPublisher:
 
     def _count_failure(self, err: KafkaError, msg: Any) -> PublishError:
         text = f"delivery to {msg.topic()} failed: {describe(err)}"
-        with self._lock:
-            self._failed += 1
-            self._unreported += 1
-            if self._first_error is None:
-                self._first_error = text
-            if self._unreported_first is None:
-                self._unreported_first = text
+        self._tally.failed(text)
         return PublishError(text)
 
     def _on_error(self, err: KafkaError) -> None:
@@ -224,8 +210,7 @@ class KafkaEventPublisher:
 
     def stats(self) -> PublisherStats:
         """Cumulative (acked, failed, first_error) over this publisher's life, both paths."""
-        with self._lock:
-            return PublisherStats(self._acked, self._failed, self._first_error)
+        return self._tally.stats()
 
     def in_flight(self) -> int:
         """Messages queued or awaiting their delivery report."""
@@ -235,12 +220,9 @@ class KafkaEventPublisher:
         if self._released:
             return  # close() flushed and reported everything; nothing can be queued since
         remaining = self._producer.flush(timeout_s)
-        with self._lock:
-            failed, first = self._unreported, self._unreported_first
-            self._unreported, self._unreported_first = 0, None
         problems = []
-        if failed:
-            problems.append(f"{failed} message(s) not delivered (first: {first})")
+        if undelivered := self._tally.take_unreported():
+            problems.append(undelivered)
         if remaining:
             problems.append(f"{remaining} message(s) still queued after {timeout_s:g}s")
         if problems:

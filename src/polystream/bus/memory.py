@@ -35,6 +35,7 @@ from polystream.bus.ports import (
     TopicSpec,
     partitions_difference,
 )
+from polystream.bus.tally import DeliveryTally
 
 _EMPTY_HEADERS: Mapping[str, bytes] = MappingProxyType({})
 
@@ -277,12 +278,7 @@ class InMemoryEventPublisher:
 
     def __init__(self, broker: InMemoryBroker) -> None:
         self._broker = broker
-        self._lock = threading.Lock()
-        self._acked = 0
-        self._failed = 0
-        self._first_error: str | None = None
-        self._unreported = 0
-        self._unreported_first: str | None = None
+        self._tally = DeliveryTally()
         self._closed = False
 
     def publish(self, topic: str, key: str, value: bytes,
@@ -306,26 +302,17 @@ class InMemoryEventPublisher:
         try:
             delivered = self._broker._append(topic, key, value, headers)
         except PublishError as exc:
-            with self._lock:
-                self._failed += 1
-                self._unreported += 1
-                self._first_error = self._first_error or str(exc)
-                self._unreported_first = self._unreported_first or str(exc)
+            self._tally.failed(str(exc))
             return exc
-        with self._lock:
-            self._acked += 1
+        self._tally.acked()
         return delivered
 
     def stats(self) -> PublisherStats:
-        with self._lock:
-            return PublisherStats(self._acked, self._failed, self._first_error)
+        return self._tally.stats()
 
     def flush(self, timeout_s: float = 30.0) -> None:
-        with self._lock:
-            failed, first = self._unreported, self._unreported_first
-            self._unreported, self._unreported_first = 0, None
-        if failed:
-            raise PublishError(f"{failed} message(s) not delivered (first: {first})")
+        if undelivered := self._tally.take_unreported():
+            raise PublishError(undelivered)
 
     def close(self, timeout_s: float = 30.0) -> None:
         if self._closed:
