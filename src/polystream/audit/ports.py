@@ -25,7 +25,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Protocol, TypedDict, Unpack
 from uuid import UUID
 
 from polystream.audit.documents import AuditRecord, DocKind, IndexItem, decode_cursor
@@ -74,6 +74,18 @@ class AuditQuery:
     event_id: str | None = None
 
 
+class AuditFilters(TypedDict, total=False):
+    """The filters `AuditIndex.search` takes as keywords: those of `AuditQuery` but the event
+    id (`get` finds one event)."""
+
+    user_id: str | None
+    type: str | None
+    since: datetime | None
+    until: datetime | None
+    text: str | None
+    kind: DocKind | None
+
+
 @dataclass(frozen=True, slots=True)
 class AuditPage:
     items: list[AuditRecord]
@@ -101,16 +113,7 @@ class AuditIndex(Protocol):
         ...
 
     def search(
-        self,
-        *,
-        user_id: str | None = None,
-        type: str | None = None,
-        since: datetime | None = None,
-        until: datetime | None = None,
-        text: str | None = None,
-        kind: DocKind | None = None,
-        size: int = 50,
-        cursor: str | None = None,
+        self, *, size: int = 50, cursor: str | None = None, **filters: Unpack[AuditFilters]
     ) -> AuditPage:
         """Newest first (``occurred_at``, then document id); ``cursor`` continues a search."""
         ...
@@ -148,16 +151,7 @@ class KeywordSearch(ABC):
     become an `AuditQuery` here; an index only runs the query (`_page`)."""
 
     def search(
-        self,
-        *,
-        user_id: str | None = None,
-        type: str | None = None,
-        since: datetime | None = None,
-        until: datetime | None = None,
-        text: str | None = None,
-        kind: DocKind | None = None,
-        size: int = 50,
-        cursor: str | None = None,
+        self, *, size: int = 50, cursor: str | None = None, **filters: Unpack[AuditFilters]
     ) -> AuditPage:
         if not 1 <= size <= MAX_PAGE_SIZE:
             raise ValueError(f"size must be between 1 and {MAX_PAGE_SIZE}")
@@ -167,9 +161,7 @@ class KeywordSearch(ABC):
                 after = decode_cursor(cursor)
             except ValueError as exc:
                 raise InvalidCursor(str(exc)) from None
-        query = AuditQuery(user_id=user_id, type=type, since=since, until=until, text=text,
-                           kind=kind)
-        return self._page(query, size, after)
+        return self._page(AuditQuery(**filters), size, after)
 
     @abstractmethod
     def _page(self, query: AuditQuery, size: int, after: tuple[int, str] | None) -> AuditPage:
