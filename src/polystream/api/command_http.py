@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Header, Query
@@ -89,7 +90,10 @@ def _without_nulls(body: dict[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in body.items() if value is not None}
 
 
-def command_responses(creates: bool = False) -> dict[int | str, dict[str, Any]]:
+Responses = dict[int | str, dict[str, Any]]
+
+
+def command_responses(creates: bool = False) -> Responses:
     """OpenAPI documentation of the answers every command can give."""
     done = 201 if creates else 200
     return {
@@ -107,25 +111,51 @@ def command_responses(creates: bool = False) -> dict[int | str, dict[str, Any]]:
     }
 
 
-def user_responses(creates: bool = False) -> dict[int | str, dict[str, Any]]:
-    """A user command's answers: a command's, plus those of the token and ownership checks."""
-    return {
-        **command_responses(creates),
-        401: {"model": ErrorBody, "description": "No token, or an unknown or expired one."},
-        403: {"model": ErrorBody, "description": "The operator token stands for no user."},
-        404: {"model": ErrorBody, "description": "Not found: an id of another user, or of "
-              "something of another user."},
-    }
+#: The answers of the token and ownership checks of a user's command.
+USER_AUTH: Responses = {
+    401: {"model": ErrorBody, "description": "No token, or an unknown or expired one."},
+    403: {"model": ErrorBody, "description": "The operator token stands for no user."},
+    404: {"model": ErrorBody, "description": "Not found: an id of another user, or of "
+          "something of another user."},
+}
+#: The answers of the operator check of an operator's command.
+OPERATOR_AUTH: Responses = {
+    401: {"model": ErrorBody, "description": "No token, or an unknown or expired one."},
+    403: {"model": ErrorBody, "description": "Not an operator."},
+}
 
 
 _Endpoint = TypeVar("_Endpoint", bound=Callable[..., Any])
 
 
-def command_route(
-    method: Callable[..., Callable[[_Endpoint], _Endpoint]], path: str, *,
-    responses: dict[int | str, dict[str, Any]], summary: str, description: str,
-) -> Callable[[_Endpoint], _Endpoint]:
-    """`router.post` (put, patch, delete) of a command endpoint: every command answers 202
-    Accepted once published, so an endpoint states only its path, answers and prose."""
-    return method(path, status_code=202, responses=responses, summary=summary,
-                  description=description)
+@dataclass(frozen=True)
+class CommandRoutes:
+    """`router.post` (put, patch, delete) of the command endpoints that share their callers.
+
+    Every command answers 202 Accepted once published and documents a command's answers plus
+    those of its authorisation (`auth`); every description ends with the same note on who may
+    call it. So an endpoint states only its path and its prose, and answers it alone gives
+    (`more`)."""
+
+    auth: Responses
+    note: str
+
+    def __call__(
+        self, method: Callable[..., Callable[[_Endpoint], _Endpoint]], path: str, *,
+        summary: str, description: str, creates: bool = False, more: Responses | None = None,
+    ) -> Callable[[_Endpoint], _Endpoint]:
+        responses = {**command_responses(creates), **self.auth, **(more or {})}
+        return method(path, status_code=202, responses=responses, summary=summary,
+                      description=description + self.note)
+
+
+#: A user's command on a path that names the user.
+own_user_command = CommandRoutes(USER_AUTH, note=(
+    "\n\nNeeds a user's `access_token`; `user_id` must be the caller's own id (another id "
+    "answers 404)."
+))
+#: An operator's command (the router itself admits operators only).
+operator_command = CommandRoutes(OPERATOR_AUTH, note=(
+    "\n\nOperators only: `Authorization: Bearer <token>` with an operator account's "
+    "`access_token` or the operator token."
+))

@@ -15,7 +15,7 @@ from polystream.api.billing.schemas import (
     RecordPayment,
     StartSubscription,
 )
-from polystream.api.command_http import Options, answer, command_route, user_responses
+from polystream.api.command_http import USER_AUTH, CommandRoutes, Options, answer
 from polystream.api.deps import Runtime
 from polystream.api.ownership import check_subscription, own_user_id
 from polystream.domain.events import Id
@@ -24,18 +24,14 @@ router = APIRouter(tags=["billing"])
 
 SubscriptionIdPath = Annotated[Id, Path(description="The subscription's id.")]
 
-_AUTH_NOTE = (
+command = CommandRoutes(USER_AUTH, note=(
     "\n\nNeeds a user's `access_token`; acts for that user only (a subscription of "
     "another user answers 404)."
-)
+))
 
 
-@command_route(
-    router.post, "/subscriptions", responses=user_responses(creates=True),
-    summary="Start a subscription",
-    description="Publishes `subscription.started`; `resource_id` is the subscription's id."
-    + _AUTH_NOTE,
-)
+@command(router.post, "/subscriptions", creates=True, summary="Start a subscription",
+         description="Publishes `subscription.started`; `resource_id` is the subscription's id.")
 async def start_subscription(
     body: StartSubscription, principal: CurrentUser, runtime: Runtime, options: Options
 ) -> JSONResponse:
@@ -43,11 +39,9 @@ async def start_subscription(
     return answer(await service.start_subscription(runtime, user_id, body, options))
 
 
-@command_route(
-    router.post, "/subscriptions/{subscription_id}/plan", responses=user_responses(),
-    summary="Change a subscription's plan",
-    description="Publishes `subscription.plan_changed`." + _AUTH_NOTE,
-)
+@command(router.post, "/subscriptions/{subscription_id}/plan",
+         summary="Change a subscription's plan",
+         description="Publishes `subscription.plan_changed`.")
 async def change_plan(
     subscription_id: SubscriptionIdPath, body: ChangePlan, principal: CurrentUser,
     runtime: Runtime, options: Options,
@@ -57,11 +51,8 @@ async def change_plan(
     return answer(await service.change_plan(runtime, user_id, subscription_id, body, options))
 
 
-@command_route(
-    router.post, "/subscriptions/{subscription_id}/cancel", responses=user_responses(),
-    summary="Cancel a subscription",
-    description="Publishes `subscription.canceled`." + _AUTH_NOTE,
-)
+@command(router.post, "/subscriptions/{subscription_id}/cancel", summary="Cancel a subscription",
+         description="Publishes `subscription.canceled`.")
 async def cancel_subscription(
     subscription_id: SubscriptionIdPath,
     body: CancelSubscription,
@@ -75,13 +66,12 @@ async def cancel_subscription(
         await service.cancel_subscription(runtime, user_id, subscription_id, body, options))
 
 
-@command_route(
-    router.post, "/payments", responses=user_responses(creates=True),
-    summary="Record a payment",
+@command(
+    router.post, "/payments", creates=True, summary="Record a payment",
     description="Publishes `payment.succeeded` or `payment.failed`; `resource_id` is the "
     "payment's id. Send the provider's token, the card brand and the last four digits only: "
     "any request carrying something that looks like a card number or a CVV is refused with "
-    "422 and never logged." + _AUTH_NOTE,
+    "422 and never logged.",
 )
 async def record_payment(
     body: RecordPayment, principal: CurrentUser, runtime: Runtime, options: Options

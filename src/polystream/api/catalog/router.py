@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, File, Form, Query, Request, UploadFile
 from fastapi.responses import JSONResponse
@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from polystream.api.auth import Operator
 from polystream.api.catalog import service
 from polystream.api.catalog.schemas import AddRelation, UpsertTitle
-from polystream.api.command_http import Options, answer, command_responses, command_route
+from polystream.api.command_http import Options, answer, operator_command
 from polystream.api.deps import Runtime
 from polystream.api.errors import ErrorBody
 from polystream.api.fields import TitleIdPath
@@ -18,33 +18,19 @@ from polystream.domain.events import MAX_ASSET_BYTES, AssetKind, Id, RelationKin
 
 router = APIRouter(tags=["catalog (operators)"], dependencies=[Operator])
 
-_AUTH: dict[int | str, dict[str, Any]] = {
-    401: {"model": ErrorBody, "description": "No token, or an unknown or expired one."},
-    403: {"model": ErrorBody, "description": "Not an operator."},
-}
-_OPERATOR_NOTE = (
-    "\n\nOperators only: `Authorization: Bearer <token>` with an operator account's "
-    "`access_token` or the operator token."
-)
 
 
-@command_route(
-    router.put, "/catalog/titles/{title_id}", responses={**command_responses(), **_AUTH},
-    summary="Create or replace a title",
-    description="Publishes `catalog.title_upserted` (a full snapshot with a growing "
-    "`version`)." + _OPERATOR_NOTE,
-)
+@operator_command(router.put, "/catalog/titles/{title_id}", summary="Create or replace a title",
+                  description="Publishes `catalog.title_upserted` (a full snapshot with a growing "
+                  "`version`).")
 async def upsert_title(
     title_id: TitleIdPath, body: UpsertTitle, runtime: Runtime, options: Options
 ) -> JSONResponse:
     return answer(await service.upsert_title(runtime, title_id, body, options))
 
 
-@command_route(
-    router.delete, "/catalog/titles/{title_id}", responses={**command_responses(), **_AUTH},
-    summary="Remove a title",
-    description="Publishes `catalog.title_removed`." + _OPERATOR_NOTE,
-)
+@operator_command(router.delete, "/catalog/titles/{title_id}", summary="Remove a title",
+                  description="Publishes `catalog.title_removed`.")
 async def remove_title(
     title_id: TitleIdPath,
     version: Annotated[int, Query(ge=1, description="Greater than the last upsert's version.")],
@@ -54,20 +40,17 @@ async def remove_title(
     return answer(await service.remove_title(runtime, title_id, version, options))
 
 
-@command_route(
-    router.post, "/catalog/relations", responses={**command_responses(), **_AUTH},
-    summary="Add (or re-weight) a relation between two titles",
-    description="Publishes `catalog.relation_added`." + _OPERATOR_NOTE,
-)
+@operator_command(router.post, "/catalog/relations",
+                  summary="Add (or re-weight) a relation between two titles",
+                  description="Publishes `catalog.relation_added`.")
 async def add_relation(body: AddRelation, runtime: Runtime, options: Options) -> JSONResponse:
     return answer(await service.add_relation(runtime, body, options))
 
 
-@command_route(
-    router.delete, "/catalog/relations", responses={**command_responses(), **_AUTH},
-    summary="Remove a relation between two titles",
+@operator_command(
+    router.delete, "/catalog/relations", summary="Remove a relation between two titles",
     description="Publishes `catalog.relation_removed`. The edge is given in the query "
-    "(a DELETE body is dropped by some proxies)." + _OPERATOR_NOTE,
+    "(a DELETE body is dropped by some proxies).",
 )
 async def remove_relation(
     from_title_id: Annotated[Id, Query()],
@@ -79,18 +62,14 @@ async def remove_relation(
     return answer(await service.remove_relation(runtime, from_title_id, to_title_id, kind, options))
 
 
-@command_route(
-    router.post, "/catalog/titles/{title_id}/assets",
-    responses={
-        **command_responses(creates=True),
-        **_AUTH,
-        415: {"model": ErrorBody, "description": "Not a PNG, JPEG or WebP image."},
-    },
+@operator_command(
+    router.post, "/catalog/titles/{title_id}/assets", creates=True,
+    more={415: {"model": ErrorBody, "description": "Not a PNG, JPEG or WebP image."}},
     summary="Upload a display image (poster, backdrop, thumbnail)",
     description=f"Multipart form: `file` (PNG, JPEG or WebP, at most {MAX_ASSET_BYTES} bytes; "
     "the type is read from the file's signature) and `kind`. Publishes "
     "`catalog.asset_uploaded` carrying the image, its size and its SHA-256; `resource_id` is "
-    "the asset's id." + _OPERATOR_NOTE,
+    "the asset's id.",
 )
 async def upload_asset(
     title_id: TitleIdPath,

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Path
 from fastapi.responses import JSONResponse
 
 from polystream.api.auth import CurrentUser
-from polystream.api.command_http import Options, answer, command_route, user_responses
+from polystream.api.command_http import USER_AUTH, CommandRoutes, Options, answer
 from polystream.api.deps import Runtime
 from polystream.api.errors import ErrorBody
 from polystream.api.ownership import check_stream_limit, check_viewing_session, own_user_id
@@ -20,24 +20,21 @@ router = APIRouter(tags=["playback"])
 
 SessionIdPath = Annotated[Id, Path(description="The viewing session's id (from the start).")]
 
-_AUTH_NOTE = (
+command = CommandRoutes(USER_AUTH, note=(
     "\n\nNeeds a user's `access_token`; acts for that user only (a viewing session of "
     "another user answers 404)."
-)
+))
 
 
-@command_route(
-    router.post, "/playback/sessions",
-    responses={
-        **user_responses(creates=True),
-        409: {"model": ErrorBody, "description": "The plan's concurrent streams are all in "
-              "use, or (with `wait`) a store refused the start."},
-    },
+@command(
+    router.post, "/playback/sessions", creates=True,
+    more={409: {"model": ErrorBody, "description": "The plan's concurrent streams are all in "
+                "use, or (with `wait`) a store refused the start."}},
     summary="Start a viewing session",
     description="Publishes `playback.started`; `resource_id` is the viewing session's id. "
     "The plan's concurrent-stream limit is checked against the live state first (409 when "
     "the plan's streams are all in use) and again by the Redis store (with `wait`, a refusal "
-    "there also answers 409)." + _AUTH_NOTE,
+    "there also answers 409).",
 )
 async def start_playback(
     body: StartPlayback, principal: CurrentUser, runtime: Runtime, options: Options
@@ -47,11 +44,8 @@ async def start_playback(
     return answer(await service.start(runtime, user_id, body, options))
 
 
-@command_route(
-    router.post, "/playback/sessions/{session_id}/progress", responses=user_responses(),
-    summary="Playback heartbeat",
-    description="Publishes `playback.progress`." + _AUTH_NOTE,
-)
+@command(router.post, "/playback/sessions/{session_id}/progress", summary="Playback heartbeat",
+         description="Publishes `playback.progress`.")
 async def playback_progress(
     session_id: SessionIdPath, body: PlaybackHeartbeat, principal: CurrentUser,
     runtime: Runtime, options: Options,
@@ -61,11 +55,8 @@ async def playback_progress(
     return answer(await service.progress(runtime, user_id, session_id, body, options))
 
 
-@command_route(
-    router.post, "/playback/sessions/{session_id}/stop", responses=user_responses(),
-    summary="Stop a viewing session",
-    description="Publishes `playback.stopped`." + _AUTH_NOTE,
-)
+@command(router.post, "/playback/sessions/{session_id}/stop", summary="Stop a viewing session",
+         description="Publishes `playback.stopped`.")
 async def stop_playback(
     session_id: SessionIdPath, body: StopPlayback, principal: CurrentUser,
     runtime: Runtime, options: Options,

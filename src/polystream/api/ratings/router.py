@@ -6,7 +6,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from polystream.api.auth import CurrentUser
-from polystream.api.command_http import Options, answer, command_route, user_responses
+from polystream.api.command_http import Options, answer, own_user_command
 from polystream.api.deps import Runtime
 from polystream.api.fields import TitleIdPath, UserIdPath
 from polystream.api.ownership import own_user_id
@@ -15,18 +15,10 @@ from polystream.api.ratings.schemas import RateTitle
 
 router = APIRouter(tags=["ratings"])
 
-_AUTH_NOTE = (
-    "\n\nNeeds a user's `access_token`; `user_id` must be the caller's own id (another id "
-    "answers 404)."
-)
 
 
-@command_route(
-    router.put, "/titles/{title_id}/ratings/{user_id}", responses=user_responses(),
-    summary="Rate a title",
-    description="Publishes `rating.submitted` (replaces the user's previous rating)."
-    + _AUTH_NOTE,
-)
+@own_user_command(router.put, "/titles/{title_id}/ratings/{user_id}", summary="Rate a title",
+                  description="Publishes `rating.submitted` (replaces the user's previous rating).")
 async def rate_title(
     title_id: TitleIdPath, user_id: UserIdPath, body: RateTitle, principal: CurrentUser,
     runtime: Runtime, options: Options,
@@ -35,11 +27,8 @@ async def rate_title(
     return answer(await service.rate(runtime, title_id, user_id, body, options))
 
 
-@command_route(
-    router.delete, "/titles/{title_id}/ratings/{user_id}", responses=user_responses(),
-    summary="Withdraw a rating",
-    description="Publishes `rating.retracted`." + _AUTH_NOTE,
-)
+@own_user_command(router.delete, "/titles/{title_id}/ratings/{user_id}",
+                  summary="Withdraw a rating", description="Publishes `rating.retracted`.")
 async def unrate_title(
     title_id: TitleIdPath, user_id: UserIdPath, principal: CurrentUser, runtime: Runtime,
     options: Options,

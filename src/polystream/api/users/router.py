@@ -7,11 +7,12 @@ from fastapi.responses import JSONResponse
 
 from polystream.api.auth import CurrentUser
 from polystream.api.command_http import (
+    USER_AUTH,
+    CommandRoutes,
     Options,
     answer,
     command_responses,
-    command_route,
-    user_responses,
+    own_user_command,
 )
 from polystream.api.deps import Runtime
 from polystream.api.fields import UserIdPath
@@ -26,10 +27,8 @@ from polystream.api.users.schemas import (
 
 router = APIRouter(tags=["users"])
 
-_AUTH_NOTE = (
-    "\n\nNeeds a user's `access_token`; `user_id` must be the caller's own id (another id "
-    "answers 404)."
-)
+# Erasure acts on the caller, whose id is in no path: its description says all.
+erasure = CommandRoutes(USER_AUTH, note="")
 
 
 @router.post(
@@ -53,11 +52,8 @@ async def register_user(body: RegisterUser, runtime: Runtime, options: Options) 
                         202)
 
 
-@command_route(
-    router.patch, "/users/{user_id}", responses=user_responses(),
-    summary="Update a profile",
-    description="Publishes `user.profile_updated` with the fields sent." + _AUTH_NOTE,
-)
+@own_user_command(router.patch, "/users/{user_id}", summary="Update a profile",
+                  description="Publishes `user.profile_updated` with the fields sent.")
 async def update_profile(
     user_id: UserIdPath, body: UpdateProfile, principal: CurrentUser, runtime: Runtime,
     options: Options,
@@ -66,11 +62,9 @@ async def update_profile(
     return answer(await service.update_profile(runtime, user_id, body, options))
 
 
-@command_route(
-    router.put, "/users/{user_id}/preferences", responses=user_responses(),
-    summary="Replace a user's preferences",
-    description="Publishes `preferences.updated` (a full snapshot)." + _AUTH_NOTE,
-)
+@own_user_command(router.put, "/users/{user_id}/preferences",
+                  summary="Replace a user's preferences",
+                  description="Publishes `preferences.updated` (a full snapshot).")
 async def set_preferences(
     user_id: UserIdPath, body: SetPreferences, principal: CurrentUser, runtime: Runtime,
     options: Options,
@@ -79,8 +73,8 @@ async def set_preferences(
     return answer(await service.set_preferences(runtime, user_id, body, options))
 
 
-@command_route(
-    router.delete, "/me", responses=user_responses(),
+@erasure(
+    router.delete, "/me",
     summary="Erase my account (right to be forgotten)",
     description="Publishes `user.erased` (reason `user_request`) and ends every login session "
     "of the caller at once (`session.ended`, reason `user_erased`): the token sent stops "
