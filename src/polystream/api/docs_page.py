@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, Response
 
-from polystream.api.refusals import Missing
+from polystream.api.packaged_files import packaged_file
 
 SWAGGER_UI_VERSION = "5.35.0"
 _FILES = {
@@ -33,8 +33,6 @@ def install_docs(app: FastAPI) -> None:
 
     @app.get("/docs/static/{name}", include_in_schema=False)
     async def docs_static(name: str) -> Response:
-        if name not in _FILES:
-            raise Missing("no such docs file")
-        return Response((_STATIC / name).read_bytes(), media_type=_FILES[name],
-                        headers={"Cache-Control": "public, max-age=86400"})
+        return packaged_file(_STATIC, _FILES, name, what="docs",
+                             cache_control="public, max-age=86400")
 

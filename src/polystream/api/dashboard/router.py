@@ -21,6 +21,7 @@ from pydantic import SecretStr
 
 from polystream.api.audit.router import _operator_check
 from polystream.api.errors import ErrorBody
+from polystream.api.packaged_files import packaged_file
 from polystream.api.refusals import Busy, Invalid, Missing
 from polystream.audit.ports import AuditIndexError
 from polystream.observe.history import Recorder
@@ -59,10 +60,7 @@ def make_router(observatory: Observatory, operator_token: SecretStr | None = Non
 
     @router.get("/static/{name}", include_in_schema=False)
     async def static(name: str) -> Response:
-        if name not in _TYPES:
-            raise Missing("no such dashboard file")
-        return Response((_STATIC / name).read_bytes(), media_type=_TYPES[name],
-                        headers={"Cache-Control": "no-cache"})
+        return packaged_file(_STATIC, _TYPES, name, what="dashboard", cache_control="no-cache")
 
     @router.get(
         "/stream", dependencies=operator, responses=_ERRORS,
