@@ -27,8 +27,18 @@ def _userinfo(user: str, password: SecretStr | None) -> str:
     return info
 
 
-class PostgresSettings(BaseModel):
+class _HostAndPort(BaseModel):
+    """A server addressed by a host and a port (the others are addressed by a URL)."""
+
     host: str = "127.0.0.1"
+    port: int = Field(ge=1, le=65535)
+
+    @property
+    def host_port(self) -> tuple[str, int]:
+        return self.host, self.port
+
+
+class PostgresSettings(_HostAndPort):
     port: int = Field(5432, ge=1, le=65535)
     user: str = "polystream"
     password: SecretStr = SecretStr("polystream")
@@ -60,13 +70,8 @@ class PostgresSettings(BaseModel):
     def sqlalchemy_url(self) -> str:
         return self.dsn().replace("postgresql://", "postgresql+psycopg://", 1)
 
-    @property
-    def host_port(self) -> tuple[str, int]:
-        return self.host, self.port
 
-
-class RedisSettings(BaseModel):
-    host: str = "127.0.0.1"
+class RedisSettings(_HostAndPort):
     port: int = Field(6379, ge=1, le=65535)
     db: int = Field(0, ge=0)
     # ACL user (Redis 6+); unset = the default user, authenticated by `password` alone.
@@ -91,10 +96,6 @@ class RedisSettings(BaseModel):
             query = "?" + urlencode({"ssl_ca_certs": str(self.ca_file.expanduser())})
         scheme = "rediss" if self.tls else "redis"
         return f"{scheme}://{auth}{self.host}:{self.port}/{self.db}{query}"
-
-    @property
-    def host_port(self) -> tuple[str, int]:
-        return self.host, self.port
 
 
 class KafkaSettings(BaseModel):
