@@ -21,8 +21,6 @@ from polystream.domain.catalog import (
     Document,
     Edge,
     asset_info_from_document,
-    check_direction,
-    check_page,
     edge_from_document,
     edge_order,
     title_from_document,
@@ -30,6 +28,7 @@ from polystream.domain.catalog import (
 from polystream.domain.catalog_rules import keys_of, stored_state
 from polystream.domain.events import AnyEvent, Genre, RelationKind, Sink, TitleKind
 from polystream.domain.outcomes import Outcome
+from polystream.sinks.catalog_read_side import CatalogReadSide
 from polystream.stores.catalog_layout import (
     ASSET_CHUNKS,
     ASSET_FILES,
@@ -39,7 +38,7 @@ from polystream.stores.catalog_layout import (
 )
 
 
-class InMemoryCatalogStore:
+class InMemoryCatalogStore(CatalogReadSide):
     """The catalog store in dicts: the embedded adapter, same semantics as MongoDB.
 
     It keeps the very documents MongoDB would hold (tombstones included), so that
@@ -90,15 +89,8 @@ class InMemoryCatalogStore:
             doc = self._titles.get(title_id)
             return None if doc is None else copy.deepcopy(title_from_document(doc))
 
-    def list_titles(
-        self,
-        kind: TitleKind | str | None = None,
-        genre: Genre | str | None = None,
-        limit: int = 50,
-        offset: int = 0,
-    ) -> list[Document]:
-        """Titles, newest year first, then by id."""
-        check_page(limit, offset)
+    def _titles_page(self, kind: TitleKind | str | None, genre: Genre | str | None, limit: int,
+                     offset: int) -> list[Document]:
         with self._lock:
             docs = sorted(self._matching(kind, genre), key=lambda d: (-d["year"], d["_id"]))
             page = docs[offset : offset + limit]
@@ -128,15 +120,8 @@ class InMemoryCatalogStore:
                 continue
             yield doc
 
-    def related(
-        self,
-        title_id: str,
-        direction: Direction = "out",
-        kind: RelationKind | str | None = None,
-    ) -> list[Edge]:
-        """Edges from (``out``), to (``in``) or either side of (``both``) a title, strongest
-        first."""
-        check_direction(direction)
+    def _edges(self, title_id: str, direction: Direction,
+               kind: RelationKind | str | None) -> list[Edge]:
         kind_value = None if kind is None else RelationKind(kind).value
         with self._lock:
             docs = [

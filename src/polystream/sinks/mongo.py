@@ -74,7 +74,6 @@ from polystream.domain.catalog import (
     Document,
     Edge,
     asset_info_from_document,
-    check_page,
     chunked,
     edge_from_document,
     title_from_document,
@@ -90,6 +89,7 @@ from polystream.domain.catalog_rules import (
 from polystream.domain.events import AnyEvent, Genre, RelationKind, Sink, TitleKind
 from polystream.domain.outcomes import Outcome
 from polystream.settings import MongoSettings
+from polystream.sinks.catalog_read_side import CatalogReadSide
 from polystream.store_errors import StoreError, TransientStoreError
 from polystream.stores.catalog_layout import (
     ASSET_CHUNKS,
@@ -166,7 +166,7 @@ def _doc_token(doc: Mapping[str, Any]) -> Any:
 # ---------------------------------------------------------------------------------------
 
 
-class MongoCatalogStore:
+class MongoCatalogStore(CatalogReadSide):
     """The S2 catalog store (``catalog.*`` events) on MongoDB or FerretDB, synchronous.
 
     Construct with a client and a database name (the client stays the caller's), or with
@@ -407,15 +407,8 @@ class MongoCatalogStore:
             doc = self._titles.find_one({"_id": title_id})
         return None if doc is None else title_from_document(doc)
 
-    def list_titles(
-        self,
-        kind: TitleKind | str | None = None,
-        genre: Genre | str | None = None,
-        limit: int = 50,
-        offset: int = 0,
-    ) -> list[Document]:
-        """Titles, newest year first, then by id."""
-        check_page(limit, offset)
+    def _titles_page(self, kind: TitleKind | str | None, genre: Genre | str | None, limit: int,
+                     offset: int) -> list[Document]:
         with translated("listing titles"):
             docs = list(
                 self._titles.find(titles_filter(kind, genre))
@@ -431,14 +424,8 @@ class MongoCatalogStore:
         with translated("counting titles"):
             return self._titles.count_documents(titles_filter(kind, genre))
 
-    def related(
-        self,
-        title_id: str,
-        direction: Direction = "out",
-        kind: RelationKind | str | None = None,
-    ) -> list[Edge]:
-        """Edges from (``out``), to (``in``) or either side of (``both``) a title, strongest
-        first."""
+    def _edges(self, title_id: str, direction: Direction,
+               kind: RelationKind | str | None) -> list[Edge]:
         query = edges_filter(title_id, direction, kind)
         with translated("reading relations"):
             docs = list(self._relations.find(query).sort(EDGE_SORT))
