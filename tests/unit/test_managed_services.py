@@ -118,3 +118,24 @@ def test_a_managed_redis_with_an_acl_user_gets_that_user(tmp_path: Path) -> None
     at = argv.index("--user")
     assert argv[at:at + 7] == ["--user", "app", "on", ">pw", "~*", "&*", "+@all"]
     assert "--requirepass" not in argv
+
+
+def test_a_build_runs_again_only_when_its_inputs_change_or_its_output_is_gone(
+        tmp_path: Path) -> None:
+    server = RedisServer(Settings(), tmp_path)
+    source = tmp_path / "main.go"
+    source.write_text("one")
+    builds: list[str] = []
+
+    def build() -> None:
+        builds.append(source.read_text())
+
+    server.build_once([source], build, built=True)
+    server.build_once([source], build, built=True)
+    assert builds == ["one"]
+    server.build_once([source], build, built=False)
+    assert builds == ["one", "one"]
+    source.write_text("two")
+    server.build_once([source], build, built=True)
+    server.build_once([source], build, built=True, salt="another flavour")
+    assert builds == ["one", "one", "two", "two"]

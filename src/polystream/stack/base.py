@@ -6,13 +6,14 @@ import os
 import signal
 import socket
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar, Protocol
 
 from polystream.settings import Settings
 from polystream.stack.process import ManagedProcess, ProcessRecord, StackError
+from polystream.stack.provision import inputs_hash, stamp_fresh, write_stamp
 
 
 def infra_dir() -> Path:
@@ -92,6 +93,17 @@ class Server(ABC):
     @abstractmethod
     def probe(self) -> str:
         """One real request; returns the server's version, raises on any failure."""
+
+    def build_once(self, inputs: Iterable[Path], build: Callable[[], None], *, built: bool,
+                   salt: str = "") -> None:
+        """Run ``build`` unless it already ran on these very inputs (the stamp in ``build/``
+        holds their hash) and what it makes is still there (``built``)."""
+        stamp = self.home / "build" / f"{self.name}.stamp"
+        digest = inputs_hash(inputs, *([salt] if salt else []))
+        if stamp_fresh(stamp, digest) and built:
+            return
+        build()
+        write_stamp(stamp, digest)
 
     def prepare(self) -> None:
         """Create the data folder and configuration (idempotent)."""

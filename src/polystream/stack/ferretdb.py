@@ -15,7 +15,7 @@ from pymongo import MongoClient
 
 from polystream.settings import MongoSettings
 from polystream.stack.base import Server, infra_dir
-from polystream.stack.provision import inputs_hash, run, stamp_fresh, write_stamp
+from polystream.stack.provision import run
 from polystream.stack.toolchains import find_go, go_version, required_go
 
 
@@ -33,10 +33,10 @@ class FerretDBServer(Server):
 
     def provision(self) -> None:
         src = infra_dir() / "ferretdb"
-        stamp = self.home / "build" / "ferretdb.stamp"
-        digest = inputs_hash([src / "go.mod", src / "go.sum", src / "main.go"], "no_sqlite")
-        if stamp_fresh(stamp, digest) and self.binary.is_file():
-            return
+        self.build_once([src / "go.mod", src / "go.sum", src / "main.go"], lambda: self._build(src),
+                        built=self.binary.is_file(), salt="no_sqlite")
+
+    def _build(self, src: Path) -> None:
         # The system Go when it is new enough for go.mod, else the pinned toolchain.
         go = find_go(required_go(src / "go.mod"), into=self.home / "build" / "toolchains",
                      downloads=self.settings.stack.resolved_cache_dir() / "downloads",
@@ -51,7 +51,6 @@ class FerretDBServer(Server):
              "-o", str(self.binary), "."],
             cwd=src, env=env, progress=self.progress, unit="packages compiled",
             what="ferretdb: go build", log=self.provision_log)
-        write_stamp(stamp, digest)
 
     def command(self) -> list[str]:
         pg = self.settings.postgres

@@ -18,11 +18,8 @@ from polystream.settings import KafkaSettings
 from polystream.stack.base import Server, infra_dir, java_bin, port_open
 from polystream.stack.process import StackError
 from polystream.stack.provision import (
-    inputs_hash,
     require_tool,
     run,
-    stamp_fresh,
-    write_stamp,
 )
 
 # Topics of the broker's own state; a single node cannot replicate them.
@@ -57,10 +54,10 @@ class KafkaServer(Server):
             raise StackError("kafka: the managed broker speaks PLAINTEXT only; set "
                              "POLYSTREAM_KAFKA__MANAGED=false to use a secured cluster")
         pom = infra_dir() / "kafka" / "pom.xml"
-        stamp = self.home / "build" / "kafka.stamp"
-        digest = inputs_hash([pom])
-        if stamp_fresh(stamp, digest) and any(self.lib_dir.glob("kafka_2.13-*.jar")):
-            return
+        self.build_once([pom], lambda: self._fetch_jars(pom),
+                        built=any(self.lib_dir.glob("kafka_2.13-*.jar")))
+
+    def _fetch_jars(self, pom: Path) -> None:
         # Kafka only runs on the JVM: a JRE is enough here.
         require_tool("java", apt_package="openjdk-17-jre-headless", log=self.provision_log,
                      progress=self.progress)
@@ -72,7 +69,6 @@ class KafkaServer(Server):
         run([mvn, "-q", "-B", "-f", str(pom), "dependency:copy-dependencies",
              f"-DoutputDirectory={self.lib_dir}", "-DincludeScope=runtime"],
             progress=self.progress, what="kafka: Maven dependency copy", log=self.provision_log)
-        write_stamp(stamp, digest)
 
     def version(self) -> str:
         for jar in self.lib_dir.glob("kafka_2.13-*.jar"):

@@ -14,7 +14,7 @@ import httpx
 from polystream.settings import OpenSearchSettings
 from polystream.stack.base import Server, infra_dir, java_bin
 from polystream.stack.process import StackError
-from polystream.stack.provision import inputs_hash, require_tool, run, stamp_fresh, write_stamp
+from polystream.stack.provision import require_tool, run
 from polystream.stack.toolchains import require_jdk
 
 
@@ -34,11 +34,12 @@ class OpenSearchServer(Server):
 
     def provision(self) -> None:
         src = infra_dir() / "opensearch"
-        stamp = self.home / "build" / "opensearch.stamp"
-        digest = inputs_hash(
-            [src / "pom.xml", src / "OpenSearchLauncher.java", src / "log4j2.properties"])
-        if stamp_fresh(stamp, digest) and any((self.build_dir / "lib").glob("opensearch-2*.jar")):
-            return
+        self.build_once(
+            [src / "pom.xml", src / "OpenSearchLauncher.java", src / "log4j2.properties"],
+            lambda: self._build(src),
+            built=any((self.build_dir / "lib").glob("opensearch-2*.jar")))
+
+    def _build(self, src: Path) -> None:
         # The launcher is compiled: a JRE's `java` is not enough, Maven needs a JDK's javac.
         jdk = require_jdk(log=self.provision_log, progress=self.progress)
         mvn = require_tool("mvn", apt_package="maven", log=self.provision_log,
@@ -51,7 +52,6 @@ class OpenSearchServer(Server):
              f"-Dps.build={self.build_dir}"],
             env={**os.environ, "JAVA_HOME": str(jdk)}, progress=self.progress,
             what="opensearch: Maven build", log=self.provision_log)
-        write_stamp(stamp, digest)
 
     def command(self) -> list[str]:
         heap = self.cfg.heap
