@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from enum import StrEnum
 from typing import Annotated, Any, Final
 
+from annotated_types import GroupedMetadata
 from pydantic import AfterValidator, Field
 
 from polystream.domain.events.payload import ClosedModel
@@ -65,26 +67,22 @@ class DeviceKind(StrEnum):
     SET_TOP_BOX = "set_top_box"
 
 
-Genres = Annotated[
-    tuple[Genre, ...],
-    Field(max_length=10, json_schema_extra=_UNIQUE_ITEMS),
-    AfterValidator(_distinct),
-]
-SomeGenres = Annotated[
-    tuple[Genre, ...],
-    Field(min_length=1, max_length=10, json_schema_extra=_UNIQUE_ITEMS),
-    AfterValidator(_distinct),
-]
-Languages = Annotated[
-    tuple[Language, ...],
-    Field(max_length=20, json_schema_extra=_UNIQUE_ITEMS),
-    AfterValidator(_distinct),
-]
-SomeLanguages = Annotated[
-    tuple[Language, ...],
-    Field(min_length=1, max_length=20, json_schema_extra=_UNIQUE_ITEMS),
-    AfterValidator(_distinct),
-]
+class _DistinctItems(GroupedMetadata):
+    """A tuple's bounds, and its items distinct (checked, and said in the JSON Schema)."""
+
+    def __init__(self, *, max_length: int, min_length: int = 0) -> None:
+        self.field = Field(min_length=min_length or None, max_length=max_length,
+                           json_schema_extra=_UNIQUE_ITEMS)
+
+    def __iter__(self) -> Iterator[object]:
+        yield self.field
+        yield AfterValidator(_distinct)
+
+
+Genres = Annotated[tuple[Genre, ...], _DistinctItems(max_length=10)]
+SomeGenres = Annotated[tuple[Genre, ...], _DistinctItems(min_length=1, max_length=10)]
+Languages = Annotated[tuple[Language, ...], _DistinctItems(max_length=20)]
+SomeLanguages = Annotated[tuple[Language, ...], _DistinctItems(min_length=1, max_length=20)]
 
 
 class Device(ClosedModel):
