@@ -48,15 +48,13 @@ from polystream.domain.events import (
 from polystream.observe.tracing import note_batch
 from polystream.receipts import ReceiptLog
 from polystream.runtime.deadletters import DeadLetters, event_claim, record_claim
-from polystream.runtime.loop import BatchContext, ConsumerLoop, LoopConfig, NotDurable
+from polystream.runtime.loop import TP, BatchContext, ConsumerLoop, LoopConfig, NotDurable
 from polystream.runtime.progress import ProgressGate, Waiting
 from polystream.runtime.retry import Backoff
 from polystream.sinks.ports import EventStore, Outcome
 from polystream.store_errors import PermanentStoreError, TransientStoreError
 
 log = logging.getLogger(__name__)
-
-TP = tuple[str, int]
 
 # event_type is one of the registry's types, or INVALID_TYPE for a record that is no event
 # (dead-lettered by its primary sink): the label's cardinality stays bounded.
