@@ -59,6 +59,7 @@ class KeyCache:
         self._lock = threading.Lock()
         self.hits = 0
         self.misses = 0
+        self._last_unknown_warning = -1e9
 
     def _cached(self, users: Collection[str]) -> tuple[dict[str, bytes | None], list[str]]:
         now = time.monotonic()
@@ -94,13 +95,26 @@ class KeyCache:
         return found.get(user)
 
     def for_opening(self, users: Collection[str]) -> dict[str, bytes | None]:
-        """The keys of ``users``, those not cached fetched in one round trip."""
+        """The keys of ``users``, those not cached fetched in one round trip; a user the
+        store has no row for is left out (and asked again next time)."""
         found, missing = self._cached(set(users))
         if missing:
             fetched = self.store.fetch(missing)
             self._remember(fetched)
             found.update(fetched)
         return found
+
+    def warn_unknown(self, users: Collection[str]) -> None:
+        """Log (at most every 10 s) that sealed fields of ``users`` have no key here."""
+        now = time.monotonic()
+        if now - self._last_unknown_warning < 10.0:
+            return
+        self._last_unknown_warning = now
+        where = getattr(self.store, "database", None)
+        log.error("sealed personal fields of %d user(s) have no data key%s (first: %s): "
+                  "their records are dead-lettered; every producer and consumer reading "
+                  "these topics must use the same privacy.keys_database", len(users),
+                  f" in database {where!r}" if where else "", sorted(users)[0])
 
     def forget(self, users: Collection[str]) -> None:
         with self._lock:
@@ -123,8 +137,13 @@ def open_values(values: Sequence[bytes], keys: KeyCache) -> list[bytes]:
         return list(values)
     found_keys = keys.for_opening({user for _raw, user in sealed.values()})
     out = list(values)
+    unknown: set[str] = set()
     for i, (raw, user) in sealed.items():
-        out[i] = open_sealed(raw, user, found_keys.get(user))
+        if user not in found_keys:
+            unknown.add(user)
+        out[i] = open_sealed(raw, user, found_keys.get(user), unknown=user not in found_keys)
+    if unknown:
+        keys.warn_unknown(unknown)
     return out
 
 
