@@ -33,7 +33,7 @@ from polystream.bus.ports import (
     Record,
 )
 from polystream.domain.errors import InvalidEvent
-from polystream.domain.events import decode, peek_type
+from polystream.domain.events import EVENT_TYPES, decode, peek_type, personal_paths
 from polystream.shred.fields import open_sealed, seal, sealed_for
 from polystream.shred.keys import KeyStore, KeyStoreError
 
@@ -85,6 +85,12 @@ class KeyCache:
                 self._entries.move_to_end(user)
             while len(self._entries) > self._size:
                 self._entries.popitem(last=False)
+
+    def has(self, user: str) -> bool:
+        """True when :meth:`for_sealing` of ``user`` would answer from the cache now."""
+        with self._lock:
+            entry = self._entries.get(user)
+            return entry is not None and (entry[0] is None or entry[1] > time.monotonic())
 
     def for_sealing(self, user: str) -> bytes | None:
         """The user's key, created on first use; None once they are erased."""
@@ -159,6 +165,21 @@ class ShreddingPublisher:
             return seal(value, self.keys.for_sealing)
         except KeyStoreError as exc:
             # Not published in clear, not published at all: the caller reports a failure.
+            raise PublishError(f"personal fields not sealed: {exc}") from exc
+
+    def ready(self, event_type: str, user: str) -> bool:
+        """True when publishing an event of ``event_type`` keyed by ``user`` asks the key
+        store nothing: no personal field, or the user's key (or its absence) cached."""
+        return (event_type not in EVENT_TYPES or not personal_paths(event_type)
+                or self.keys.has(user))
+
+    def prepare(self, user: str) -> None:
+        """Fetch, or create, ``user``'s key into the cache: the blocking part of
+        :meth:`publish`, for a caller that runs it off its event loop (the API). Raises
+        :class:`PublishError` when the key store does not answer."""
+        try:
+            self.keys.for_sealing(user)
+        except KeyStoreError as exc:
             raise PublishError(f"personal fields not sealed: {exc}") from exc
 
     def publish(self, topic: str, key: str, value: bytes,
