@@ -57,7 +57,6 @@ from bench.pipeline.stream import simulate
 from polystream.api.login.store import LoginSession, RedisSessionStore
 from polystream.api.login.tokens import new_token, token_digest
 from polystream.settings import Settings, load_settings
-from polystream.sinks.postgres.migrate import upgrade
 from polystream.stores.redis_client import connect
 
 RESULTS_DIR: Final = Path(__file__).resolve().parents[1] / "results"
@@ -271,9 +270,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     problems: list[str] = []
     try:
         names = ws.phase("api")
-        # No PostgreSQL sink runs here, yet the simulator and the API seal personal fields
-        # with data keys kept in the run's database: migrated as that sink would at start.
-        upgrade(names.settings(settings).postgres)
         env = {**names.env(), **READ_ENV}
         sim = simulate(env, events=PREFIX)
         problems += sim.problems
