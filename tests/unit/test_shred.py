@@ -20,6 +20,8 @@ from polystream.domain.events import (
     personal_paths,
 )
 from polystream.domain.examples import example_payload
+from polystream.settings import PostgresSettings, PrivacySettings, Settings
+from polystream.shred import key_cache, wrap_consumer
 from polystream.shred.bus import KeyCache, ShreddingConsumer, ShreddingPublisher, open_values
 from polystream.shred.fields import (
     NO_KEY,
@@ -338,3 +340,23 @@ def test_a_producer_that_cannot_reach_the_keys_publishes_nothing() -> None:
     # Events without personal fields need no key and still go out.
     pub.publish_fire("t", "x", encode(_event("catalog.title_upserted")))
     assert len(published.values) == 1
+
+
+def test_consumers_open_sealed_fields_even_with_sealing_off_and_connect_only_when_needed(
+) -> None:
+    # A PostgreSQL nobody listens on: building the wrappers must not touch it.
+    off = Settings(postgres=PostgresSettings(port=1, connect_timeout_s=1),
+                   privacy=PrivacySettings(encrypt_personal=False, keys_database="keys"))
+    assert key_cache(off, "test") is None  # producers publish in clear
+    store = MemoryKeyStore()
+    value = seal(encode(_event("user.registered", user_id="ann", email="ann@example.com")),
+                 lambda u: store.issue([u])[u])
+    consumer = wrap_consumer(off, _Consumer(_records([value], ["ann"])), "test")
+    assert isinstance(consumer, ShreddingConsumer)
+    # Its key database is only reached (and migrated) for the first sealed field: here it
+    # does not answer, so the batch is handed back, not misread.
+    consumer._retry_s = 0
+    assert consumer.poll_batch(10, 0) == []
+    consumer.keys = KeyCache(store)
+    assert decode(consumer.poll_batch(10, 0)[0].value or b"").payload.model_dump()[
+        "email"] == "ann@example.com"
