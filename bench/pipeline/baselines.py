@@ -7,9 +7,10 @@
   ``insert_many(ordered=False)`` of 500 documents, OpenSearch ``_bulk`` of 1,000 ``index``
   actions into an index that maps only the envelope fields. The events are parsed before the
   clock.
-* **naive**: the textbook consumer: read one record from Kafka, decode it with the contract,
-  write it to the store in its own transaction, commit the offset synchronously, next. Run over
-  the same records for a bounded time.
+* **naive**: the textbook consumer: read one record from Kafka, open its sealed personal
+  fields (crypto-shredding; keys cached as in the workers), decode it with the contract,
+  write it to the store in its own transaction, commit the offset synchronously, next. Run
+  over the same records for a bounded time.
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ from polystream.bus.kafka import consumer_config
 from polystream.bus.topology import topics_for
 from polystream.domain.errors import InvalidEvent
 from polystream.domain.events import EVENT_TYPES, Sink, decode
+from polystream.shred import opening_keys
+from polystream.shred.bus import open_values
 from polystream.simulate import SimEvent
 
 PG_BATCH: Final = 500
@@ -222,6 +225,7 @@ def _naive(ws: Workspace, sink: Sink, starts: Mapping[TP, int], ends: Mapping[TP
     consumer = Consumer(consumer_config(ws.settings.kafka, group, group))
     consumer.assign([TopicPartition(t, p, off) for (t, p), off in parts.items()])
     left = {tp: ends[tp] for tp in parts}
+    keys = opening_keys(ws.settings, "bench-naive")  # the phases' key database (Names)
     try:
         t0 = time.perf_counter()
         while left and time.perf_counter() - t0 < budget_s:
@@ -230,12 +234,13 @@ def _naive(ws: Workspace, sink: Sink, starts: Mapping[TP, int], ends: Mapping[TP
                 continue
             tp: TP = (msg.topic() or "", msg.partition() or 0)
             measured.records_read += 1
+            [value] = open_values([msg.value() or b""], keys)
             try:
-                event = decode(msg.value() or b"")
+                event = decode(value)
             except InvalidEvent:
                 event = None
             if event is not None and event.type in wanted:
-                write(json.loads(msg.value() or b"{}"))
+                write(json.loads(value))
                 measured.events += 1
             consumer.commit(message=msg, asynchronous=False)
             if (msg.offset() or 0) + 1 >= left.get(tp, 0):
@@ -243,6 +248,7 @@ def _naive(ws: Workspace, sink: Sink, starts: Mapping[TP, int], ends: Mapping[TP
         measured.seconds = time.perf_counter() - t0
     finally:
         consumer.close()
+        keys.close()
     return measured
 
 

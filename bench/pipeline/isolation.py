@@ -47,6 +47,10 @@ class Names:
 
     tag: str
     redis_db: int
+    #: The data keys' database (crypto-shredding): the base deployment's, as for the chaos
+    #: drills' copies, so that keys outlive the phase's own database (the naive baseline
+    #: opens the full phase's records after it was dropped).
+    keys_database: str
 
     @property
     def database(self) -> str:
@@ -68,6 +72,7 @@ class Names:
             "POLYSTREAM_REDIS__DB": str(self.redis_db),
             "POLYSTREAM_OPENSEARCH__INDEX_PREFIX": self.index_prefix,
             "POLYSTREAM_KAFKA__GROUP_PREFIX": self.group_prefix,
+            "POLYSTREAM_PRIVACY__KEYS_DATABASE": self.keys_database,
         }
 
     def settings(self, base: Settings) -> Settings:
@@ -80,6 +85,8 @@ class Names:
                     update={"index_prefix": self.index_prefix}
                 ),
                 "kafka": base.kafka.model_copy(update={"group_prefix": self.group_prefix}),
+                "privacy": base.privacy.model_copy(
+                    update={"keys_database": self.keys_database}),
             }
         )
 
@@ -195,7 +202,8 @@ class Workspace:
             self.redis_db = claim_redis_db(self.settings, self.run_id)
         else:
             clear_redis_db(self.settings, self.redis_db, keep_claim=True)
-        names = Names(f"{self.run_id}_{label}", self.redis_db)
+        names = Names(f"{self.run_id}_{label}", self.redis_db,
+                      self.settings.privacy.keys_database or self.settings.postgres.database)
         create_database(self.settings.postgres, names.database)
         self.databases.append(names.database)
         self.phases.append(names)

@@ -199,10 +199,11 @@ class OpenSearchSettings(BaseModel):
 
 
 class PrivacySettings(BaseModel):
-    # Crypto-shredding of the data topics (docs/operations.md, "Erasure"): personal fields
-    # are sealed with a per-user key kept in PostgreSQL, destroyed on erasure. Every producer
-    # and consumer of a deployment must agree on it; off, records carry them in clear.
-    encrypt_personal: bool = False
+    # Crypto-shredding of the data topics (docs/operations.md, "Erasure"): producers seal
+    # personal fields with a per-user key kept in PostgreSQL, destroyed on erasure, so that
+    # erasure holds in Kafka too. Off, producers publish them in clear (erasure then reaches
+    # the topics only through retention); consumers open sealed fields either way.
+    encrypt_personal: bool = True
     # The PostgreSQL database holding the data keys; None = the accounts database. Set it
     # when several deployments (their own accounts databases) read the same topics, as the
     # chaos drills do: the keys belong to the topics, not to one deployment's stores.

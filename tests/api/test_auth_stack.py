@@ -110,7 +110,7 @@ def test_logout_ends_only_this_session(platform: Platform, settings: Settings) -
     assert gone.status_code == 401 and "invalid_token" in gone.headers["www-authenticate"]
     assert platform.client.get("/me", headers=bearer(second)).status_code == 200
     assert platform.client.post("/auth/logout", headers=bearer(first)).status_code == 401
-    events = [r["value"] for r in read_range(settings, start,
+    events = [r["value"] for r in read_range(platform.settings, start,
                                              offsets(settings, ["polystream.sessions"]))
               if r["value"]["payload"].get("user_id") == user_id]
     assert [(e["type"], e["payload"]["reason"]) for e in events] == [
@@ -128,7 +128,7 @@ def test_revoke_all_ends_every_session(platform: Platform, settings: Settings) -
     assert revoked.status_code == 200 and revoked.json() == {"revoked": 3}
     for token in (first, second, third):
         assert platform.client.get("/me", headers=bearer(token)).status_code == 401
-    ended = [r["value"] for r in read_range(settings, start,
+    ended = [r["value"] for r in read_range(platform.settings, start,
                                             offsets(settings, ["polystream.sessions"]))
              if r["value"]["payload"].get("user_id") == user_id]
     assert len(ended) == 3 and {e["payload"]["reason"] for e in ended} == {"revoked"}
@@ -141,10 +141,12 @@ def test_login_publishes_session_started_without_the_token(
     user_id, _ = platform.register("fay")
     start = offsets(settings, ["polystream.sessions"])
     token = platform.login(_email(platform, user_id))
-    events = [r for r in read_range(settings, start, offsets(settings, ["polystream.sessions"]))
+    events = [r for r in read_range(platform.settings, start,
+                                    offsets(settings, ["polystream.sessions"]))
               if r["value"]["payload"].get("user_id") == user_id]
     assert [r["value"]["type"] for r in events] == ["session.login_started"]
     assert token not in json.dumps(events[0]["value"])
+    assert token.encode() not in events[0]["raw"]
 
 
 def test_sliding_expiry(settings: Settings) -> None:
@@ -226,9 +228,11 @@ def test_no_token_or_password_in_clear_anywhere(
                 for secret in secrets:
                     assert secret.decode() not in row, table
     # Kafka: everything published since the test began (users, sessions, receipts...).
-    records = read_range(settings, start, offsets(settings))
+    # Opened with the platform's keys (its accounts database), as its consumers do.
+    records = read_range(platform.settings, start, offsets(settings))
     assert any(r["value"].get("type") == "session.login_started" for r in records)
-    blob = json.dumps([r["value"] for r in records]).encode()
+    blob = json.dumps([r["value"] for r in records]).encode() + b"".join(
+        r["raw"] for r in records)
     for secret in secrets:
         assert secret not in blob
     # The audit trail: the run's records audited into a real OpenSearch index of its own.

@@ -12,6 +12,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,7 @@ from polystream.bus.topology import Topic, topic_of, topic_specs
 from polystream.domain.events import EVENT_TYPES, Receipt, ReceiptStatus, Sink
 from polystream.domain.examples import USER_ID
 from polystream.settings import Settings
+from polystream.shred import open_records
 from polystream.sinks.postgres.migrate import upgrade
 
 from .cases import BAD, CARD_BAD, OPERATOR_CALLS, REGISTER, VALID, Call
@@ -64,7 +66,9 @@ def offsets(settings: Settings, topics: list[str] = EVENT_TOPICS) -> Offsets:
 
 
 def read_range(settings: Settings, start: Offsets, end: Offsets) -> list[dict[str, Any]]:
-    """Every record between two sets of offsets, decoded as plain JSON."""
+    """Every record between two sets of offsets: ``raw`` its value as on the topic,
+    ``value`` its JSON with the sealed personal fields opened (as consumers see it; the
+    ``record`` too)."""
     wanted = {tp: o for tp, o in end.items() if o > start.get(tp, 0)}
     if not wanted:
         return []
@@ -89,8 +93,7 @@ def read_range(settings: Settings, start: Offsets, end: Offsets) -> list[dict[st
                 headers = {k: v for k, v in raw_headers.items() if isinstance(v, bytes)}
                 assert headers == raw_headers, raw_headers
                 tp = (topic, partition)
-                found.append({"topic": topic, "key": msg.key(),
-                              "value": json.loads(msg.value() or b"null"),
+                found.append({"topic": topic, "key": msg.key(), "raw": msg.value() or b"null",
                               "record": Record(topic, partition, offset,
                                                msg.key(), msg.value(), headers)})
                 if tp in wanted and offset + 1 >= wanted[tp]:
@@ -98,6 +101,10 @@ def read_range(settings: Settings, start: Offsets, end: Offsets) -> list[dict[st
     finally:
         consumer.close()
     assert not wanted, f"could not read up to the end offsets of {sorted(wanted)}"
+    opened = open_records(settings, [r["raw"] for r in found], "api-test-reader")
+    for record, value in zip(found, opened, strict=True):
+        record["value"] = json.loads(value)
+        record["record"] = replace(record["record"], value=value)
     return found
 
 
@@ -202,6 +209,9 @@ def test_wait_with_redis_receipts(
                     event = json.loads(msg.value() or b"null")
                     if event.get("trace_id") != trace_id:
                         continue
+                    # As the real sink: the email opened (sealed, it differs every time).
+                    [opened] = open_records(settings, [msg.value() or b"null"], "api-test-sink")
+                    event = json.loads(opened)
                     email = event["payload"].get("email", "")
                     status, reason = ReceiptStatus.STORED, None
                     if email in emails:

@@ -20,6 +20,7 @@ from polystream.bus.kafka import KafkaEventConsumer, KafkaEventPublisher
 from polystream.bus.topology import topic_specs, topics_for
 from polystream.domain.events import Sink
 from polystream.settings import Settings
+from polystream.shred import wrap_consumer
 from polystream.sinks.postgres.migrate import upgrade
 from polystream.sinks.postgres.store import PostgresAccountStore
 from polystream.sinks.worker import SinkWorker, WorkerConfig
@@ -38,10 +39,14 @@ def running_sink(settings: Settings) -> Iterator[Settings]:
     ensure_topics(settings.kafka, topic_specs(settings.kafka))
     group = f"wait-{run}"
     topics = [t.value for t in topics_for(Sink.POSTGRES)]
+    running = settings.model_copy(update={"postgres": pg})
     worker = SinkWorker(
         sink=Sink.POSTGRES,
-        consumer=KafkaEventConsumer(settings.kafka, group_id=group, topics=topics,
-                                    client_id=group),
+        # As the real sink: sealed personal fields opened, keys destroyed on erasure (the
+        # API below seals with this database's keys).
+        consumer=wrap_consumer(running, KafkaEventConsumer(
+            settings.kafka, group_id=group, topics=topics, client_id=group), group,
+            erases=True),
         store=PostgresAccountStore(pg),
         publisher=KafkaEventPublisher(settings.kafka, client_id=group),
         receipts=receipt_log(settings),
@@ -57,7 +62,7 @@ def running_sink(settings: Settings) -> Iterator[Settings]:
                 break
             time.sleep(0.2)
         # The API reads accounts from the sink's database.
-        yield settings.model_copy(update={"postgres": pg})
+        yield running
     finally:
         stop.set()
         thread.join(30)

@@ -23,6 +23,7 @@ from polystream.bus.topology import topic_of, topic_specs
 from polystream.cli import simulate as cli
 from polystream.domain.events import EVENT_TYPES
 from polystream.settings import Settings
+from polystream.shred import open_records
 from polystream.simulate import SimConfig, generate
 
 pytestmark = pytest.mark.stack
@@ -83,6 +84,11 @@ def test_simulated_events_in_kafka_match_the_json_schema_and_keep_per_key_order(
         consumer.close()
 
     assert len(received) == EVENTS
+    # Personal fields are sealed on the topics (crypto-shredding): opened as consumers do.
+    opened = open_records(settings, [value for *_, value in received], "simulate-test")
+    assert all(b'"pgcm1:' not in value for value in opened)
+    received = [(topic, partition, offset, key, value) for (topic, partition, offset, key, _),
+                value in zip(received, opened, strict=True)]
     by_key: dict[str, list[tuple[int, int, dict[str, Any]]]] = defaultdict(list)
     for topic, partition, offset, key, value in received:
         event = json.loads(value)

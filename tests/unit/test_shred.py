@@ -20,8 +20,18 @@ from polystream.domain.events import (
     personal_paths,
 )
 from polystream.domain.examples import example_payload
+from polystream.settings import PostgresSettings, PrivacySettings, Settings
+from polystream.shred import key_cache, wrap_consumer
 from polystream.shred.bus import KeyCache, ShreddingConsumer, ShreddingPublisher, open_values
-from polystream.shred.fields import PREFIX, UNREADABLE, erased_value, open_sealed, seal, sealed_for
+from polystream.shred.fields import (
+    NO_KEY,
+    PREFIX,
+    UNREADABLE,
+    erased_value,
+    open_sealed,
+    seal,
+    sealed_for,
+)
 from polystream.shred.keys import KeyStoreError, MemoryKeyStore
 
 PERSONAL_TYPES = sorted(t for t in EVENT_TYPES if personal_paths(t))
@@ -121,6 +131,24 @@ def test_a_field_sealed_for_another_user_does_not_open_and_the_record_is_refused
     with pytest.raises(EventValidationError) as info:
         decode(json.dumps(opened).encode())
     assert any(e.path == "payload.email" for e in info.value.errors)
+
+
+def test_a_user_the_key_store_never_heard_of_is_refused_not_read_as_erased(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """Sealed with another key database (a misconfigured deployment): the record is
+    dead-lettered with a telling value at the field's path, never silently stored erased."""
+    theirs, ours = MemoryKeyStore(), MemoryKeyStore()
+    ours.erase(["bob"])  # erased here: a row, key None
+    values = [seal(encode(_event("user.registered", user_id=u, email=f"{u}@example.com")),
+                   lambda user: theirs.issue([user])[user]) for u in ("alice", "bob")]
+    alice, bob = open_values(values, KeyCache(ours))
+    assert json.loads(alice)["payload"]["email"] == NO_KEY
+    with pytest.raises(EventValidationError) as info:
+        decode(alice)
+    assert any(e.path == "payload.email" for e in info.value.errors)
+    assert json.loads(bob)["payload"]["email"] == erased_value("email", "bob")
+    decode(bob)  # valid: an erased user's record is handled, not dead-lettered
+    assert "no data key" in caplog.text and "keys_database" in caplog.text
 
 
 def test_records_without_personal_fields_and_garbage_pass_unchanged() -> None:
@@ -312,3 +340,23 @@ def test_a_producer_that_cannot_reach_the_keys_publishes_nothing() -> None:
     # Events without personal fields need no key and still go out.
     pub.publish_fire("t", "x", encode(_event("catalog.title_upserted")))
     assert len(published.values) == 1
+
+
+def test_consumers_open_sealed_fields_even_with_sealing_off_and_connect_only_when_needed(
+) -> None:
+    # A PostgreSQL nobody listens on: building the wrappers must not touch it.
+    off = Settings(postgres=PostgresSettings(port=1, connect_timeout_s=1),
+                   privacy=PrivacySettings(encrypt_personal=False, keys_database="keys"))
+    assert key_cache(off, "test") is None  # producers publish in clear
+    store = MemoryKeyStore()
+    value = seal(encode(_event("user.registered", user_id="ann", email="ann@example.com")),
+                 lambda u: store.issue([u])[u])
+    consumer = wrap_consumer(off, _Consumer(_records([value], ["ann"])), "test")
+    assert isinstance(consumer, ShreddingConsumer)
+    # Its key database is only reached (and migrated) for the first sealed field: here it
+    # does not answer, so the batch is handed back, not misread.
+    consumer._retry_s = 0
+    assert consumer.poll_batch(10, 0) == []
+    consumer.keys = KeyCache(store)
+    assert decode(consumer.poll_batch(10, 0)[0].value or b"").payload.model_dump()[
+        "email"] == "ann@example.com"

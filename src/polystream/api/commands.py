@@ -39,6 +39,7 @@ from polystream.domain.events import (
 from polystream.observe.logs import bind
 from polystream.observe.metrics import COMMANDS
 from polystream.observe.tracing import event_headers, publish_span
+from polystream.shred.bus import ShreddingPublisher
 
 log = logging.getLogger("polystream.api.commands")
 
@@ -120,9 +121,16 @@ async def publish(runtime: ApiRuntime, event: AnyEvent, owner: str | None = None
             FieldProblem(field="body", message=exc.reason, type="too_large")]) from None
     timeout = runtime.settings.api.publish_timeout_s
     topic = topic_of(event.type).value
+    publisher = runtime.deps.publisher
     try:
+        if isinstance(publisher, ShreddingPublisher) and not publisher.ready(event.type,
+                                                                             event.key):
+            # The user's first personal event in this process: their data key is read (or
+            # created: two statements) in PostgreSQL, off the event loop; `publish` then
+            # seals from the cache.
+            await runtime.lookup(publisher.prepare, event.key)
         with publish_span(topic, event.type) as span:
-            future = runtime.deps.publisher.publish(
+            future = publisher.publish(
                 topic, event.key, raw, event_headers(event.trace_id, str(event.event_id), span))
             # The owner's key is written while Kafka acknowledges: no extra latency.
             owned = (asyncio.ensure_future(_record_owner(runtime, event, owner))

@@ -12,7 +12,7 @@ import psycopg
 import redis
 from pymongo import MongoClient
 
-from polystream.settings import Settings
+from polystream.settings import Settings, load_settings
 
 #: A drill replays simulated events whose ids date from the simulator's calendar (months or
 #: years ago): with the default retention, an auditor restarted by the drill would delete the
@@ -28,8 +28,17 @@ class Deployment:
     def _flat(self) -> str:
         return self.name.replace("-", "_")
 
+    @staticmethod
+    def keys_database(base: Settings) -> str:
+        """The data keys' database: the base deployment's, whose producers (the drills'
+        publishers, the API) sealed the records every copy reads (docs/operations.md,
+        "Kafka: crypto-shredding")."""
+        return base.privacy.keys_database or base.postgres.database
+
     def settings(self, base: Settings) -> Settings:
         return base.model_copy(update={
+            "privacy": base.privacy.model_copy(
+                update={"keys_database": self.keys_database(base)}),
             "postgres": base.postgres.model_copy(update={"database": self._flat}),
             "mongo": base.mongo.model_copy(update={"database": self._flat}),
             "redis": base.redis.model_copy(update={"key_prefix": self._flat}),
@@ -39,9 +48,12 @@ class Deployment:
                         "retention_days": DRILL_RETENTION_DAYS}),
         })
 
-    def env(self) -> dict[str, str]:
-        """The process environment that points a `polystream` command at this deployment."""
+    def env(self, base: Settings | None = None) -> dict[str, str]:
+        """The process environment that points a `polystream` command at this deployment
+        (``base``: the settings it is a copy of; None = those of this process)."""
         return {**os.environ,
+                "POLYSTREAM_PRIVACY__KEYS_DATABASE": self.keys_database(
+                    base if base is not None else load_settings()),
                 "POLYSTREAM_POSTGRES__DATABASE": self._flat,
                 "POLYSTREAM_MONGO__DATABASE": self._flat,
                 "POLYSTREAM_REDIS__KEY_PREFIX": self._flat,

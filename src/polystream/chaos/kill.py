@@ -18,7 +18,7 @@ from pathlib import Path
 
 from polystream.bus.admin import committed_total, group_lag
 from polystream.bus.kafka import KafkaEventPublisher
-from polystream.bus.ports import BulkEventPublisher
+from polystream.bus.ports import BulkEventPublisher, PublishError
 from polystream.bus.topology import topics_for
 from polystream.chaos.backlog import Log, _deployments, prepare_drill
 from polystream.chaos.outcome import Outcome, judge
@@ -79,15 +79,26 @@ def _flush(pub: BulkEventPublisher, timeout_s: float) -> None:
 def publish_paced(settings: Settings, path: Path, rate: float, done: threading.Event,
                    counter: list[int], *, client_id: str = "polystream-chaos-kill",
                    flush: Callable[[BulkEventPublisher, float], None] = _flush,
-                   pause_flush_s: float = 30, final_flush_s: float = 120) -> None:
+                   pause_flush_s: float = 30, final_flush_s: float = 120,
+                   retry_s: float = 0.0) -> None:
     """Publish the recorded events at ``rate`` per second, counting them in ``counter``; set
-    ``done`` at the end. ``flush`` drains the producer before each pause and at the end."""
+    ``done`` at the end. ``flush`` drains the producer before each pause and at the end.
+    ``retry_s``: how long one event is tried again when the publisher refuses it (as a client
+    retries a 503), e.g. while PostgreSQL, where the data keys live, is down."""
     pub = wrap_publisher(settings, KafkaEventPublisher(settings.kafka, client_id=client_id),
                          "drill")
     started = time.monotonic()
     try:
         for ev in read_recorded(path):
-            pub.publish_fire(ev.topic, ev.key, ev.value)
+            deadline = time.monotonic() + retry_s
+            while True:
+                try:
+                    pub.publish_fire(ev.topic, ev.key, ev.value)
+                    break
+                except PublishError:
+                    if time.monotonic() >= deadline:
+                        raise
+                    time.sleep(0.2)
             counter[0] += 1
             ahead = counter[0] / rate - (time.monotonic() - started)
             if ahead > 0.05:

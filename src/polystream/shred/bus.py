@@ -33,7 +33,7 @@ from polystream.bus.ports import (
     Record,
 )
 from polystream.domain.errors import InvalidEvent
-from polystream.domain.events import decode, peek_type
+from polystream.domain.events import EVENT_TYPES, decode, peek_type, personal_paths
 from polystream.shred.fields import open_sealed, seal, sealed_for
 from polystream.shred.keys import KeyStore, KeyStoreError
 
@@ -59,6 +59,7 @@ class KeyCache:
         self._lock = threading.Lock()
         self.hits = 0
         self.misses = 0
+        self._last_unknown_warning = -1e9
 
     def _cached(self, users: Collection[str]) -> tuple[dict[str, bytes | None], list[str]]:
         now = time.monotonic()
@@ -85,6 +86,12 @@ class KeyCache:
             while len(self._entries) > self._size:
                 self._entries.popitem(last=False)
 
+    def has(self, user: str) -> bool:
+        """True when :meth:`for_sealing` of ``user`` would answer from the cache now."""
+        with self._lock:
+            entry = self._entries.get(user)
+            return entry is not None and (entry[0] is None or entry[1] > time.monotonic())
+
     def for_sealing(self, user: str) -> bytes | None:
         """The user's key, created on first use; None once they are erased."""
         found, missing = self._cached((user,))
@@ -94,13 +101,26 @@ class KeyCache:
         return found.get(user)
 
     def for_opening(self, users: Collection[str]) -> dict[str, bytes | None]:
-        """The keys of ``users``, those not cached fetched in one round trip."""
+        """The keys of ``users``, those not cached fetched in one round trip; a user the
+        store has no row for is left out (and asked again next time)."""
         found, missing = self._cached(set(users))
         if missing:
             fetched = self.store.fetch(missing)
             self._remember(fetched)
             found.update(fetched)
         return found
+
+    def warn_unknown(self, users: Collection[str]) -> None:
+        """Log (at most every 10 s) that sealed fields of ``users`` have no key here."""
+        now = time.monotonic()
+        if now - self._last_unknown_warning < 10.0:
+            return
+        self._last_unknown_warning = now
+        where = getattr(self.store, "database", None)
+        log.error("sealed personal fields of %d user(s) have no data key%s (first: %s): "
+                  "their records are dead-lettered; every producer and consumer reading "
+                  "these topics must use the same privacy.keys_database", len(users),
+                  f" in database {where!r}" if where else "", sorted(users)[0])
 
     def forget(self, users: Collection[str]) -> None:
         with self._lock:
@@ -123,8 +143,13 @@ def open_values(values: Sequence[bytes], keys: KeyCache) -> list[bytes]:
         return list(values)
     found_keys = keys.for_opening({user for _raw, user in sealed.values()})
     out = list(values)
+    unknown: set[str] = set()
     for i, (raw, user) in sealed.items():
-        out[i] = open_sealed(raw, user, found_keys.get(user))
+        if user not in found_keys:
+            unknown.add(user)
+        out[i] = open_sealed(raw, user, found_keys.get(user), unknown=user not in found_keys)
+    if unknown:
+        keys.warn_unknown(unknown)
     return out
 
 
@@ -140,6 +165,21 @@ class ShreddingPublisher:
             return seal(value, self.keys.for_sealing)
         except KeyStoreError as exc:
             # Not published in clear, not published at all: the caller reports a failure.
+            raise PublishError(f"personal fields not sealed: {exc}") from exc
+
+    def ready(self, event_type: str, user: str) -> bool:
+        """True when publishing an event of ``event_type`` keyed by ``user`` asks the key
+        store nothing: no personal field, or the user's key (or its absence) cached."""
+        return (event_type not in EVENT_TYPES or not personal_paths(event_type)
+                or self.keys.has(user))
+
+    def prepare(self, user: str) -> None:
+        """Fetch, or create, ``user``'s key into the cache: the blocking part of
+        :meth:`publish`, for a caller that runs it off its event loop (the API). Raises
+        :class:`PublishError` when the key store does not answer."""
+        try:
+            self.keys.for_sealing(user)
+        except KeyStoreError as exc:
             raise PublishError(f"personal fields not sealed: {exc}") from exc
 
     def publish(self, topic: str, key: str, value: bytes,

@@ -54,6 +54,10 @@ _ERASED: Final[Mapping[str, Callable[[str], Any]]] = {
 # A field that failed authentication (tampered, or sealed for someone else) becomes this
 # object: validation then refuses the record at that field's path and it is dead-lettered.
 UNREADABLE: Final = {"sealed": "failed authentication"}
+# A field of a user the key database has never heard of: sealed by producers that use
+# another key database (a misconfiguration, never an erasure: erasure keeps the user's row).
+# Refused and dead-lettered like UNREADABLE, never read as erased values.
+NO_KEY: Final = {"sealed": "no data key for this user in the key database"}
 
 
 def new_key() -> bytes:
@@ -121,9 +125,10 @@ def sealed_for(raw: bytes) -> tuple[bytes, str] | None:
     return None if found is None else (raw, found.group(1).decode("ascii"))
 
 
-def open_sealed(raw: bytes, user: str, key: bytes | None) -> bytes:
+def open_sealed(raw: bytes, user: str, key: bytes | None, *, unknown: bool = False) -> bytes:
     """``raw`` (from :func:`sealed_for`) with its sealed fields opened, or, with no ``key``
-    (destroyed: the user is erased), replaced by their erased values. Replaced in the bytes,
+    (destroyed: the user is erased), replaced by their erased values; ``unknown`` (no key was
+    ever issued for the user here) makes them :data:`NO_KEY`. Replaced in the bytes,
     without parsing the record; any personal field name is opened wherever it is, since the
     record may be of an older schema version whose personal fields sat elsewhere (upcasting
     runs after this)."""
@@ -136,7 +141,9 @@ def open_sealed(raw: bytes, user: str, key: bytes | None) -> bytes:
         if name not in names:
             return match.group(0)
         value: Any
-        if aead is None:
+        if unknown:
+            value = NO_KEY
+        elif aead is None:
             value = erased_value(name, user)
         else:
             token = match.group(3)
@@ -177,5 +184,5 @@ def _dump(obj: Mapping[str, Any]) -> bytes:
     return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode()
 
 
-__all__ = ["KEY_BYTES", "PREFIX", "UNREADABLE", "erased_value", "new_key", "open_sealed",
+__all__ = ["KEY_BYTES", "NO_KEY", "PREFIX", "UNREADABLE", "erased_value", "new_key", "open_sealed",
            "seal", "sealed_for"]

@@ -9,7 +9,7 @@ new personal data readable again; it seals under no key at all (see ``KeyCache.f
 from __future__ import annotations
 
 import threading
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from typing import Any, Protocol
 
 import psycopg
@@ -28,7 +28,8 @@ class KeyStore(Protocol):
         ...
 
     def fetch(self, users: Collection[str]) -> dict[str, bytes | None]:
-        """Each user's key; None for an erased user or one that never had a key."""
+        """Each user's key; None for an erased user. A user who never had a key is left
+        out: their sealed fields come from producers writing to another key database."""
         ...
 
     def erase(self, users: Collection[str]) -> None:
@@ -54,7 +55,7 @@ class MemoryKeyStore:
     def fetch(self, users: Collection[str]) -> dict[str, bytes | None]:
         with self._lock:
             self.round_trips += 1
-            return {u: self.keys.get(u) for u in users}
+            return {u: self.keys[u] for u in users if u in self.keys}
 
     def erase(self, users: Collection[str]) -> None:
         with self._lock:
@@ -83,17 +84,32 @@ class PostgresKeyStore:
     """Keys in the ``data_keys`` table (migration 0003), one statement per batch of users.
 
     One connection, opened on first use and again after a failure; safe to share between
-    threads (a lock: calls are short and, thanks to the caches in front, rare)."""
+    threads (a lock: calls are short and, thanks to the caches in front, rare). ``prepare``
+    (the schema migration of a separate key database) runs before the first connection, so
+    a process that never meets a personal field never touches the database."""
 
-    def __init__(self, settings: PostgresSettings, *, application_name: str) -> None:
+    def __init__(self, settings: PostgresSettings, *, application_name: str,
+                 prepare: Callable[[], None] | None = None) -> None:
         self._settings = settings
         self._application_name = application_name
+        self._prepare = prepare
         self._conn: psycopg.Connection[Any] | None = None
         self._lock = threading.Lock()
+
+    @property
+    def database(self) -> str:
+        return self._settings.database
 
     def _run(self, sql: str, params: tuple[Any, ...], *, rows: bool) -> list[tuple[Any, ...]]:
         with self._lock:
             try:
+                if self._prepare is not None:
+                    try:
+                        self._prepare()
+                    except Exception as exc:  # the migration's own errors (SQLAlchemy's)
+                        raise KeyStoreError(f"data keys: database {self.database!r} not "
+                                            f"migrated: {type(exc).__name__}: {exc}") from exc
+                    self._prepare = None
                 if self._conn is None or self._conn.closed:
                     self._conn = psycopg.connect(
                         self._settings.dsn(), autocommit=True,
@@ -114,9 +130,8 @@ class PostgresKeyStore:
 
     def fetch(self, users: Collection[str]) -> dict[str, bytes | None]:
         wanted = sorted(set(users))
-        found = {str(u): (bytes(k) if k is not None else None)
-                 for u, k in self._run(_FETCH, (wanted,), rows=True)}
-        return {u: found.get(u) for u in wanted}
+        return {str(u): (bytes(k) if k is not None else None)
+                for u, k in self._run(_FETCH, (wanted,), rows=True)}
 
     def erase(self, users: Collection[str]) -> None:
         if users:
