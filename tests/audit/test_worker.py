@@ -463,7 +463,7 @@ def test_a_redelivered_malformed_receipt_is_dead_lettered_once() -> None:
     assert dead.headers[DeadLetterHeader.CONSUMER.value] == b"audit"
     assert index.count(AuditQuery(kind=DocKind.DEAD_LETTER)) == 1
     # Claimed in the auditor's own namespace, never a sink's.
-    assert claims._claims == {record_claim(original, by="audit")}
+    assert claims._claims == {record_claim(original, by="audit"): None}  # confirmed
     assert record_claim(original, by="audit") != record_claim(original)
 
 

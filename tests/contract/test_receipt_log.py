@@ -3,6 +3,7 @@ event, with their TTL; and the in-memory log answering the same."""
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 from uuid import uuid4
 
@@ -10,7 +11,7 @@ import pytest
 import redis
 
 from polystream.domain.events import Receipt, ReceiptStatus, Sink
-from polystream.receipts import CLAIM_TTL_S, InMemoryReceiptLog, ReceiptLog
+from polystream.receipts import CLAIM_TTL_S, ClaimHeld, InMemoryReceiptLog, ReceiptLog
 from polystream.receipts.redis_log import RedisReceiptLog
 from polystream.settings import Settings
 
@@ -56,20 +57,43 @@ def test_the_in_memory_log_takes_the_same_arguments() -> None:
 
 
 @pytest.mark.stack
-def test_a_claim_is_taken_once_until_given_back(settings: Settings, unique: str) -> None:
+def test_a_claim_is_a_lease_until_confirmed_then_taken_until_given_back(
+        settings: Settings, unique: str) -> None:
     client = redis.Redis.from_url(settings.redis.url, decode_responses=True)
-    logs: list[ReceiptLog] = [RedisReceiptLog(client, prefix=f"t{unique}"), InMemoryReceiptLog()]
+    logs: list[ReceiptLog] = [RedisReceiptLog(client, prefix=f"t{unique}", lease_s=1),
+                              InMemoryReceiptLog(lease_s=1)]
     try:
         for log in logs:
             assert log.claim("dlq:users:0:7") is True
+            with pytest.raises(ClaimHeld):
+                log.claim("dlq:users:0:7")  # leased, its effect not confirmed yet
+            log.confirm(["dlq:users:0:7"])
             assert log.claim("dlq:users:0:7") is False
             log.release("dlq:users:0:7")
             log.release("dlq:users:0:8")  # never claimed: nothing to give back, no error
             assert log.claim("dlq:users:0:7") is True
+            log.confirm(["dlq:users:0:7"])
             assert log.claim("dlq:users:0:7") is False
-        assert 0 < client.ttl(f"t{unique}:claim:dlq:users:0:7") <= CLAIM_TTL_S
+            assert log.claim("dlq:users:0:9") is True  # its holder dies: never confirmed
+        assert 1 < client.ttl(f"t{unique}:claim:dlq:users:0:7") <= CLAIM_TTL_S
+        time.sleep(1.2)
+        for log in logs:
+            assert log.claim("dlq:users:0:9") is True  # the lease ended: free again
+            assert log.claim("dlq:users:0:7") is False
     finally:
         keys = list(client.scan_iter(f"t{unique}:*", count=1000))
         if keys:
             client.delete(*keys)
+        client.close()
+
+
+@pytest.mark.stack
+def test_a_claim_taken_before_leases_existed_counts_as_confirmed(settings: Settings,
+                                                               unique: str) -> None:
+    client = redis.Redis.from_url(settings.redis.url, decode_responses=True)
+    try:
+        client.set(f"t{unique}:claim:dlq:users:0:7", 1, ex=60)  # as the earlier release wrote
+        assert RedisReceiptLog(client, prefix=f"t{unique}").claim("dlq:users:0:7") is False
+    finally:
+        client.delete(f"t{unique}:claim:dlq:users:0:7")
         client.close()

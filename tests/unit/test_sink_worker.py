@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+import time
+from collections.abc import Mapping, Sequence
+from concurrent.futures import Future
 from typing import Any
+
+import pytest
 
 from polystream.bus.memory import InMemoryBroker, InMemoryEventConsumer, InMemoryEventPublisher
 from polystream.bus.partitioner import partition_for
-from polystream.bus.ports import TopicSpec
+from polystream.bus.ports import Delivered, TopicSpec
 from polystream.bus.topology import (
     TOPIC_PARTITIONS,
     DeadLetterHeader,
@@ -18,7 +22,7 @@ from polystream.bus.topology import (
 )
 from polystream.domain.events import Envelope, ReceiptStatus, Sink, encode
 from polystream.domain.examples import example_event
-from polystream.receipts import InMemoryReceiptLog
+from polystream.receipts import ClaimHeld, InMemoryReceiptLog
 from polystream.sinks.ports import DUPLICATE, STORED, Outcome, missing_prerequisite, rejected
 from polystream.sinks.worker import SinkWorker, WorkerConfig
 from polystream.store_errors import PermanentStoreError, TransientStoreError
@@ -445,3 +449,51 @@ def test_the_events_counter_is_labelled_by_event_type_and_invalid_records_by_inv
     assert count("user.registered", "stored") - before["user.registered", "stored"] == 2
     assert count("user.registered", "duplicate") - before["user.registered", "duplicate"] == 1
     assert count("invalid", "dead_lettered") - before["invalid", "dead_lettered"] == 1
+
+
+class _Crash(BaseException):
+    """The process dies here (a BaseException: nothing on the way catches it)."""
+
+
+class _DyingPublisher(InMemoryEventPublisher):
+    """Dies when asked to send a dead letter: after its claim, before any delivery."""
+
+    def publish(self, topic: str, key: str, value: bytes,
+                headers: Mapping[str, bytes] | None = None) -> Future[Delivered]:
+        if topic == Topic.DEADLETTER.value:
+            raise _Crash()
+        return super().publish(topic, key, value, headers)
+
+
+def _postgres_worker(broker: InMemoryBroker, receipts: InMemoryReceiptLog,
+                     publisher: InMemoryEventPublisher) -> SinkWorker:
+    return SinkWorker(
+        sink=Sink.POSTGRES, store=ScriptedStore(Sink.POSTGRES), publisher=publisher,
+        consumer=InMemoryEventConsumer(broker, "g-postgres",
+                                       [t.value for t in topics_for(Sink.POSTGRES)]),
+        receipts=receipts, config=WorkerConfig(batch_size=100, linger_s=0.01,
+                                               backoff_initial_s=0.001, backoff_max_s=0.002))
+
+
+def test_a_worker_dying_between_the_claim_and_the_delivery_loses_no_dead_letter() -> None:
+    """The claim is a lease until Kafka acknowledged the dead letter: the next worker waits
+    for the dead one's lease to end, then sends it, once, and confirms the claim."""
+    broker, _, _, _ = _setup(Sink.POSTGRES)
+    receipts = InMemoryReceiptLog(lease_s=0.3)
+    first = _postgres_worker(broker, receipts, _DyingPublisher(broker))
+    sent = InMemoryEventPublisher(broker).publish(Topic.USERS.value, "u1", b"{not json").result()
+    with pytest.raises(_Crash):
+        first.step()
+    first.consumer.close()  # its session ends: the group hands the partition on
+    name = f"dlq:{Topic.USERS.value}:{sent.partition}:{sent.offset}"
+    with pytest.raises(ClaimHeld):
+        receipts.claim(name)  # taken by the dead worker, never confirmed
+    second = _postgres_worker(broker, receipts, InMemoryEventPublisher(broker))
+    assert second.step().committed is False  # the lease still runs: wait, skip nothing
+    assert _records(broker, Topic.DEADLETTER) == []
+    time.sleep(0.35)
+    _drain(second, 3)
+    [letter] = _records(broker, Topic.DEADLETTER)
+    assert letter.value == b"{not json"
+    assert sum(broker.group_lag("g-postgres", [Topic.USERS.value]).values()) == 0
+    assert receipts.claim(name) is False  # confirmed: a replay does not send it again

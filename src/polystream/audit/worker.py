@@ -168,7 +168,8 @@ class AuditHandler:
         self._dead_letters = DeadLetters(
             Sink.AUDIT.value, topic=config.deadletter_topic,
             claim=claim_log.claim if claim_log is not None else None,
-            release=claim_log.release if claim_log is not None else None)
+            release=claim_log.release if claim_log is not None else None,
+            confirm=claim_log.confirm if claim_log is not None else None)
         self._next_retention = 0.0
         self._fold = ReceiptFold(window_s=config.fold_window_s, max_docs=config.fold_max_docs)
         self._audited: list[Receipt] = []
@@ -219,6 +220,7 @@ class AuditHandler:
             raise NotDurable(str(exc)) from exc
 
     def settle(self) -> None:
+        self._dead_letters.settle_claims()
         if self._audited and self.receipts is not None:
             try:
                 self.receipts.record(self._audited)

@@ -17,6 +17,7 @@ from typing import Protocol
 from uuid import UUID
 
 from polystream.domain.events import Receipt
+from polystream.store_errors import TransientStoreError
 
 RECEIPT_TTL_S = 24 * 3600
 #: The first part of every Redis key (after the prefix) the receipt log writes: the platform's
@@ -24,6 +25,16 @@ RECEIPT_TTL_S = 24 * 3600
 RECEIPT_NAMESPACES = frozenset({"receipt", "claim", "event-owner"})
 # As long as the topics keep records (7 days) and then some: a replay within it is recognised.
 CLAIM_TTL_S = 30 * 24 * 3600
+#: How long a claim not yet confirmed keeps others off it: longer than a live consumer takes
+#: from the claim to the delivery report (its batch, then a flush of at most 30 s), short enough
+#: that the records of a consumer that died holding one wait at most this long for the next.
+CLAIM_LEASE_S = 60
+
+
+class ClaimHeld(TransientStoreError):
+    """The claim is held, not confirmed, by another consumer (or one that died holding it):
+    its effect may or may not have happened yet. Try again later; once the lease ends
+    unconfirmed, the claim is free again."""
 
 
 class ReceiptLog(Protocol):
@@ -38,8 +49,15 @@ class ReceiptLog(Protocol):
         ...
 
     def claim(self, name: str) -> bool:
-        """True the first time ``name`` is claimed (within the retention): makes one-off
-        effects outside the stores, like a dead letter, happen once across replays."""
+        """Makes one-off effects outside the stores, like a dead letter, happen once across
+        replays, and not zero times across crashes. True: ``name`` is the caller's for
+        `CLAIM_LEASE_S`; it must `confirm` it once the effect happened, or `release` it.
+        False: its effect was confirmed (within the retention). Raises `ClaimHeld` while
+        another holder's lease runs."""
+        ...
+
+    def confirm(self, names: Sequence[str]) -> None:
+        """The effects of these claims happened: they stay taken for the retention."""
         ...
 
     def release(self, name: str) -> None:
@@ -58,11 +76,14 @@ class ReceiptLog(Protocol):
 
 
 class InMemoryReceiptLog:
-    def __init__(self, *, ttl_s: float = RECEIPT_TTL_S) -> None:
+    def __init__(self, *, ttl_s: float = RECEIPT_TTL_S,
+                 lease_s: float = CLAIM_LEASE_S) -> None:
         self._data: dict[UUID, dict[str, tuple[float, Receipt]]] = {}
         self._lock = threading.Lock()
         self._ttl = ttl_s
-        self._claims: set[str] = set()
+        self._lease = lease_s
+        # Claim name -> end of its lease (monotonic), or None once confirmed.
+        self._claims: dict[str, float | None] = {}
         self._owners: dict[UUID, tuple[float, str]] = {}
 
     def set_owner(self, event_id: UUID, user_id: str) -> None:
@@ -77,15 +98,25 @@ class InMemoryReceiptLog:
         return found[1]
 
     def claim(self, name: str) -> bool:
+        now = time.monotonic()
         with self._lock:
             if name in self._claims:
-                return False
-            self._claims.add(name)
+                lease_ends = self._claims[name]
+                if lease_ends is None:
+                    return False
+                if now < lease_ends:
+                    raise ClaimHeld(f"claim {name} is held by another consumer")
+            self._claims[name] = now + self._lease
             return True
+
+    def confirm(self, names: Sequence[str]) -> None:
+        with self._lock:
+            for name in names:
+                self._claims[name] = None
 
     def release(self, name: str) -> None:
         with self._lock:
-            self._claims.discard(name)
+            self._claims.pop(name, None)
 
     def record(self, receipts: Sequence[Receipt],
                encoded: Sequence[str] | None = None) -> None:

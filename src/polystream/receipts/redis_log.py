@@ -8,7 +8,7 @@ from uuid import UUID
 import redis
 
 from polystream.domain.events import Receipt, Sink
-from polystream.receipts import CLAIM_TTL_S, RECEIPT_TTL_S
+from polystream.receipts import CLAIM_LEASE_S, CLAIM_TTL_S, RECEIPT_TTL_S, ClaimHeld
 from polystream.store_errors import TransientStoreError
 
 #: Receipts per script call: one command of a few hundred kilobytes at most.
@@ -22,18 +22,34 @@ end
 return #KEYS
 """
 
+# A claim is `pending` (with the lease as its TTL) until confirmed, then `done` (any other
+# value, as written before leases existed, counts as done too). Read and set in one step, so two
+# consumers never both take it.
+_CLAIM = """
+local held = redis.call('GET', KEYS[1])
+if not held then
+  redis.call('SET', KEYS[1], 'pending', 'EX', ARGV[1])
+  return 1
+end
+if held == 'pending' then return 0 end
+return -1
+"""
+
 
 class RedisReceiptLog:
     """One string key per (event, sink): `{prefix}:receipt:{event_id}:{sink}` = the receipt's
     JSON, with a TTL. One `SET … EX` per receipt (a hash would need a second command for its
     TTL), all of a batch's in one script call, and a read is one `MGET` over the four sinks."""
 
-    def __init__(self, client: redis.Redis, *, prefix: str = "ps", ttl_s: int = RECEIPT_TTL_S):
+    def __init__(self, client: redis.Redis, *, prefix: str = "ps", ttl_s: int = RECEIPT_TTL_S,
+                 lease_s: int = CLAIM_LEASE_S):
         self._r = client
         self._prefix = prefix
         self._ttl = ttl_s
+        self._lease = lease_s
         # Loaded on first use, and again after a server restart (redis-py handles NOSCRIPT).
         self._set_all = client.register_script(_SET_ALL)
+        self._claim = client.register_script(_CLAIM)
 
     def _key(self, event_id: UUID, sink: str) -> str:
         return f"{self._prefix}:receipt:{event_id}:{sink}"
@@ -84,8 +100,24 @@ class RedisReceiptLog:
 
     def claim(self, name: str) -> bool:
         try:
-            return bool(self._r.set(f"{self._prefix}:claim:{name}", 1, nx=True,
-                                    ex=CLAIM_TTL_S))
+            taken = int(self._claim(keys=[f"{self._prefix}:claim:{name}"], args=[self._lease]))
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            raise TransientStoreError(f"receipts: redis unavailable: {exc}") from exc
+        except redis.ResponseError as exc:
+            raise TransientStoreError(f"receipts: redis refused: {exc}") from exc
+        if taken == 0:
+            raise ClaimHeld(f"claim {name} is held by another consumer (lease "
+                            f"{self._lease} s)")
+        return taken == 1
+
+    def confirm(self, names: Sequence[str]) -> None:
+        if not names:
+            return
+        try:
+            with self._r.pipeline(transaction=False) as pipe:
+                for name in names:
+                    pipe.set(f"{self._prefix}:claim:{name}", "done", ex=CLAIM_TTL_S)
+                pipe.execute()
         except (redis.ConnectionError, redis.TimeoutError) as exc:
             raise TransientStoreError(f"receipts: redis unavailable: {exc}") from exc
 

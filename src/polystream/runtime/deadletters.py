@@ -17,19 +17,23 @@ take each other's claims:
 
 A claim store that cannot answer (Redis down) makes the batch not durable (`NotDurable`): the
 loop rewinds and tries again after a backoff, so the record is neither skipped nor sent twice.
-The claim is taken before the dead letter is queued, and the loop flushes it before committing.
-A claimed dead letter that Kafka did not take after all (its delivery failed for good, or the
-publisher refused it) gives its claim back (``release``), so the redelivery of its batch sends
-it: the failed delivery makes that batch's flush fail, and the loop rewinds. Claims are given
-back when the outcome is known (a message still queued may yet be delivered) and, when the claim
-store cannot answer, before the next claim. A crash of the process between a claim and the
-delivery still loses that dead letter (see docs/reliability.md, "Open").
+
+A claim is a lease until confirmed. It is taken before the dead letter is queued; once Kafka
+acknowledged the dead letter (the loop's flush, before the commit) the claim is confirmed and
+stays taken for the retention. A dead letter that Kafka did not take after all (its delivery
+failed for good, or the publisher refused it) gives its claim back (``release``), so the
+redelivery of its batch sends it: the failed delivery makes that batch's flush fail, and the
+loop rewinds. A process that dies between a claim and its confirmation leaves a lease that
+nobody confirms: the next consumer of those records waits (rewinds with backoff) while the
+lease runs, then takes the claim and sends the dead letter. Nothing is lost that way; a process
+that dies after Kafka acknowledged the dead letter but before the confirmation makes it go out
+twice (see docs/reliability.md).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 
 from polystream.bus.ports import BulkEventPublisher, Delivered, PublishError, Record
@@ -42,6 +46,8 @@ log = logging.getLogger(__name__)
 
 #: ``claim(name)`` is True the first time ``name`` is claimed.
 Claim = Callable[[str], bool]
+#: ``confirm(names)``: their effects happened, the claims stay taken.
+Confirm = Callable[[Sequence[str]], None]
 #: ``release(name)`` forgets a claim, so the next ``claim(name)`` is True again.
 Release = Callable[[str], None]
 
@@ -60,16 +66,19 @@ def event_claim(sink: str, event_id: object) -> str:
 
 class DeadLetters:
     def __init__(self, consumer: str, *, claim: Claim | None = None,
-                 release: Release | None = None,
+                 release: Release | None = None, confirm: Confirm | None = None,
                  topic: str = Topic.DEADLETTER.value) -> None:
         self.consumer = consumer
         self.topic = topic
         self._claim = claim
         self._release = release
+        self._confirm = confirm
         # Claimed dead letters whose delivery is not known to have succeeded yet.
         self._sent: list[tuple[str, Future[Delivered]]] = []
         # Claims to give back (their dead letter never reached Kafka), oldest first.
         self._owed: list[str] = []
+        # Claims of dead letters Kafka acknowledged, to confirm.
+        self._delivered: list[str] = []
 
     def send(self, publisher: BulkEventPublisher, rec: Record, error: InvalidEvent | str, *,
              detail: str | None = None, event_type: str | None = None,
@@ -81,6 +90,11 @@ class DeadLetters:
         if claimed:
             assert once_as is not None
             self.settle_claims()
+            if once_as in self._delivered:
+                return False  # ours, acknowledged by Kafka; its confirmation is still owed
+            if any(name == once_as for name, _ in self._sent):
+                # Ours and still queued: it may yet fail, and then this record must send it.
+                raise NotDurable(f"dead letter {once_as} still being delivered")
             if not self._claimed(once_as):
                 return False
         headers = dead_letter_headers(error, topic=rec.topic, partition=rec.partition,
@@ -102,16 +116,26 @@ class DeadLetters:
         return True
 
     def settle_claims(self) -> None:
-        """Give back the claims of dead letters whose delivery failed; raises `NotDurable` when
-        the claim store cannot answer (they stay owed). The loop calls it through the handler
-        when it rewinds; `send` calls it before each claim."""
+        """Confirm the claims of dead letters Kafka acknowledged and give back those whose
+        delivery failed; raises `NotDurable` when the claim store cannot answer (they stay
+        owed). The handlers call it after the loop's flush and when the loop rewinds; `send`
+        calls it before each claim."""
         undecided: list[tuple[str, Future[Delivered]]] = []
         for name, delivery in self._sent:
             if not delivery.done():
                 undecided.append((name, delivery))  # still queued: it may yet be delivered
             elif delivery.exception() is not None:
                 self._owed.append(name)
+            else:
+                self._delivered.append(name)
         self._sent = undecided
+        if self._delivered and self._confirm is not None:
+            try:
+                self._confirm(self._delivered)
+            except TransientStoreError as exc:
+                raise NotDurable(f"{len(self._delivered)} dead-letter claim(s) not confirmed: "
+                                 f"{exc}") from exc
+            self._delivered = []
         release = self._release
         while self._owed and release is not None:
             name = self._owed[0]
@@ -127,8 +151,8 @@ class DeadLetters:
         try:
             self.settle_claims()
         except NotDurable as exc:
-            log.warning("%s: %d dead-letter claim(s) to give back later: %s", self.consumer,
-                        len(self._owed), exc)
+            log.warning("%s: %d dead-letter claim(s) to give back and %d to confirm later: "
+                        "%s", self.consumer, len(self._owed), len(self._delivered), exc)
 
     def _claimed(self, name: str) -> bool:
         assert self._claim is not None

@@ -136,7 +136,8 @@ class SinkHandler:
         self._types = frozenset(event_types_for(sink))
         self._others = frozenset(EVENT_TYPES) - self._types
         self._dead_letters = DeadLetters(sink.value, claim=receipts.claim if receipts else None,
-                                         release=receipts.release if receipts else None)
+                                         release=receipts.release if receipts else None,
+                                         confirm=receipts.confirm if receipts else None)
         self._gate = ProgressGate(
             {t.value: [u.value for u in ups] for t, ups in UPSTREAM_TOPICS.items()},
             grace_s=config.prerequisite_grace_s, check_every_s=config.defer_retry_s)
@@ -310,7 +311,9 @@ class SinkHandler:
                      self.sink.value, len(self._deferred), len(settled))
 
     def settle(self) -> None:
-        """The receipts go to the receipt log once the batch and its receipts are durable."""
+        """The receipts go to the receipt log once the batch and its receipts are durable; the
+        claims of the dead letters Kafka acknowledged are confirmed."""
+        self._dead_letters.settle_claims()
         if self.receipts is not None and self._unsettled:
             try:
                 self.receipts.record(self._unsettled, self._unsettled_json)
