@@ -13,7 +13,6 @@ from polystream.audit.memory import InMemoryAuditIndex
 from polystream.audit.ports import IndexFailure
 from polystream.audit.worker import AuditConfig
 from polystream.bus.ports import Record
-from polystream.bus.topology import Topic
 from polystream.domain.events import Envelope, ReceiptStatus, Sink, event_types_for
 from polystream.domain.examples import example_event
 
@@ -238,23 +237,3 @@ def test_a_full_poll_makes_the_auditor_hold_longer() -> None:
     time.sleep(0.02)
     worker.step()
     assert worker.handler.waiting == 0 and index.get(late.event_id) is not None
-
-
-def test_receipts_read_far_ahead_of_their_events_pause_the_receipts_partitions() -> None:
-    bus, index = Bus(), CountingIndex()
-    events = [example_event("playback.progress") for _ in range(6)]
-    for env in events:
-        receipts_for(bus, env)
-    config = AuditConfig(batch_size=100, linger_s=0.005, fold_window_s=30.0, fold_max_docs=8)
-    worker = bus.auditor(index, "audit-pace", config=config)
-    worker.step()
-    paused = worker.consumer._member.paused  # type: ignore[attr-defined]
-    assert worker.handler.waiting == 6 and index.items == []
-    assert paused and {topic for topic, _ in paused} == {Topic.RECEIPTS.value}, (
-        "more than half the fold's room holds receipts alone: their partitions pause")
-
-    bus.publish(*events)
-    drain(worker)
-    assert not paused, "their events came: the receipts partitions flow again"
-    assert len(index.items) == 6 and all(isinstance(i, EventDoc) for i in index.items)
-    assert bus.lag("audit-pace") == 0

@@ -139,10 +139,6 @@ class ReceiptFold:
     def __len__(self) -> int:
         return len(self._held)
 
-    def receipts_waiting(self) -> int:
-        """Documents held with receipts only: read before their event."""
-        return sum(1 for held in self._held.values() if not held.has_event)
-
     @property
     def enabled(self) -> bool:
         return self.window_s > 0

@@ -173,8 +173,6 @@ class AuditHandler:
             claim=claim_log.claim if claim_log is not None else None,
             release=claim_log.release if claim_log is not None else None)
         self._next_retention = 0.0
-        # Receipts partitions paused while too many receipts wait for their events.
-        self._paused: set[tuple[str, int]] = set()
         self._fold = ReceiptFold(window_s=config.fold_window_s, max_docs=config.fold_max_docs,
                                  backlog_window_s=config.fold_backlog_window_s)
         self._audited: list[Receipt] = []
@@ -195,13 +193,11 @@ class AuditHandler:
 
     def forget(self, owned: set[tuple[str, int]]) -> None:
         self._fold.forget(owned)
-        self._paused &= owned
 
     def reset(self, ctx: BatchContext) -> None:
         self._dead_letters.rewound()
         self._audited = []
         self._fold.clear()
-        self._resume_all(ctx.consumer)
 
     @property
     def waiting(self) -> int:
@@ -220,7 +216,6 @@ class AuditHandler:
             return
         try:
             self._process(records, self.stats)
-            self._pace(ctx.consumer)
             s = self.stats
             note_batch({"events": s.events, "receipts": s.receipts,
                         "dead_letters": s.dead_letters, "invalid": s.invalid,
@@ -238,36 +233,6 @@ class AuditHandler:
             except StoreError as exc:
                 raise NotDurable(f"receipts not recorded: {exc}") from exc
         self._audited = []
-
-    def _pace(self, consumer: EventConsumer) -> None:
-        """Pause the receipts partitions while more than half the fold's room is taken by
-        receipts read before their events. Reading a backlog, librdkafka hands over up to a
-        megabyte per partition per fetch, so the receipts (~250 B) run ahead of the events
-        (~575 B) they belong to; past the fold's cap they would go out alone, each a scripted
-        upsert, and their events' ``create`` would then fail and need a scripted merge too.
-        Paused, the event partitions get the whole fetch and complete the waiting documents.
-        A receipt always follows its event onto the topics, so the events it waits for are
-        there to read (a receipt of an event indexed before a restart leaves with the window).
-        """
-        if not self._fold.enabled:
-            return
-        limit = self.config.fold_max_docs // 2
-        waiting = self._fold.receipts_waiting()
-        if waiting > limit:
-            hold = {tp for tp in consumer.assignment()
-                    if tp[0] == self.config.receipts_topic} - self._paused
-            if hold:
-                consumer.pause(sorted(hold))
-                self._paused |= hold
-                log.info("auditor: %d receipts wait for their events, pausing the receipts "
-                         "partitions", waiting)
-        elif self._paused and waiting <= limit // 2:
-            self._resume_all(consumer)
-
-    def _resume_all(self, consumer: EventConsumer) -> None:
-        if self._paused:
-            consumer.resume(sorted(self._paused))
-            self._paused.clear()
 
     def _maybe_apply_retention(self) -> None:
         if time.monotonic() < self._next_retention:
