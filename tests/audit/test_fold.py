@@ -186,3 +186,54 @@ def test_folding_off_writes_at_once() -> None:
     doc = event_document(example_event("playback.progress"), None, secret=SECRET)
     assert not fold.hold_event(_record("t", 0, 1), doc, None)
     assert len(fold) == 0
+
+
+def test_behind_the_longer_window_holds_and_caught_up_the_short_one_releases() -> None:
+    now = [0.0]
+    fold = ReceiptFold(window_s=2.0, max_docs=100, backlog_window_s=30.0,
+                       clock=lambda: now[0])
+    doc = event_document(example_event("playback.progress"), None, secret=SECRET)
+    fold.behind(True)
+    assert fold.hold_event(_record("t", 0, 1), doc, None)
+    now[0] += 5.0
+    assert not fold.due() and fold.release() == [], (
+        "behind, a document waits past the short window for its receipts")
+    now[0] += 26.0
+    assert fold.due() and len(fold.release()) == 1, "the backlog window ends too"
+
+    other = event_document(example_event("playback.progress"), None, secret=SECRET)
+    assert fold.hold_event(_record("t", 0, 2), other, None)
+    now[0] += 5.0
+    assert fold.release() == []
+    fold.behind(False)
+    assert fold.due() and len(fold.release()) == 1, "caught up, the short window applies"
+
+
+def test_a_full_poll_makes_the_auditor_hold_longer() -> None:
+    bus, index = Bus(), CountingIndex()
+    first = [example_event("playback.progress") for _ in range(4)]
+    then = [example_event("playback.progress") for _ in range(4)]
+    bus.publish(*first)
+    config = AuditConfig(batch_size=4, linger_s=0.005, fold_window_s=0.01,
+                         fold_backlog_window_s=30.0)
+    worker = bus.auditor(index, "audit-behind", config=config)
+    worker.step()
+    time.sleep(0.02)
+    bus.publish(*then)
+    worker.step()
+    assert index.items == [] and worker.handler.waiting == 8, (
+        "the polls were full: past the short window, the documents wait for their receipts")
+    for env in first + then:
+        receipts_for(bus, env)
+    drain(worker)
+    assert worker.handler.waiting == 0 and bus.lag("audit-behind") == 0
+    assert len(index.items) == 8 and all(isinstance(i, EventDoc) for i in index.items)
+
+    # Caught up (an empty poll), the short window applies again.
+    late = example_event("playback.progress")
+    bus.publish(late)
+    worker.step()
+    assert worker.handler.waiting == 1
+    time.sleep(0.02)
+    worker.step()
+    assert worker.handler.waiting == 0 and index.get(late.event_id) is not None

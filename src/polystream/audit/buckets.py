@@ -21,7 +21,9 @@ def iso(moment: datetime) -> str:
     (the lineage merge relies on it)."""
     if moment.tzinfo is None:
         raise ValueError("naive datetime")
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    # isoformat is C and several times faster than strftime (called a few times per audited
+    # record); with a four-digit year the text is the same as strftime's %Y-%m-%dT%H:%M:%S.%fZ.
+    return moment.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 def parse_iso(text: str) -> datetime:

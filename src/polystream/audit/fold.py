@@ -9,6 +9,17 @@ document (with the receipts that came with it) for at most ``window_s``, and wri
 single ``create`` as soon as every expected receipt is in, or when the window ends, or when
 more than ``max_docs`` are waiting (oldest first).
 
+While the auditor is behind (its polls come back full: a backlog, or a pipeline publishing
+faster than it indexes), the window is ``backlog_window_s`` instead. Reading a backlog, a
+receipt is thousands of records away from its event (librdkafka hands over a partition's
+fetched records in runs, and the small receipts partitions are read ahead of the event
+partitions), far more than ``window_s`` of reading; with the short window most documents went
+out without their receipts, and each receipt then cost a scripted update (or the receipt came
+first, created the document, and the event's ``create`` failed with 409 and needed a merge of
+its own). Measured on a 20,000-event backlog: 2,100 records/s with the 2 s window, 8,000/s
+holding for up to 30 s. Freshness does not suffer: a complete document is written as soon as
+its last receipt is read, and once the auditor has caught up the short window applies again.
+
 The guarantees do not move: records of a held document are not committed (`held` keeps their
 partitions' commits below them), a rewind drops everything held (it is read again), a revoked
 partition's records are dropped from what is held (their new owner reads them again). A
@@ -87,6 +98,10 @@ class _Offsets:
         if not live[rec.offset]:
             del live[rec.offset]
 
+    def partitions(self) -> set[TP]:
+        """Partitions with at least one record held."""
+        return {tp for tp, live in self._live.items() if live}
+
     def lowest(self) -> dict[TP, int]:
         out: dict[TP, int] = {}
         for tp, heap in self._heaps.items():
@@ -103,11 +118,13 @@ class _Offsets:
 
 
 class ReceiptFold:
-    def __init__(self, *, window_s: float, max_docs: int,
+    def __init__(self, *, window_s: float, max_docs: int, backlog_window_s: float = 0.0,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.window_s = window_s
+        self.backlog_window_s = max(window_s, backlog_window_s)
         self.max_docs = max_docs
         self._clock = clock
+        self._behind = False
         self._expected = expected_receipts()
         # Insertion order is arrival order: the oldest first.
         self._held: dict[Key, Held] = {}
@@ -125,6 +142,13 @@ class ReceiptFold:
     @property
     def enabled(self) -> bool:
         return self.window_s > 0
+
+    def behind(self, behind: bool) -> None:
+        """Whether the consumer is behind (its last poll was full): the longer window holds."""
+        self._behind = behind
+
+    def _window(self) -> float:
+        return self.backlog_window_s if self._behind else self.window_s
 
     def _add(self, key: Key, held: Held, record: Record, item: IndexItem) -> None:
         held.add(record, item)
@@ -172,7 +196,7 @@ class ReceiptFold:
         else:
             ready = list(self._ready)
             chosen = set(ready)
-            cutoff = self._clock() - self.window_s
+            cutoff = self._clock() - self._window()
             over = len(self._held) - len(chosen) - self.max_docs
             for key, held in self._held.items():
                 if held.since > cutoff and over <= 0:
@@ -199,13 +223,17 @@ class ReceiptFold:
         if self._ready:
             return True
         oldest = next(iter(self._held.values()))
-        return self._clock() - oldest.since >= self.window_s
+        return self._clock() - oldest.since >= self._window()
 
     def held_offsets(self) -> Mapping[TP, int]:
         return self._offsets.lowest()
 
     def forget(self, owned: Iterable[TP]) -> None:
         keep = set(owned)
+        if self._offsets.partitions() <= keep:
+            # Called after every poll: with nothing revoked there is nothing to look at, and
+            # scanning thousands of held documents each time was 40 % of the auditor's CPU.
+            return
         for key in list(self._held):
             held = self._held[key]
             parts = [(rec, item) for rec, item in held.parts

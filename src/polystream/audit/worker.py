@@ -114,6 +114,9 @@ class AuditConfig:
     #: Longest a new event document waits for its stores' receipts so that it is written
     #: once (`audit.fold`); 0 writes every item in the batch that read it.
     fold_window_s: float = 0.0
+    #: The window while the auditor is behind (its polls come back full), when folding is on:
+    #: in a backlog a receipt is read far from its event (`audit.fold`).
+    fold_backlog_window_s: float = 30.0
     #: Most event documents waiting at once; beyond, the oldest are written.
     fold_max_docs: int = 20_000
 
@@ -171,7 +174,8 @@ class AuditHandler:
             release=claim_log.release if claim_log is not None else None,
             confirm=claim_log.confirm if claim_log is not None else None)
         self._next_retention = 0.0
-        self._fold = ReceiptFold(window_s=config.fold_window_s, max_docs=config.fold_max_docs)
+        self._fold = ReceiptFold(window_s=config.fold_window_s, max_docs=config.fold_max_docs,
+                                 backlog_window_s=config.fold_backlog_window_s)
         self._audited: list[Receipt] = []
         self._stop = threading.Event()
         self._publisher: BulkEventPublisher | None = None
@@ -180,6 +184,9 @@ class AuditHandler:
     # ----------------------------------------------------------------- BatchHandler
 
     def wants_idle_call(self) -> bool:
+        # Asked after a poll that brought nothing: the auditor has caught up, so documents
+        # held for their receipts go back to the short window.
+        self._fold.behind(False)
         return time.monotonic() >= self._next_retention or self._fold.due()
 
     def held(self) -> Mapping[tuple[str, int], int]:
@@ -205,6 +212,7 @@ class AuditHandler:
         self._stop, self._publisher = ctx.stop, ctx.publisher
         self._maybe_apply_retention()
         self.stats = AuditBatchStats(records=len(records))
+        self._fold.behind(len(records) >= self.config.batch_size)
         if not records and not self._fold.due():
             return
         try:
