@@ -100,13 +100,13 @@ def audit_secret(settings: Settings) -> bytes:
 
 
 @dataclass
-class AuditConfig:
+class AuditConfig(LoopConfig):
+    """The consumer loop's settings (batching, backoff, flush) plus what the auditor adds."""
+
+    #: Larger than a sink's: one `_bulk` request per batch, and OpenSearch likes them large.
     batch_size: int = 1000
-    linger_s: float = 0.05
     #: Bulk attempts for items the index rejects with a retryable status, inside one batch.
     retry_attempts: int = 4
-    backoff_initial_s: float = 0.1
-    backoff_max_s: float = 5.0
     receipts_topic: str = Topic.RECEIPTS.value
     deadletter_topic: str = Topic.DEADLETTER.value
     #: How often `run` applies the retention policy (deleting old monthly indices).
@@ -439,9 +439,7 @@ class AuditWorker(ConsumerLoop):
             name="auditor", consumer=consumer, publisher=publisher,
             handler=AuditHandler(index=index, secret=secret, config=cfg, receipts=receipts,
                                  claims=claims, clock=clock),
-            config=LoopConfig(batch_size=cfg.batch_size, linger_s=cfg.linger_s,
-                              backoff_initial_s=cfg.backoff_initial_s,
-                              backoff_max_s=cfg.backoff_max_s))
+            config=cfg)
         self.totals = AuditBatchStats()
 
     def step(self) -> AuditBatchStats:  # type: ignore[override]
